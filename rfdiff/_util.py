@@ -1,0 +1,58 @@
+"""Small shared helpers: local float64, input validation, chunking."""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import jax
+import numpy as np
+
+
+def x64(fn: Callable) -> Callable:
+    """Run ``fn`` with float64 enabled locally (the user's global JAX setting is untouched)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return ``value`` as int, or raise ValueError naming ``name`` if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value) -> float:
+    """Return ``value`` as float, or raise ValueError naming ``name`` if it is not finite and > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
+def check_finite_array(name: str, x) -> np.ndarray:
+    """Raise ValueError naming ``name`` if ``x`` has a non-finite entry."""
+    arr = np.asarray(x)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+    return arr
+
+
+def row_chunks(n_rows: int, chunk: int):
+    """Yield slices covering ``range(n_rows)`` in blocks of at most ``chunk`` rows."""
+    for start in range(0, n_rows, chunk):
+        yield slice(start, min(start + chunk, n_rows))
+
+
+def gauss_hermite(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of Gauss–Hermite quadrature for the standard normal (weights sum to 1)."""
+    z, w = np.polynomial.hermite_e.hermegauss(order)
+    return z, w / math.sqrt(2.0 * math.pi)

@@ -1,0 +1,91 @@
+"""Atomic saving of results (JSON + NPZ) with the metadata needed to reproduce them."""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+_PACKAGES = ("rfdiff", "jax", "jaxlib", "numpy", "scipy", "optax", "matplotlib")
+
+
+def run_metadata() -> dict:
+    """Library versions, Python, platform, CPU count, JAX backend, x64 flag and git commit."""
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"versions": versions, "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
+            "jax_devices": [str(d) for d in jax.devices()], "x64_global": bool(jax.config.jax_enable_x64),
+            "git_commit": commit}
+
+
+def to_jsonable(obj):
+    """Recursively turn numpy/jax scalars and arrays into JSON types (non-finite floats → None)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return to_jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON atomically (temp file + rename)."""
+    path = Path(path)
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda fh: fh.write(text.encode()))
+    return path
+
+
+def save_npz(path, arrays: dict) -> Path:
+    """Write arrays to a compressed NPZ atomically."""
+    path = Path(path)
+    _atomic_write(path, lambda fh: np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()}))
+    return path
+
+
+def save_figure(fig, stem) -> list[Path]:
+    """Save a matplotlib figure as ``stem.png`` and ``stem.pdf`` atomically."""
+    out = []
+    for ext in ("png", "pdf"):
+        path = Path(f"{stem}.{ext}")
+        _atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight"))
+        out.append(path)
+    return out

@@ -1,0 +1,135 @@
+"""Configuration and construction of one RF-score problem at a fixed diffusion time (SPEC §1–2)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._util import check_positive, check_positive_int, x64
+from .activations import get_activation
+from .data import GaussianMixture, gaussian_spectrum, isotropic, subspace, two_class_mixture
+from .features import features, init_W
+from .matrices import FeatureMoments, population_matrices, train_matrices
+from .metrics import empirical_score
+
+DATA_KINDS = ("isotropic", "spectrum", "power_law", "mixture", "subspace")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Which P_0 to use (SPEC §1). ``kind`` ∈ DATA_KINDS.
+
+    isotropic: N(0, σ_x² I); spectrum: atoms [(λ, weight), ...]; power_law: λ_k ∝ k^{-alpha}
+    (Tr Σ/d = σ_x²); mixture: ½N(μ, σ_x² I) + ½N(-μ, σ_x² I) with ‖μ‖ = mu_norm;
+    subspace: variance σ_x² on a random D-dimensional subspace.
+    """
+
+    kind: str = "isotropic"
+    sigma_x: float = 1.0
+    atoms: Optional[tuple[tuple[float, float], ...]] = None
+    alpha: float = 1.0
+    mu_norm: float = 1.0
+    D: Optional[int] = None
+    basis: str = "axis"
+
+    def __post_init__(self):
+        if self.kind not in DATA_KINDS:
+            raise ValueError(f"unknown data kind {self.kind!r}; valid: {', '.join(DATA_KINDS)}")
+        check_positive("sigma_x", self.sigma_x)
+
+    def build(self, d: int, key: jax.Array) -> GaussianMixture:
+        """The GaussianMixture this spec describes in dimension d."""
+        if self.kind == "isotropic":
+            return isotropic(d, self.sigma_x)
+        if self.kind == "spectrum":
+            atoms = self.atoms or ((0.5, 0.5), (1.5, 0.5))
+            return gaussian_spectrum(d, atoms=atoms, basis=self.basis, key=key)
+        if self.kind == "power_law":
+            return gaussian_spectrum(d, power_law=self.alpha, sigma_x=self.sigma_x, basis=self.basis, key=key)
+        if self.kind == "mixture":
+            return two_class_mixture(d, self.mu_norm, self.sigma_x**2)
+        return subspace(d, self.D or max(1, d // 4), self.sigma_x, basis="random", key=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class RFConfig:
+    """One RF-score problem: sizes, diffusion time, activation, data and seed (SPEC §1)."""
+
+    d: int = 64
+    p: int = 4096
+    n: int = 512
+    t: float = 0.1
+    activation: str = "tanh"
+    data: DataSpec = DataSpec()
+    seed: int = 0
+    tol: float = 1e-8          # Mehler truncation tolerance for U, Ũ
+    n_emp: int = 4096          # Monte Carlo points for the empirical-score distance
+
+    def __post_init__(self):
+        for name in ("d", "p", "n", "n_emp"):
+            check_positive_int(name, getattr(self, name))
+        check_positive("t", self.t)
+        check_positive("tol", self.tol)
+        get_activation(self.activation)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def psi_p(self) -> float:
+        return self.p / self.d
+
+    @property
+    def psi_n(self) -> float:
+        return self.n / self.d
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RFProblem:
+    """Everything the exact dynamics needs: W, the training set, U, V, Ũ, Ṽ, Fisher information J
+    of P_t, and the Monte Carlo moments of the empirical score (cross term and mean square)."""
+
+    config: RFConfig
+    data: GaussianMixture
+    W: jnp.ndarray
+    X: jnp.ndarray
+    train: FeatureMoments
+    pop: FeatureMoments
+    fisher: float
+    emp_cross: jnp.ndarray     # E_y[φ(y) s_emp(y)ᵀ] (p, d), y ~ P_t
+    emp_sq: float              # E_y ‖s_emp(y)‖²
+
+
+@x64
+def empirical_score_moments(key, W, X, data: GaussianMixture, t: float, activation, n_mc: int):
+    """Monte Carlo E_y[φ(y) s_emp(y)ᵀ] and E_y‖s_emp(y)‖² over y ~ P_t (for the distance to the empirical score)."""
+    kx, kn = jax.random.split(key)
+    Y = math.exp(-t) * data.sample(kx, n_mc) + math.sqrt(-math.expm1(-2 * t)) * jax.random.normal(kn, (n_mc, data.d))
+    S = empirical_score(Y, X, t)
+    phi = features(W, Y, activation)
+    return phi.T @ S / n_mc, float(jnp.mean(jnp.sum(S * S, axis=1)))
+
+
+@x64
+def build_problem(config: RFConfig, X: Optional[jnp.ndarray] = None) -> RFProblem:
+    """Draw W and the training set from ``config.seed`` and compute the exact matrices (SPEC §2)."""
+    key = jax.random.PRNGKey(config.seed)
+    k_data, k_w, k_x, k_emp, k_j = jax.random.split(key, 5)
+    data = config.data.build(config.d, k_data)
+    W = init_W(k_w, config.p, config.d, dtype=jnp.float64)
+    if X is None:
+        X = data.sample(k_x, config.n)
+    X = jnp.asarray(X, dtype=jnp.float64)
+    if X.shape != (config.n, config.d):
+        raise ValueError(f"X must have shape (n, d) = ({config.n}, {config.d}), got {X.shape}")
+    train = train_matrices(W, X, config.t, config.activation, tol=config.tol)
+    pop = population_matrices(W, data, config.t, config.activation, tol=config.tol)
+    fisher, _ = data.noised(config.t).fisher_information(k_j)
+    cross, sq = empirical_score_moments(k_emp, W, X, data, config.t, config.activation, config.n_emp)
+    return RFProblem(config, data, W, X, train, pop, fisher, cross, sq)

@@ -1,0 +1,50 @@
+"""The main job experiments/rf_timescales.py: outputs, determinism, validation."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("rf_timescales", ROOT / "experiments" / "rf_timescales.py")
+rf_timescales = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rf_timescales)
+
+SMALL = ["--p", "128", "--n", "16", "--d", "16", "--n-tau", "40", "--no-progress", "--no-theory"]
+
+
+def run(tmp_path, *extra, name="run"):
+    rc = rf_timescales.main(SMALL + ["--out", str(tmp_path), "--name", name, *extra])
+    return rc, tmp_path / f"{name}.json"
+
+
+def test_outputs_and_determinism(tmp_path):
+    rc, path = run(tmp_path, name="a")
+    assert rc == 0
+    res = json.loads(path.read_text())
+    for f in ("a.npz", "a.png", "a.pdf"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert res["config"]["p"] == 128 and res["metadata"]["versions"]["jax"]
+    ts = res["timescales"]
+    assert 0 < ts["tau_gen"]["tau_gen"] < ts["tau_mem"]["tau_mem"]
+    arr = np.load(tmp_path / "a.npz")
+    assert arr["tau"].shape == (40,) and np.all(np.isfinite(arr["test_loss"]))
+    np.testing.assert_allclose(res["final"]["train_loss"], arr["train_loss"][-1])
+    rc, path_b = run(tmp_path, "--no-plot", name="b")
+    res_b = json.loads(path_b.read_text())
+    for k in ("timescales", "final", "matrices", "spectrum", "min_score_error"):
+        assert res[k] == res_b[k], k  # same seed → identical numbers
+    rc, path_c = run(tmp_path, "--no-plot", "--seed", "1", name="c")
+    assert json.loads(path_c.read_text())["final"] != res["final"]
+
+
+@pytest.mark.parametrize("bad,word", [(["--p", "0"], "p"), (["--n", "-3"], "n"), (["--d", "0"], "d"),
+                                      (["--t", "0"], "t"), (["--t", "nan"], "t"),
+                                      (["--activation", "softsign"], "activation"), (["--data", "cubes"], "data")])
+def test_invalid_inputs_fail_cleanly(tmp_path, capsys, bad, word):
+    out = tmp_path / "out"
+    rc = rf_timescales.main(SMALL + ["--out", str(out)] + bad)
+    assert rc == 2
+    assert word in capsys.readouterr().err
+    assert not out.exists()  # nothing written on failure
