@@ -29,7 +29,7 @@ from .diffusion import delta
 def _eigh(U: np.ndarray):
     """Symmetric eigendecomposition; LAPACK's divide-and-conquer on CPU (≈2x faster than jnp here)."""
     if jax.default_backend() == "cpu":
-        lam, Q = scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=False)
+        lam, Q = scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=True)
         return jnp.asarray(lam), jnp.asarray(Q)
     return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
 
@@ -137,11 +137,10 @@ class ExactDynamics:
 def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[float] = None,
                    emp_cross=None, emp_sq: Optional[float] = None) -> ExactDynamics:
     """Eigendecompose U once and precompute every quadratic form the curves need (SPEC §3)."""
-    U = jnp.asarray(U, dtype=jnp.float64)
     V = jnp.asarray(V, dtype=jnp.float64)
     p, d = V.shape
-    if U.shape != (p, p):
-        raise ValueError(f"U must be ({p}, {p}) to match V {V.shape}, got {U.shape}")
+    if np.shape(U) != (p, p):
+        raise ValueError(f"U must be ({p}, {p}) to match V {V.shape}, got {np.shape(U)}")
     t = check_positive("t", t)
     lam, Q = _eigh(U)
     n_neg = int(jnp.sum(lam < 0))

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_finite_array, check_positive, check_positive_int, x64
+from ._util import check_finite_array, check_positive, check_positive_int, row_chunks, x64
 from .activations import get_activation, smoothed_derivatives
 from .data import GaussianMixture
 from .diffusion import delta
@@ -35,7 +35,7 @@ class FeatureMoments:
     ``info``: further diagnostics (JSON-able).
     """
 
-    U: jnp.ndarray
+    U: np.ndarray | jnp.ndarray  # (p, p); numpy for the exact constructions (one buffer, no copies)
     V: jnp.ndarray
     order: int | None
     trunc_error: float
@@ -102,6 +102,24 @@ def _choose_order(G, Gw, F, tol, rows):
     return Kmax, float(tail[Kmax + 1]), norms
 
 
+def _assemble(G, Gw, F, diag, block):
+    """U from row blocks into one preallocated array (one p×p buffer), exact diagonal, symmetrised in place."""
+    p = F.shape[0]
+    b = max(1, min(p, block))
+    U = np.empty((p, p))
+    for sl in row_chunks(p, b):
+        acc, _ = _mehler_rows(G, Gw, F[sl], F, G[:, sl])
+        U[sl] = np.asarray(acc)
+    for i in row_chunks(p, b):  # average the two triangles block by block (round-off asymmetry)
+        for j in row_chunks(p, b):
+            if j.start > i.start:
+                avg = 0.5 * (U[i, j] + U[j, i].T)
+                U[i, j] = avg
+                U[j, i] = avg.T
+    U[np.diag_indices(p)] = diag
+    return U
+
+
 def _choose_quad_order(act, M, s, w, F, K, quad_order, tol, rows):
     """Smallest Gauss–Hermite size (quad_order·1.5^j, ≤ 240) whose subsample Mehler block changes < tol/10."""
     Ms, ss, Fs = M[rows], s[rows], F[rows]
@@ -133,16 +151,7 @@ def _mehler_moment(act, M, weights, F, tol, max_order, quad_order, block, sample
     Gw = G * w
     K, err, term_norm = _choose_order(G, Gw, F, tol, rows)
     G, Gw = G[: K + 1], Gw[: K + 1]
-    b = max(1, min(p, block))
-    blocks = []
-    for start in range(0, p, b):
-        stop = min(start + b, p)
-        acc, _ = _mehler_rows(G, Gw, F[start:stop], F, G[:, start:stop])
-        blocks.append(acc)
-    U = jnp.concatenate(blocks, axis=0)
-    diag = m2 @ w
-    U = U.at[jnp.arange(p), jnp.arange(p)].set(diag)
-    U = 0.5 * (U + U.T)
+    U = _assemble(G, Gw, F, np.asarray(m2 @ w), block)
     g1 = G[1] @ w
     diag_info = {"term_norms": [float(x) for x in term_norm], "quad_order": Q, "quad_error": quad_err}
     return U, g1, K, err + quad_err, diag_info
@@ -199,13 +208,13 @@ def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", t
     dt = delta(t)
     means, factors = data.noised(t).preactivation_moments(W)
     p, d = W.shape
-    U = jnp.zeros((p, p))
+    U = np.zeros((p, p))
     g1 = jnp.zeros(p)
     orders, errs, quads = [], [], []
     for c, pi_c in enumerate(data.weights):
         Uc, g1c, K, err, diag = _mehler_moment(act, means[c][:, None], np.ones(1), factors[c], tol,
                                             max_order, quad_order, block, sample_rows)
-        U = U + pi_c * Uc
+        U += pi_c * Uc
         g1 = g1 + pi_c * g1c
         orders.append(K)
         errs.append(err)
