@@ -34,6 +34,11 @@ def parse_args(argv=None):
     ap.add_argument("--mem-frac", type=float, default=0.5, help="τ_mem: gen. gap reaches this fraction of its final value")
     ap.add_argument("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gen. gap reaches this value")
     ap.add_argument("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
+    ap.add_argument("--method", choices=("auto", "dense", "lanczos"), default="auto",
+                    help="dense eigendecomposition, or matrix-free block Lanczos + SLQ (auto: lanczos for p > 8192)")
+    ap.add_argument("--lanczos-steps", type=int, default=24, help="block-Lanczos steps (basis size = steps·d)")
+    ap.add_argument("--slq-probes", type=int, default=16, help="SLQ probe vectors for the spectrum (lanczos method)")
+    ap.add_argument("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (lanczos method)")
     ap.add_argument("--no-theory", action="store_true", help="skip the theoretical predictions")
     ap.add_argument("--no-plot", action="store_true", help="skip the figure")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -72,7 +77,7 @@ def theory_prediction(cfg, problem, taus):
     return out
 
 
-def make_figure(curves, spectrum, ts, theory, cfg):
+def make_figure(curves, spectrum, spectrum_w, ts, theory, cfg):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -102,9 +107,14 @@ def make_figure(curves, spectrum, ts, theory, cfg):
                           label=f"{lab} theory = {theory[key]:.3g}")
         a.legend(fontsize=7)
     ax = axes[2]
-    lam = spectrum[spectrum > 0]
+    keep = spectrum > 0
+    lam = spectrum[keep]
     bins = np.logspace(np.log10(lam.min()) - 0.05, np.log10(lam.max()) + 0.05, 120)
-    ax.hist(lam, bins=bins, color="C0", alpha=0.7, label="eigenvalues of U (exact)")
+    if spectrum_w is None:
+        ax.hist(lam, bins=bins, color="C0", alpha=0.7, label="eigenvalues of U (exact)")
+    else:
+        ax.hist(lam, bins=bins, weights=spectrum_w[keep] * cfg.p, color="C0", alpha=0.7,
+                label="eigenvalues of U (SLQ estimate)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     if theory.get("available"):
@@ -135,7 +145,9 @@ def main(argv=None) -> int:
         return 2
     from tqdm import tqdm
 
-    from rfdiff import dynamics, io, model, timescales
+    import jax
+
+    from rfdiff import dynamics, io, lanczos, model, timescales
 
     name = args.name or (f"rf_p{cfg.p}_n{cfg.n}_d{cfg.d}_t{cfg.t:g}_{cfg.activation}_{cfg.data.kind}"
                          f"_s{cfg.seed}")
@@ -153,15 +165,26 @@ def main(argv=None) -> int:
         bar.update(1)
         return res
 
-    problem = stage(0, lambda: model.build_problem(cfg))
-    dyn = stage(1, lambda: dynamics.from_problem(problem))
+    method = args.method if args.method != "auto" else ("lanczos" if cfg.p > 8192 else "dense")
+    stages[1] = "eigendecomposition" if method == "dense" else "block Lanczos + SLQ"
+    problem = stage(0, lambda: model.build_problem(cfg, dense_population=(method == "dense")))
+
+    def solve():
+        if method == "dense":
+            d = dynamics.from_problem(problem)
+            return d, np.asarray(d.lam), None
+        d = lanczos.from_problem(problem, steps=args.lanczos_steps)
+        nodes, w = lanczos.slq_spectrum(problem.train.U, cfg.p, jax.random.PRNGKey(cfg.seed + 1),
+                                        args.slq_probes, args.slq_steps)
+        return d, nodes, w
+
+    dyn, spectrum, spectrum_w = stage(1, solve)
     taus = np.logspace(np.log10(args.tau_min), np.log10(args.tau_max), args.n_tau)
     curves = stage(2, lambda: dyn.curves(taus, eta=args.eta))
     theory = stage(3, lambda: {"available": False, "reason": "--no-theory"} if args.no_theory
                    else theory_prediction(cfg, problem, taus))
     ts = {"tau_gen": timescales.tau_gen(taus, curves["score_error"], args.gen_frac),
           "tau_mem": timescales.tau_mem(taus, curves["gen_gap"], args.mem_frac, args.mem_abs)}
-    spectrum = np.asarray(dyn.lam)
 
     def save():
         theory_json = {k: v for k, v in theory.items() if not isinstance(v, np.ndarray)}
@@ -174,18 +197,23 @@ def main(argv=None) -> int:
             "matrices": {"train_order": problem.train.order, "train_trunc_error": problem.train.trunc_error,
                          "pop_order": problem.pop.order, "pop_trunc_error": problem.pop.trunc_error,
                          "fisher": problem.fisher, "n_negative_eigenvalues": dyn.n_negative},
-            "spectrum": {"lambda_min": float(spectrum[0]), "lambda_max": float(spectrum[-1])},
+            "spectrum": {"lambda_min": float(spectrum.min()), "lambda_max": float(spectrum.max()),
+                         "method": method if method == "dense" else
+                         f"SLQ ({args.slq_probes} probes x {args.slq_steps} steps; Ritz values)"},
+            "method": method, "lanczos_steps": args.lanczos_steps if method == "lanczos" else None,
             "metadata": io.run_metadata(),
         }
         arrays = {k: np.asarray(v) for k, v in curves.items()}
         arrays["eigenvalues"] = spectrum
+        if spectrum_w is not None:
+            arrays["eigenvalue_weights"] = spectrum_w
         for k, v in theory.items():
             if isinstance(v, np.ndarray):
                 arrays[f"theory_{k}"] = v
         files = []
         if not args.no_plot:
             import matplotlib.pyplot as plt
-            fig = make_figure(curves, spectrum, ts, theory, cfg)
+            fig = make_figure(curves, spectrum, spectrum_w, ts, theory, cfg)
             files += io.save_figure(fig, out / name)
             plt.close(fig)
         timings["total"] = time.perf_counter() - t_all
@@ -204,7 +232,7 @@ def main(argv=None) -> int:
     rows = [("τ_gen (score err ≤ (1+%g)·min)" % args.gen_frac, ts["tau_gen"]["tau_gen"], th.get("tau_gen")),
             ("τ_mem (gap ≥ %g·final)" % args.mem_frac, ts["tau_mem"]["tau_mem"], th.get("tau_mem")),
             ("τ_mem (gap ≥ %g)" % args.mem_abs, ts["tau_mem"]["tau_mem_abs"], th.get("tau_mem_asymptotic")),
-            ("λ_min of U", float(spectrum[0]), th.get("lambda_min")),
+            ("λ_min of U", float(spectrum.min()), th.get("lambda_min")),
             ("final train loss", result["final"]["train_loss"], th.get("train_loss_inf")),
             ("final test loss", result["final"]["test_loss"], None),
             ("min score error", result["min_score_error"], None)]

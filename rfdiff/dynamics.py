@@ -77,6 +77,7 @@ class ExactDynamics:
     fisher: Optional[float]
     emp_sq: Optional[float]
     n_negative: int             # eigenvalues < 0 before clipping (round-off)
+    info: Optional[dict] = None  # diagnostics of the solver (e.g. Lanczos convergence)
 
     @property
     def psi_p(self) -> float:

@@ -102,21 +102,51 @@ def _choose_order(G, Gw, F, tol, rows):
     return Kmax, float(tail[Kmax + 1]), norms
 
 
-def _assemble(G, Gw, F, diag, block):
-    """U from row blocks into one preallocated array (one p×p buffer), exact diagonal, symmetrised in place."""
-    p = F.shape[0]
+@dataclasses.dataclass(frozen=True, eq=False)
+class MehlerPlan:
+    """Everything needed to produce rows of one Mehler second-moment matrix on demand (SPEC §2).
+
+    ``rows(sl)`` gives ``U[sl, :]`` (exact diagonal included) without forming U, so large-p
+    consumers can stream it; :func:`_assemble` fills a dense array from the same rows.
+    """
+
+    G: jnp.ndarray        # g_k(m_iν, s_i), (K+1, p, n)
+    Gw: jnp.ndarray       # G weighted by the column weights ω_ν
+    F: jnp.ndarray        # covariance factor, C = F Fᵀ (p, r)
+    diag: np.ndarray      # exact diagonal Σ_ν ω_ν E σ(h_iν)² (p,)
+    g1: jnp.ndarray       # Σ_ν ω_ν g_1(m_iν, s_i) (p,)
+    order: int
+    error: float
+    info: dict
+
+    @property
+    def p(self) -> int:
+        return self.F.shape[0]
+
+    def rows(self, sl: slice) -> np.ndarray:
+        """Rows ``sl`` of U (b, p), float64."""
+        with jax.enable_x64(True):
+            acc, _ = _mehler_rows(self.G, self.Gw, self.F[sl], self.F, self.G[:, sl])
+        out = np.array(acc)
+        idx = np.arange(sl.start, sl.stop)
+        out[idx - sl.start, idx] = self.diag[sl]
+        return out
+
+
+def _assemble(plans, block: int) -> np.ndarray:
+    """Dense Σ_c π_c U_c from row blocks into one preallocated p×p array, symmetrised block by block."""
+    p = plans[0][1].p
     b = max(1, min(p, block))
-    U = np.empty((p, p))
+    U = np.zeros((p, p))
     for sl in row_chunks(p, b):
-        acc, _ = _mehler_rows(G, Gw, F[sl], F, G[:, sl])
-        U[sl] = np.asarray(acc)
-    for i in row_chunks(p, b):  # average the two triangles block by block (round-off asymmetry)
+        for pi_c, plan in plans:
+            U[sl] += pi_c * plan.rows(sl)
+    for i in row_chunks(p, b):  # average the two triangles (round-off asymmetry)
         for j in row_chunks(p, b):
             if j.start > i.start:
                 avg = 0.5 * (U[i, j] + U[j, i].T)
                 U[i, j] = avg
                 U[j, i] = avg.T
-    U[np.diag_indices(p)] = diag
     return U
 
 
@@ -139,8 +169,8 @@ def _choose_quad_order(act, M, s, w, F, K, quad_order, tol, rows):
         Q, cur = Q2, nxt
 
 
-def _mehler_moment(act, M, weights, F, tol, max_order, quad_order, block, sample_rows):
-    """Σ_ν ω_ν E[σ(h)σ(h)ᵀ], h ~ N(M[:,ν], F Fᵀ): returns (U, weighted mean g_1, order, error, diagnostics)."""
+def _mehler_plan(act, M, weights, F, tol, max_order, quad_order, block, sample_rows) -> MehlerPlan:
+    """Plan for Σ_ν ω_ν E[σ(h)σ(h)ᵀ], h ~ N(M[:,ν], F Fᵀ): smoothed derivatives, order and quadrature chosen."""
     p = M.shape[0]
     s = jnp.broadcast_to(jnp.sqrt(jnp.sum(F * F, axis=1))[:, None], M.shape)
     w = jnp.asarray(weights, dtype=M.dtype)
@@ -150,11 +180,8 @@ def _mehler_moment(act, M, weights, F, tol, max_order, quad_order, block, sample
     G, m2 = _smoothed_all(act, M, s, max_order, Q, block)
     Gw = G * w
     K, err, term_norm = _choose_order(G, Gw, F, tol, rows)
-    G, Gw = G[: K + 1], Gw[: K + 1]
-    U = _assemble(G, Gw, F, np.asarray(m2 @ w), block)
-    g1 = G[1] @ w
-    diag_info = {"term_norms": [float(x) for x in term_norm], "quad_order": Q, "quad_error": quad_err}
-    return U, g1, K, err + quad_err, diag_info
+    info = {"term_norms": [float(x) for x in term_norm], "quad_order": Q, "quad_error": quad_err}
+    return MehlerPlan(G[: K + 1], Gw[: K + 1], F, np.asarray(m2 @ w), G[1] @ w, K, err + quad_err, info)
 
 
 def _validate_common(W, t, activation):
@@ -185,45 +212,48 @@ def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_or
     dt = delta(t)
     M = math.exp(-t) * (W @ X.T) / math.sqrt(d)          # (p, n)
     F = math.sqrt(dt) * W / math.sqrt(d)                 # noise covariance C = F Fᵀ
-    U, g1, K, err, diag = _mehler_moment(act, M, np.full(n, 1.0 / n), F, tol, max_order,
-                                         quad_order, block, sample_rows)
-    V = math.sqrt(dt) * g1[:, None] * W / math.sqrt(d)
-    info = {"method": "mehler", **diag, "tol": tol, "converged": bool(err < tol)}
+    plan = _mehler_plan(act, M, np.full(n, 1.0 / n), F, tol, max_order, quad_order, block, sample_rows)
+    U = _assemble([(1.0, plan)], block)
+    V = math.sqrt(dt) * plan.g1[:, None] * W / math.sqrt(d)
+    K, err = plan.order, plan.error
+    info = {"method": "mehler", **plan.info, "tol": tol, "converged": bool(err < tol)}
     return FeatureMoments(U, V, K, err, info)
 
 
 @x64
-def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-10,
-                        max_order: int = 16, quad_order: int = 48, block: int = 1024,
-                        sample_rows: int = 256) -> FeatureMoments:
-    """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (SPEC §2, eq. 165).
+def population_plans(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-8,
+                     max_order: int = 16, quad_order: int = 48, block: int = 1024,
+                     sample_rows: int = 256) -> tuple[list, jnp.ndarray]:
+    """Per-component Mehler plans [(π_c, plan_c)] for Ũ and the exact Ṽ (SPEC §2, eq. 165).
 
-    Per component c of P_t, h ~ N(W μ_{t,c}/√d, W Σ_{t,c} Wᵀ/d); Ũ = Σ_c π_c (Mehler sum),
+    Per component c of P_t, h ~ N(W μ_{t,c}/√d, W Σ_{t,c} Wᵀ/d); Ũ = Σ_c π_c U_c;
     Ṽ row i = √Δ_t Σ_c π_c g_1(m_ci, s_ci) w_iᵀ/√d (Stein).
     """
     W, t, act = _validate_common(W, t, activation)
     W = W.astype(jnp.float64)
     if not isinstance(data, GaussianMixture) or data.d != W.shape[1]:
         raise ValueError(f"data must be a GaussianMixture with d = {W.shape[1]}")
-    dt = delta(t)
+    check_positive("tol", tol)
     means, factors = data.noised(t).preactivation_moments(W)
-    p, d = W.shape
-    U = np.zeros((p, p))
-    g1 = jnp.zeros(p)
-    orders, errs, quads = [], [], []
-    for c, pi_c in enumerate(data.weights):
-        Uc, g1c, K, err, diag = _mehler_moment(act, means[c][:, None], np.ones(1), factors[c], tol,
-                                            max_order, quad_order, block, sample_rows)
-        U += pi_c * Uc
-        g1 = g1 + pi_c * g1c
-        orders.append(K)
-        errs.append(err)
-        quads.append(diag["quad_order"])
-    V = math.sqrt(dt) * g1[:, None] * W / math.sqrt(d)
-    err = float(max(errs))
-    info = {"method": "mehler", "orders": orders, "quad_orders": quads, "tol": tol,
-            "converged": bool(err < tol)}
-    return FeatureMoments(U, V, max(orders), err, info)
+    plans = [(float(pi_c), _mehler_plan(act, means[c][:, None], np.ones(1), factors[c], tol, max_order,
+                                        quad_order, block, sample_rows))
+             for c, pi_c in enumerate(data.weights)]
+    g1 = sum(pi_c * plan.g1 for pi_c, plan in plans)
+    V = math.sqrt(delta(t)) * g1[:, None] * W / math.sqrt(W.shape[1])
+    return plans, V
+
+
+@x64
+def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-10,
+                        max_order: int = 16, quad_order: int = 48, block: int = 1024,
+                        sample_rows: int = 256) -> FeatureMoments:
+    """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (SPEC §2, eq. 165)."""
+    plans, V = population_plans(W, data, t, activation, tol, max_order, quad_order, block, sample_rows)
+    U = _assemble(plans, block)
+    err = float(max(plan.error for _, plan in plans))
+    info = {"method": "mehler", "orders": [pl.order for _, pl in plans],
+            "quad_orders": [pl.info["quad_order"] for _, pl in plans], "tol": tol, "converged": bool(err < tol)}
+    return FeatureMoments(U, V, max(info["orders"]), err, info)
 
 
 @functools.partial(jax.jit, static_argnames=("act",))

@@ -13,7 +13,7 @@ from ._util import check_positive, check_positive_int, x64
 from .activations import get_activation
 from .data import GaussianMixture, gaussian_spectrum, isotropic, subspace, two_class_mixture
 from .features import features, init_W
-from .matrices import FeatureMoments, population_matrices, train_matrices
+from .matrices import FeatureMoments, population_matrices, population_plans, train_matrices
 from .metrics import empirical_score
 
 DATA_KINDS = ("isotropic", "spectrum", "power_law", "mixture", "subspace")
@@ -104,6 +104,7 @@ class RFProblem:
     fisher: float
     emp_cross: jnp.ndarray     # E_y[φ(y) s_emp(y)ᵀ] (p, d), y ~ P_t
     emp_sq: float              # E_y ‖s_emp(y)‖²
+    pop_plans: Optional[list] = None  # streamed Ũ (large p): pop.U is None then
 
 
 @x64
@@ -117,8 +118,12 @@ def empirical_score_moments(key, W, X, data: GaussianMixture, t: float, activati
 
 
 @x64
-def build_problem(config: RFConfig, X: Optional[jnp.ndarray] = None) -> RFProblem:
-    """Draw W and the training set from ``config.seed`` and compute the exact matrices (SPEC §2)."""
+def build_problem(config: RFConfig, X: Optional[jnp.ndarray] = None, dense_population: bool = True) -> RFProblem:
+    """Draw W and the training set from ``config.seed`` and compute the exact matrices (SPEC §2).
+
+    With ``dense_population=False`` Ũ is not formed: its Mehler plans are kept for streaming
+    (the large-p path of :mod:`rfdiff.lanczos`).
+    """
     key = jax.random.PRNGKey(config.seed)
     k_data, k_w, k_x, k_emp, k_j = jax.random.split(key, 5)
     data = config.data.build(config.d, k_data)
@@ -129,7 +134,14 @@ def build_problem(config: RFConfig, X: Optional[jnp.ndarray] = None) -> RFProble
     if X.shape != (config.n, config.d):
         raise ValueError(f"X must have shape (n, d) = ({config.n}, {config.d}), got {X.shape}")
     train = train_matrices(W, X, config.t, config.activation, tol=config.tol)
-    pop = population_matrices(W, data, config.t, config.activation, tol=config.tol)
+    plans = None
+    if dense_population:
+        pop = population_matrices(W, data, config.t, config.activation, tol=config.tol)
+    else:
+        plans, V_pop = population_plans(W, data, config.t, config.activation, tol=config.tol)
+        err = max(pl.error for _, pl in plans)
+        pop = FeatureMoments(None, V_pop, max(pl.order for _, pl in plans), err,
+                             {"method": "mehler (streamed)", "converged": bool(err < config.tol)})
     fisher, _ = data.noised(config.t).fisher_information(k_j)
     cross, sq = empirical_score_moments(k_emp, W, X, data, config.t, config.activation, config.n_emp)
-    return RFProblem(config, data, W, X, train, pop, fisher, cross, sq)
+    return RFProblem(config, data, W, X, train, pop, fisher, cross, sq, plans)

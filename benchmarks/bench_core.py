@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Benchmark the exact pipeline: U, V (Mehler), Ũ, Ṽ, eigendecomposition, curves — time and memory vs p.
+
+Each size runs in a fresh subprocess (clean peak-memory reading). Timings are medians over
+--repeats warm runs after one cold (compiling) run; the eigendecomposition is compared with
+jnp.linalg.eigh in the same process (ratio = jnp / scipy). Writes JSON to --out.
+Example: python benchmarks/bench_core.py --p-list 1024,2048,4096 --n 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def one_size(p: int, n: int, d: int, repeats: int, compare_jnp: bool) -> dict:
+    import resource
+
+    import jax
+    import numpy as np
+
+    from rfdiff import data, dynamics, features, matrices
+
+    jax.config.update("jax_enable_x64", True)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    W = features.init_W(k1, p, d)
+    X = data.isotropic(d).sample(k2, n)
+    out = {"p": p, "n": n, "d": d}
+
+    def timed(fn, reps):
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            r = fn()
+            jax.block_until_ready(getattr(r, "U", r))
+            times.append(time.perf_counter() - t0)
+        return r, times
+
+    tm, cold = timed(lambda: matrices.train_matrices(W, X, 0.1, tol=1e-8), 1)
+    tm, warm = timed(lambda: matrices.train_matrices(W, X, 0.1, tol=1e-8), repeats)
+    out.update(train_UV_cold_s=cold[0], train_UV_s=float(np.median(warm)), mehler_order=tm.order,
+               mehler_error=tm.trunc_error, quad_order=tm.info["quad_order"])
+    pm, t_pop = timed(lambda: matrices.population_matrices(W, data.isotropic(d), 0.1, tol=1e-8), 1 + repeats)
+    out["pop_UV_s"] = float(np.median(t_pop[1:]))
+    t0 = time.perf_counter()
+    dyn = dynamics.exact_dynamics(tm.U, tm.V, 0.1, pm.U, pm.V, fisher=float(d))
+    out["eig_and_precompute_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dynamics._eigh(tm.U)
+    out["eigh_scipy_evd_s"] = time.perf_counter() - t0
+    if compare_jnp:
+        with jax.enable_x64(True):
+            Uj = jax.numpy.asarray(tm.U)
+            t0 = time.perf_counter()
+            jax.block_until_ready(jax.numpy.linalg.eigh(Uj))
+            out["eigh_jnp_s"] = time.perf_counter() - t0
+            out["eigh_ratio_jnp_over_scipy"] = out["eigh_jnp_s"] / out["eigh_scipy_evd_s"]
+    taus = np.logspace(-1, 7, 161)
+    dyn.curves(taus)
+    t0 = time.perf_counter()
+    dyn.curves(taus)
+    out["curves_161_tau_s"] = time.perf_counter() - t0
+    out["peak_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--p-list", default="1024,2048,4096", help="comma-separated p values")
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--d", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-jnp", action="store_true", help="skip the jnp.linalg.eigh comparison")
+    ap.add_argument("--quick", action="store_true", help="p = 512, 1024 only, one repeat")
+    ap.add_argument("--out", default="results/bench_core.json")
+    ap.add_argument("--_one", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._one is not None:
+        print(json.dumps(one_size(args._one, args.n, args.d, args.repeats, not args.no_jnp)))
+        return 0
+    ps = [512, 1024] if args.quick else [int(x) for x in args.p_list.split(",")]
+    reps = 1 if args.quick else args.repeats
+    rows = []
+    for p in ps:
+        cmd = [sys.executable, __file__, "--_one", str(p), "--n", str(args.n), "--d", str(args.d),
+               "--repeats", str(reps)] + (["--no-jnp"] if args.no_jnp else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(res.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(json.dumps(row))
+    from rfdiff import io
+    import numpy as np
+
+    fits = {}
+    if len(rows) >= 2:
+        lp = np.log([r["p"] for r in rows])
+        for key in ("train_UV_s", "eigh_scipy_evd_s", "peak_rss_GB"):
+            fits[key] = float(np.polyfit(lp, np.log([r[key] for r in rows]), 1)[0])
+    io.save_json(args.out, {"rows": rows, "fitted_exponents_vs_p": fits, "metadata": io.run_metadata()})
+    print("fitted exponents vs p:", fits)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
