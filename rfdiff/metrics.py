@@ -6,9 +6,11 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ._util import x64
 from .diffusion import delta
 
 
+@x64
 def quadratic_loss(B, U, V, t: float) -> jnp.ndarray:
     """Denoising loss ``1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)`` (SPEC §2); train with U, V, test with Ũ, Ṽ."""
     dt = delta(t)
@@ -16,6 +18,7 @@ def quadratic_loss(B, U, V, t: float) -> jnp.ndarray:
     return 1.0 + (dt / d) * jnp.sum((B @ U) * B) + (2.0 * math.sqrt(dt) / d) * jnp.sum(B * V.T)
 
 
+@x64
 def score_error(B, U_pop, V_pop, t: float, fisher: float) -> jnp.ndarray:
     """E_score = (1/d) E‖s_A(y) - ∇log P_t(y)‖² = (L_test - 1)/Δ_t + J/d, J = E‖∇log P_t‖² (SPEC §2).
 
@@ -30,6 +33,7 @@ def minimal_test_loss(t: float, fisher: float, d: int) -> float:
     return 1.0 - delta(t) * fisher / d
 
 
+@x64
 def empirical_score(Y: jnp.ndarray, X: jnp.ndarray, t: float) -> jnp.ndarray:
     """Score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) at Y (N, d) (SPEC §2): (e^{-t} Σ_ν w_ν x^ν - y)/Δ_t."""
     dt = delta(t)
