@@ -68,17 +68,18 @@ def _smoothed_all(act, M, s, K, quad_order, block):
 
 @jax.jit
 def _mehler_rows(G, Gw, Fb, F, rows_k):
-    """Off-diagonal Mehler sum for a row block: Σ_k (C_b^k/k!) ∘ (G_k[b] Gw_kᵀ), C_b = F_b Fᵀ."""
+    """Off-diagonal Mehler sum for a row block: Σ_k (C_b^k/k!) ∘ (G_k[b] Gw_kᵀ), C_b = F_b Fᵀ; also each term's squared norm."""
     Cb = Fb @ F.T
-    acc = jnp.zeros((Fb.shape[0], F.shape[0]), dtype=F.dtype)
-    Ck = jnp.ones_like(Cb)
-    norms = []
-    for k in range(G.shape[0]):
-        term = Ck * (rows_k[k] @ Gw[k].T)
-        norms.append(jnp.sum(term * term))
-        acc = acc + term
-        Ck = Ck * Cb / (k + 1)
-    return acc, jnp.stack(norms)
+
+    def body(carry, xs):
+        acc, Ck, k = carry
+        g_rows, gw = xs
+        term = Ck * (g_rows @ gw.T)
+        return (acc + term, Ck * Cb / (k + 1), k + 1), jnp.sum(term * term)
+
+    init = (jnp.zeros_like(Cb), jnp.ones_like(Cb), jnp.asarray(0.0, Cb.dtype))
+    (acc, _, _), norms = jax.lax.scan(body, init, (rows_k, Gw))
+    return acc, norms
 
 
 def _choose_order(G, Gw, F, tol, rows):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Optional
 
@@ -112,9 +113,15 @@ def empirical_score_moments(key, W, X, data: GaussianMixture, t: float, activati
     """Monte Carlo E_y[φ(y) s_emp(y)ᵀ] and E_y‖s_emp(y)‖² over y ~ P_t (for the distance to the empirical score)."""
     kx, kn = jax.random.split(key)
     Y = math.exp(-t) * data.sample(kx, n_mc) + math.sqrt(-math.expm1(-2 * t)) * jax.random.normal(kn, (n_mc, data.d))
+    cross, sq = _emp_moments(Y, jnp.asarray(X), jnp.asarray(W), t, get_activation(activation))
+    return cross, float(sq)
+
+
+@functools.partial(jax.jit, static_argnames=("t", "act"))
+def _emp_moments(Y, X, W, t, act):
     S = empirical_score(Y, X, t)
-    phi = features(W, Y, activation)
-    return phi.T @ S / n_mc, float(jnp.mean(jnp.sum(S * S, axis=1)))
+    phi = features(W, Y, act)
+    return phi.T @ S / Y.shape[0], jnp.mean(jnp.sum(S * S, axis=1))
 
 
 @x64
