@@ -103,8 +103,9 @@ class ExactDynamics:
     def curves(self, taus, eta: Optional[float] = None) -> dict:
         """Train/test loss, generalisation gap, score error and distance to the empirical score at τ (SPEC §2–3)."""
         F = self.f(taus, eta)
-        zeros = jnp.zeros(self.p)
-        H = self.H if self.H is not None else jnp.zeros((self.p, self.p))
+        r = self.lam.shape[0]  # number of modes (p, or fewer for reduced/Ritz bases)
+        zeros = jnp.zeros(r)
+        H = self.H if self.H is not None else jnp.zeros((r, r))
         train, quad, lin, lin_emp = _evaluate(F, self.lam, jnp.sum(self.Y**2, 1), H,
                                               self.g if self.g is not None else zeros,
                                               self.g_emp if self.g_emp is not None else zeros)

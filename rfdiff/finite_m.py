@@ -1,0 +1,281 @@
+"""Exact time-resolved dynamics with m frozen noise draws per training point (SPEC §2 "finite m").
+
+The N = n·m noised points ``z^{ν,a} = e^{-t} x^ν + √Δ_t ξ^{ν,a}`` (a = 1..m) are fixed once;
+with features Φ (N × p, rows φ(z)) and noises Ξ (N × d),
+
+.. math::
+
+    U_m = Φ^T Φ/N, \\quad V_m = Φ^T Ξ/N, \\quad
+    L^{(m)}_{train} = c_Ξ + \\frac{Δ_t}{d} Tr(B U_m B^T) + \\frac{2\\sqrt{Δ_t}}{d} Tr(B V_m),
+    \\quad c_Ξ = \\frac{\\|Ξ\\|_F^2}{N d}
+
+(c_Ξ → 1 only as m → ∞). Training on L^{(m)}_train from A(0) = 0 is the dynamics of SPEC §3 with
+(U_m, V_m) in place of (U, V). Primal form (N ≥ p): one eigendecomposition of U_m via
+:func:`rfdiff.dynamics.exact_dynamics`. Dual form (N < p): U_m has rank N; from the Gram
+``K = Φ Φᵀ/N = P diag(μ) Pᵀ`` the non-null modes are ``q_k = Φᵀ p_k/√(N μ_k)`` with
+``Y_k = q_kᵀ V_m = √(μ_k/N) p_kᵀ Ξ``; the p − N null modes have Y = 0, so with A(0) = 0 they never
+move and the τ → ∞ limit is the minimum-norm interpolator. Both forms give a
+:class:`rfdiff.ridge.RidgeDynamics` (ridge λ and τ = ∞ supported). Losses reported: the train
+loss on the frozen draws, the noise-averaged train loss (exact U, V), the test loss, the score
+error and the distance to the empirical score (SPEC §2).
+
+Weighted draws (``weights`` w_a, Σ_a w_a = 1) generalise 1/m: U_m = (1/n) Σ_ν Σ_a w_a φφᵀ.
+With a product Gauss–Hermite rule as the "draws" the object converges to the exact average
+exponentially fast; this is how the m → ∞ limit is checked to high accuracy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+
+from ._util import check_finite_array, check_positive_int, gauss_hermite, x64
+from .activations import get_activation
+from .diffusion import delta
+from .dynamics import exact_dynamics
+from .matrices import FeatureMoments
+from .ridge import RidgeDynamics, _check_ps, _check_rcond, _check_ridge, static_losses, with_ridge
+
+FORMS = ("auto", "primal", "dual")
+
+
+@x64
+def frozen_noise(key: jax.Array, m: int, n: int, d: int) -> jnp.ndarray:
+    """m i.i.d. N(0, I_d) noise draws per training point, shape (m, n, d) (SPEC §2 finite m)."""
+    m, n, d = (check_positive_int(k, v) for k, v in (("m", m), ("n", n), ("d", d)))
+    return jax.random.normal(key, (m, n, d), dtype=jnp.float64)
+
+
+def gauss_hermite_noise(d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Product Gauss–Hermite rule in R^d as weighted draws: nodes (k^d, d) and weights (k^d,) summing to 1."""
+    d = check_positive_int("d", d)
+    k = check_positive_int("k", k)
+    if k**d > 2_000_000:
+        raise ValueError(f"k**d = {k**d} nodes is too many (d={d}, k={k})")
+    z, w = gauss_hermite(k)
+    nodes = np.array(list(itertools.product(z, repeat=d)), dtype=np.float64)
+    weights = np.prod(np.array(list(itertools.product(w, repeat=d))), axis=1)
+    return nodes, weights / weights.sum()
+
+
+def _validate_draws(W, X, t, noise, weights):
+    W = np.asarray(check_finite_array("W", W), dtype=np.float64)
+    X = np.asarray(check_finite_array("X", X), dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"W must be a (p, d) matrix, got shape {W.shape}")
+    p, d = W.shape
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"X must be (n, d={d}), got shape {X.shape}")
+    n = X.shape[0]
+    noise = np.asarray(check_finite_array("noise", noise), dtype=np.float64)
+    if noise.ndim == 2 and noise.shape[1] == d:  # the same draws for every point
+        noise = np.broadcast_to(noise[:, None, :], (noise.shape[0], n, d))
+    if noise.ndim != 3 or noise.shape[1:] != (n, d) or noise.shape[0] == 0:
+        raise ValueError(f"noise must be (m, n={n}, d={d}) or (m, d={d}), got shape {noise.shape}")
+    m = noise.shape[0]
+    if weights is None:
+        w = np.full(m, 1.0 / m)
+    else:
+        w = np.asarray(check_finite_array("weights", weights), dtype=np.float64).reshape(-1)
+        if w.shape != (m,) or np.any(w <= 0) or abs(w.sum() - 1.0) > 1e-9:
+            raise ValueError(f"weights must be {m} positive numbers summing to 1")
+    delta(t)  # validates t
+    return W, X, noise, w
+
+
+@x64
+def frozen_features(W, X, t: float, noise, weights=None, activation="tanh"):
+    """Weighted feature and noise rows Φ̃ = √(w_a/n) φ(z^{ν,a}) (N, p), Ξ̃ = √(w_a/n) ξ^{ν,a} (N, d), and c_Ξ.
+
+    So that U_m = Φ̃ᵀΦ̃, V_m = Φ̃ᵀΞ̃ and c_Ξ = ‖Ξ̃‖²_F/d (module docstring).
+    """
+    W, X, noise, w = _validate_draws(W, X, t, noise, weights)
+    act = get_activation(activation)
+    m, n, d = noise.shape
+    Z = math.exp(-t) * X[None] + math.sqrt(delta(t)) * noise          # (m, n, d)
+    scale = np.sqrt(w / n)[:, None, None]
+    Phi = act.fn(jnp.asarray(Z.reshape(m * n, d)) @ jnp.asarray(W).T / math.sqrt(d))
+    Phi = Phi * jnp.asarray(np.broadcast_to(scale, (m, n, 1)).reshape(m * n, 1))
+    Xi = (noise * scale).reshape(m * n, d)
+    return Phi, jnp.asarray(Xi), float(np.sum(Xi * Xi) / d)
+
+
+@x64
+def finite_m_matrices(W, X, t: float, noise, weights=None, activation="tanh") -> FeatureMoments:
+    """U_m = Φ̃ᵀΦ̃ and V_m = Φ̃ᵀΞ̃ for the given frozen draws (SPEC §2 finite m); info holds c_Ξ and m."""
+    Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
+    m = int(np.shape(noise)[0])
+    return FeatureMoments(np.asarray(Phi.T @ Phi), Phi.T @ Xi, None, 0.0,
+                          {"method": "frozen_draws", "m": m, "noise_sq": c})
+
+
+def _dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq):
+    """Eigen-data of U_m from the Gram Φ̃Φ̃ᵀ (rank N < p); returns an ExactDynamics-compatible dict."""
+    K = np.asarray(Phi @ Phi.T)
+    mu, P = scipy.linalg.eigh(K, driver="evd")
+    N = K.shape[0]
+    keep = mu > N * np.finfo(np.float64).eps * max(float(mu[-1]), 1e-300)
+    n_neg = int(np.sum(mu < 0))
+    mu, P = mu[keep], P[:, keep]
+    Q = Phi.T @ jnp.asarray(P / np.sqrt(mu))                 # (p, r), orthonormal columns
+    Y = jnp.asarray(np.sqrt(mu)[:, None] * (P.T @ np.asarray(Xi)))
+    r = mu.size
+    has_pop = U_pop is not None
+    H = (Y @ Y.T) * (Q.T @ (jnp.asarray(U_pop, dtype=jnp.float64) @ Q)) if has_pop else jnp.zeros((r, r))
+    g = jnp.sum(Y * (Q.T @ jnp.asarray(V_pop, dtype=jnp.float64)), axis=1) if has_pop else jnp.zeros(r)
+    has_emp = has_pop and emp_cross is not None
+    g_emp = jnp.sum(Y * (Q.T @ jnp.asarray(emp_cross, dtype=jnp.float64)), axis=1) if has_emp else jnp.zeros(r)
+    return dict(d=d, p=p, t=t, lam=jnp.asarray(mu), Q=Q, Y=Y, H=H, g=g, g_emp=g_emp, fisher=fisher,
+                emp_sq=float(emp_sq) if has_emp else 0.0, n_negative=n_neg)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FiniteMDynamics:
+    """Dynamics trained on m frozen noise draws per point; :meth:`curves` at any τ (np.inf allowed).
+
+    ``core``: eigen-data of (U_m, V_m) with the population/empirical-score projections;
+    ``avg``: the same basis with the exact noise-averaged (U, V) projected (None if not given);
+    ``noise_sq``: c_Ξ = ‖Ξ‖²/(N d), the constant of the frozen-draw train loss; ``form``: primal/dual.
+    """
+
+    core: RidgeDynamics
+    avg: Optional[RidgeDynamics]
+    m: int
+    n: int
+    noise_sq: float
+    form: str
+    has_pop: bool
+    has_emp: bool
+
+    @property
+    def ridge(self) -> float:
+        return self.core.ridge
+
+    @property
+    def n_modes(self) -> int:
+        """Number of modes kept: p (primal) or rank N of the Gram (dual)."""
+        return int(self.core.lam.shape[0])
+
+    @x64
+    def curves(self, taus, eta: Optional[float] = None) -> dict:
+        """Train loss (frozen draws and noise-averaged), test loss, gaps, score error, empirical distance (SPEC §2)."""
+        c = self.core.curves(taus, eta)
+        shift = self.noise_sq - 1.0
+        out = {"tau": c["tau"], "train_loss": c["train_loss"] + shift, "objective": c["objective"] + shift,
+               "weight_norm": c["weight_norm"]}
+        if self.avg is not None:
+            out["train_loss_avg"] = self.avg.curves(taus, eta)["test_loss"]
+        if self.has_pop:
+            out["test_loss"] = c["test_loss"]
+            out["gen_gap"] = out["test_loss"] - out["train_loss"]
+            if "train_loss_avg" in out:
+                out["gen_gap_avg"] = out["test_loss"] - out["train_loss_avg"]
+            if "score_error" in c:
+                out["score_error"] = c["score_error"]
+            if self.has_emp:
+                out["emp_distance"] = c["emp_distance"]
+        return out
+
+    def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
+        """Trained weights A(τ) (d, p) (SPEC eq. 53 with U_m, V_m); τ = np.inf gives the min-norm / ridge solution."""
+        return self.core.A(tau, eta)
+
+    def A_infinity(self) -> jnp.ndarray:
+        """τ → ∞ weights: -√(p/Δ_t) V_mᵀ (U_m + λI)^+ (minimum-norm at λ = 0)."""
+        return self.core.A_infinity()
+
+    def with_ridge(self, ridge: float) -> "FiniteMDynamics":
+        """The same frozen draws with ridge λ (rfdiff.ridge normalisation); no new eigendecomposition."""
+        r = _check_ridge(ridge)
+        avg = None if self.avg is None else dataclasses.replace(self.avg, ridge=r)
+        return dataclasses.replace(self, core=dataclasses.replace(self.core, ridge=r), avg=avg)
+
+
+@x64
+def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", U_pop=None, V_pop=None,
+                      fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
+                      U_avg=None, V_avg=None, ridge: float = 0.0, form: str = "auto",
+                      rcond: float = 1e-12) -> FiniteMDynamics:
+    """Exact dynamics on the frozen draws ``noise`` (m, n, d) (module docstring; SPEC §2–3 with U_m, V_m).
+
+    ``form``: "primal" (eigh of U_m, p×p), "dual" (eigh of the N×N Gram) or "auto" (dual iff N < p).
+    U_pop/V_pop (Ũ, Ṽ) give the test loss, ``fisher`` the score error, emp_cross/emp_sq the distance
+    to the empirical score, U_avg/V_avg (exact U, V) the noise-averaged train loss.
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    _check_ridge(ridge)
+    _check_rcond(rcond)
+    Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
+    N, p = Phi.shape
+    d = Xi.shape[1]
+    for name, M, shape in (("U_pop", U_pop, (p, p)), ("V_pop", V_pop, (p, d)), ("U_avg", U_avg, (p, p)),
+                           ("V_avg", V_avg, (p, d)), ("emp_cross", emp_cross, (p, d))):
+        if M is not None and np.shape(M) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {np.shape(M)}")
+    if (U_pop is None) != (V_pop is None) or (U_avg is None) != (V_avg is None):
+        raise ValueError("give U_pop with V_pop and U_avg with V_avg")
+    if (emp_cross is None) != (emp_sq is None):
+        raise ValueError("give emp_cross with emp_sq")
+    use_dual = form == "dual" or (form == "auto" and N < p)
+    if use_dual:
+        core = RidgeDynamics(**_dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq),
+                             ridge=ridge, rcond=rcond)
+    else:
+        core = with_ridge(exact_dynamics(Phi.T @ Phi, Phi.T @ Xi, t, U_pop, V_pop, fisher,
+                                         emp_cross if U_pop is not None else None,
+                                         emp_sq if U_pop is not None else None), ridge, rcond)
+        if core.H is None:  # fill so that replacing H, g below (noise-averaged train loss) works
+            core = dataclasses.replace(core, H=jnp.zeros((p, p)), g=jnp.zeros(p))
+    avg = None
+    if U_avg is not None:
+        Q, Y = core.Q, core.Y
+        avg = dataclasses.replace(core, H=(Y @ Y.T) * (Q.T @ (jnp.asarray(U_avg, dtype=jnp.float64) @ Q)),
+                                  g=jnp.sum(Y * (Q.T @ jnp.asarray(V_avg, dtype=jnp.float64)), axis=1),
+                                  g_emp=jnp.zeros(Y.shape[0]), emp_sq=0.0, fisher=None)
+    return FiniteMDynamics(core, avg, int(np.shape(noise)[0]), int(np.shape(X)[0]), c,
+                           "dual" if use_dual else "primal", U_pop is not None,
+                           U_pop is not None and emp_cross is not None)
+
+
+def finite_m_from_problem(key: jax.Array, problem, m: int, ridge: float = 0.0, form: str = "auto") -> FiniteMDynamics:
+    """:func:`finite_m_dynamics` for an :class:`rfdiff.model.RFProblem`, m frozen draws per point drawn from ``key``."""
+    cfg = problem.config
+    noise = frozen_noise(key, m, cfg.n, cfg.d)
+    return finite_m_dynamics(problem.W, problem.X, cfg.t, noise, activation=cfg.activation,
+                             U_pop=problem.pop.U, V_pop=problem.pop.V, fisher=problem.fisher,
+                             emp_cross=problem.emp_cross, emp_sq=problem.emp_sq,
+                             U_avg=problem.train.U, V_avg=problem.train.V, ridge=ridge, form=form)
+
+
+@x64
+def statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activation="tanh", U_pop=None,
+                 V_pop=None, U_avg=None, V_avg=None, fisher: Optional[float] = None, rcond: float = 1e-12) -> dict:
+    """τ → ∞ frozen-draw losses of the models made of the first p rows of W (p ∈ ps), per ridge: arrays (P, R).
+
+    From the thin SVD Φ̃_p = S diag(s) Rᵀ: modes q = columns of R, λ = s², Y = diag(s) SᵀΞ̃, so the
+    minimum-norm (λ = 0) and ridge solutions are exact without squaring the conditioning; the
+    interpolation peak at p = N = nm is resolved. Ũ, Ṽ, U, V are sliced to their leading blocks
+    (see :func:`rfdiff.ridge.statics_vs_p`). Same numbers as ``finite_m_dynamics(...).curves([inf])``.
+    """
+    Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
+    Phi, Xi = np.asarray(Phi), np.asarray(Xi)
+    ps = _check_ps(ps, Phi.shape[1])
+    rows = []
+    for p in ps:
+        S, s, Rt = np.linalg.svd(Phi[:, :p], full_matrices=False)
+        sl = (lambda M: None if M is None else np.asarray(M)[:p, :p])
+        sv = (lambda M: None if M is None else np.asarray(M)[:p])
+        rows.append(static_losses(s * s, Rt.T, s[:, None] * (S.T @ Xi), t, ridges, sl(U_pop), sv(V_pop),
+                                  sl(U_avg), sv(V_avg), fisher, const=c, rcond=rcond))
+    out = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "ridge"}
+    out["ridge"] = rows[0]["ridge"]
+    out["p"] = np.array(ps)
+    out["N"] = Phi.shape[0]
+    return out
