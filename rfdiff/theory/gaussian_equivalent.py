@@ -37,41 +37,8 @@ def _consts(activation, t, sigma_x2, constants):
     return k
 
 
-def ge_train_matrices(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
-                      constants=None):
-    """Gaussian-equivalent U (p×p) and V (p×d) of the training set X (n×d), Lemma C.1 (SPEC §4).
-
-    ``sigma_x2`` defaults to ``‖X‖_F²/(n d)``; pass the population value to match the theory.
-    ``constants`` optionally overrides GE constants (e.g. ``{"a": 0, "b": 0}`` for pure MP).
-    """
-    W = np.asarray(W, dtype=np.float64)
-    X = np.asarray(X, dtype=np.float64)
-    p, d = W.shape
-    n = X.shape[0]
-    if X.shape[1] != d:
-        raise ValueError(f"X must be (n, {d}), got {X.shape}")
-    if sigma_x2 is None:
-        sigma_x2 = float(np.mean(X * X))
-    k = _consts(activation, t, sigma_x2, constants)
-    F = W / math.sqrt(d)
-    Om = _rng(seed).standard_normal((p, n))
-    G = math.sqrt(k["c"]) * (F @ X.T) + math.sqrt(max(k["v2"], 0.0)) * Om
-    U = G @ G.T / n + k["b2"] * (F @ F.T)
-    U[np.diag_indices(p)] += k["s2"]
-    if k.get("mu0", 0.0):
-        U += k["mu0"] ** 2
-    return U, k["b"] * F
-
-
-def ge_train_lowrank(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
-                     constants=None, vectors: bool = True) -> dict:
-    """Lemma C.1 U in low-rank form ``U = Z Zᵀ + s_t² I``, ``Z = [G/√n, b_t W/√d (, μ_0 1)]`` (SPEC §4).
-
-    Returns ``Z`` (p × (n+d)), the non-trivial eigenvalues ``lam`` of U and orthonormal eigenvectors
-    ``Q`` (p × k, from the eigendecomposition of ``ZᵀZ``; None with ``vectors=False``),
-    ``n_trivial = p − k`` eigenvalues equal
-    to ``s2``, ``V = b_t W/√d`` and the constants used. Cost ``O(p (n+d)²)``: no p×p eigensolve.
-    """
+def _ge_factor(W, X, t, activation, seed, sigma_x2, constants):
+    """Z = [G/√n, b_t W/√d (, μ_0 1)] with G = √c (W/√d) X' + v_t Ω, so that U = Z Zᵀ + s_t² I (Lemma C.1)."""
     W = np.asarray(W, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     p, d = W.shape
@@ -87,7 +54,33 @@ def ge_train_lowrank(W, X, t: float, activation="tanh", seed=0, sigma_x2: Option
     cols = [G / math.sqrt(n), k["b"] * F]
     if k.get("mu0", 0.0):
         cols.append(np.full((p, 1), k["mu0"]))
-    Z = np.concatenate(cols, axis=1)
+    return np.concatenate(cols, axis=1), k, F
+
+
+def ge_train_matrices(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
+                      constants=None):
+    """Gaussian-equivalent U (p×p) and V (p×d) of the training set X (n×d), Lemma C.1 (SPEC §4).
+
+    ``sigma_x2`` defaults to ``‖X‖_F²/(n d)``; pass the population value to match the theory.
+    ``constants`` optionally overrides GE constants (e.g. ``{"a": 0, "b": 0}`` for pure MP).
+    """
+    Z, k, F = _ge_factor(W, X, t, activation, seed, sigma_x2, constants)
+    U = Z @ Z.T
+    U[np.diag_indices(U.shape[0])] += k["s2"]
+    return U, k["b"] * F
+
+
+def ge_train_lowrank(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
+                     constants=None, vectors: bool = True) -> dict:
+    """Lemma C.1 U in low-rank form ``U = Z Zᵀ + s_t² I``, ``Z = [G/√n, b_t W/√d (, μ_0 1)]`` (SPEC §4).
+
+    Returns ``Z`` (p × (n+d)), the non-trivial eigenvalues ``lam`` of U and orthonormal eigenvectors
+    ``Q`` (p × k, from the eigendecomposition of ``ZᵀZ``; None with ``vectors=False``),
+    ``n_trivial = p − k`` eigenvalues equal
+    to ``s2``, ``V = b_t W/√d`` and the constants used. Cost ``O(p (n+d)²)``: no p×p eigensolve.
+    """
+    Z, k, F = _ge_factor(W, X, t, activation, seed, sigma_x2, constants)
+    p = Z.shape[0]
     ZtZ = Z.T @ Z
     if not vectors:
         mu = np.linalg.eigvalsh(ZtZ)
