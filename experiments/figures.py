@@ -36,7 +36,8 @@ for _p in (ROOT, ROOT / "experiments"):
 
 import _figlib as fl  # noqa: E402
 
-FIGURES = ("spectrum", "learning_curves", "heatmap", "sigma_x", "min_score", "adam", "scaling", "phase")
+FIGURES = ("spectrum", "learning_curves", "heatmap", "sigma_x", "min_score", "adam", "scaling", "phase", "beyond")
+EXTERNAL = {"beyond": "beyond.py"}  # studies with their own script (finite m, ridge, classes, subspace)
 
 # sizes: "full" follows the paper where affordable on 2 CPU cores; "quick" is a smoke version
 PARAMS = {
@@ -572,7 +573,7 @@ def fig_phase(ctx, P, H):
 
 
 def run_figure(ctx, name, P_all):
-    P = P_all[name]
+    P = P_all.get(name)
     if name == "spectrum":
         return fig_spectrum(ctx, P)
     if name == "learning_curves":
@@ -589,7 +590,28 @@ def run_figure(ctx, name, P_all):
         return fig_scaling(ctx, P)
     if name == "phase":
         return fig_phase(ctx, P, P_all["heatmap"])
+    if name in EXTERNAL:
+        return run_external(ctx, name)
     raise ValueError(name)
+
+
+def run_external(ctx, name):
+    """Run experiments/<script> into the cache (skipped when its results exist) with figures in figdir."""
+    import subprocess
+
+    out = Path(ctx.cache.root) / name
+    results = sorted(out.glob("*.json"))
+    if not results:
+        cmd = [sys.executable, str(ROOT / "experiments" / EXTERNAL[name]), "--out", str(out),
+               "--figdir", str(ctx.figdir), "--seed", str(ctx.args.seed)] + (["--quick"] if ctx.args.quick else [])
+        if ctx.args.no_progress:
+            cmd.append("--no-progress")
+        subprocess.run(cmd, check=True)
+        ctx.cache.computed += 1
+        results = sorted(out.glob("*.json"))
+    files = sorted(str(f) for f in ctx.figdir.glob(f"{name}_*.png"))
+    keys = {r.stem: json.loads(r.read_text()).get("key_numbers", r.name) for r in results}
+    return files, keys
 
 
 def main(argv=None) -> int:
@@ -615,7 +637,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         c0 = ctx.cache.computed
         files, keys = run_figure(ctx, name, P_all)
-        params = dict(P_all[name])
+        params = dict(P_all.get(name) or {"script": f"experiments/{EXTERNAL.get(name)}"})
         if name == "phase":
             params["grid"] = P_all["heatmap"]
         cmd = f"python experiments/figures.py{' --quick' if args.quick else ''} --only {name} --seed {args.seed}"
