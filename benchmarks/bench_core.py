@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--p-list", default="1024,2048,4096", help="comma-separated p values")
     ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--n-list", default="", help="also scan n (comma-separated) at p = --p-n-scan")
+    ap.add_argument("--p-n-scan", type=int, default=2048, help="p for the n scan")
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-jnp", action="store_true", help="skip the jnp.linalg.eigh comparison")
@@ -91,16 +93,27 @@ def main(argv=None) -> int:
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(json.dumps(row))
+    n_rows = []
+    for n in [int(x) for x in args.n_list.split(",") if x]:
+        cmd = [sys.executable, __file__, "--_one", str(args.p_n_scan), "--n", str(n), "--d", str(args.d),
+               "--repeats", str(reps), "--no-jnp"]
+        row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        n_rows.append(row)
+        print(json.dumps(row))
     from rfdiff import io
     import numpy as np
 
-    fits = {}
-    if len(rows) >= 2:
-        lp = np.log([r["p"] for r in rows])
-        for key in ("train_UV_s", "eigh_scipy_evd_s", "peak_rss_GB"):
-            fits[key] = float(np.polyfit(lp, np.log([r[key] for r in rows]), 1)[0])
-    io.save_json(args.out, {"rows": rows, "fitted_exponents_vs_p": fits, "metadata": io.run_metadata()})
-    print("fitted exponents vs p:", fits)
+    def exponents(rs, var):
+        if len(rs) < 2:
+            return {}
+        lx = np.log([r[var] for r in rs])
+        return {k: float(np.polyfit(lx, np.log([r[k] for r in rs]), 1)[0])
+                for k in ("train_UV_s", "eig_and_precompute_s", "curves_161_tau_s", "peak_rss_GB")}
+
+    fits = {"vs_p": exponents(rows, "p"), "vs_n": exponents(n_rows, "n")}
+    io.save_json(args.out, {"rows_vs_p": rows, "rows_vs_n": n_rows, "fitted_exponents": fits,
+                            "metadata": io.run_metadata()})
+    print("fitted exponents:", fits)
     return 0
 
 

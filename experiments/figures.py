@@ -36,8 +36,9 @@ for _p in (ROOT, ROOT / "experiments"):
 
 import _figlib as fl  # noqa: E402
 
-FIGURES = ("spectrum", "learning_curves", "heatmap", "sigma_x", "min_score", "adam", "scaling", "phase", "beyond")
-EXTERNAL = {"beyond": "beyond.py"}  # studies with their own script (finite m, ridge, classes, subspace)
+FIGURES = ("spectrum", "learning_curves", "heatmap", "sigma_x", "min_score", "adam", "scaling", "phase", "beyond",
+           "generation")
+EXTERNAL = {"beyond": "beyond.py", "generation": "generation.py"}  # studies with their own script
 
 # sizes: "full" follows the paper where affordable on 2 CPU cores; "quick" is a smoke version
 PARAMS = {

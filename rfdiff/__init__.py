@@ -1,5 +1,5 @@
 """rfdiff: the random-features score model of diffusion, its exact dynamics and its spectral theory."""
-from . import activations, data, diffusion, features, matrices  # noqa: F401
+from . import activations, data, diffusion, features, matrices, memorization, sampling  # noqa: F401
 from .activations import available_activations, get_activation, register_activation  # noqa: F401
 from .features import init_W, rf_score  # noqa: F401
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -185,6 +186,14 @@ def _mehler_plan(act, M, weights, F, tol, max_order, quad_order, block, sample_r
     return MehlerPlan(G[: K + 1], Gw[: K + 1], F, np.asarray(m2 @ w), G[1] @ w, K, err + quad_err, info)
 
 
+def _warn_if_not_converged(what, err, tol, max_order):
+    """Non-converged Mehler sums are returned (with the estimate in ``trunc_error``) but never silently."""
+    if not err < tol:
+        warnings.warn(f"{what}: Mehler expansion not converged at max_order={max_order}: estimated relative "
+                      f"error {err:.2e} > tol {tol:.2e} (raise max_order, or accept via info['converged'])",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _validate_common(W, t, activation):
     W = jnp.asarray(check_finite_array("W", W))
     if W.ndim != 2:
@@ -218,6 +227,7 @@ def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_or
     V = math.sqrt(dt) * plan.g1[:, None] * W / math.sqrt(d)
     K, err = plan.order, plan.error
     info = {"method": "mehler", **plan.info, "tol": tol, "converged": bool(err < tol)}
+    _warn_if_not_converged("U", err, tol, max_order)
     return FeatureMoments(U, V, K, err, info)
 
 
@@ -254,6 +264,7 @@ def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", t
     err = float(max(plan.error for _, plan in plans))
     info = {"method": "mehler", "orders": [pl.order for _, pl in plans],
             "quad_orders": [pl.info["quad_order"] for _, pl in plans], "tol": tol, "converged": bool(err < tol)}
+    _warn_if_not_converged("Ũ", err, tol, max_order)
     return FeatureMoments(U, V, max(info["orders"]), err, info)
 
 

@@ -62,7 +62,8 @@ def test_truncation_error_estimate_is_conservative():
 
 def test_nonconverged_order_is_flagged():
     W, X = _setup(8, 32, 4)
-    r = matrices.train_matrices(W, X, 2.0, tol=1e-14, max_order=3)
+    with pytest.warns(RuntimeWarning, match="not converged"):
+        r = matrices.train_matrices(W, X, 2.0, tol=1e-14, max_order=3)
     assert not r.info["converged"] and r.trunc_error > 1e-14
 
 
