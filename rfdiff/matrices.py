@@ -91,12 +91,18 @@ def _choose_order(G, Gw, F, tol, rows):
     """
     acc, sq = _mehler_rows(G, Gw, F[rows], F, G[:, rows])
     total = float(jnp.sqrt(jnp.sum(acc * acc)))
-    norms = np.sqrt(np.asarray(sq)) / max(total, 1e-300)
+    # the diagonal is replaced by its exact value: measure the off-diagonal part of each term only
+    s2 = np.asarray(jnp.sum(F[rows] ** 2, axis=1))
+    k = np.arange(G.shape[0])[:, None]
+    diag = s2[None, :] ** k / np.array([math.factorial(int(j)) for j in k[:, 0]], dtype=float)[:, None] \
+        * np.asarray(jnp.sum(G[:, rows] * Gw[:, rows], axis=2))
+    sq_off = np.maximum(np.asarray(sq) - np.sum(diag**2, axis=1), 0.0)
+    norms = np.sqrt(sq_off) / max(total, 1e-300)
     Kmax = len(norms) - 1
     # pairs of orders: odd activations at zero mean have every other term exactly 0
     last, prev = norms[-2:].sum(), norms[-4:-2].sum() if Kmax >= 3 else 0.0
     ratio = last / prev if prev > 0 else 1.0
-    beyond = last * ratio / (1.0 - ratio) if ratio < 1.0 else np.inf
+    beyond = 2.0 * last * ratio / (1.0 - ratio) if ratio < 1.0 else np.inf  # factor 2: safety on the extrapolation
     tail = np.append(np.cumsum(norms[::-1])[::-1], 0.0) + beyond  # tail[k] = Σ_{j>=k} |T_j| (+ beyond)
     for K in range(Kmax + 1):
         if tail[K + 1] < tol:
