@@ -610,7 +610,7 @@ def run_external(ctx, name):
         subprocess.run(cmd, check=True)
         ctx.cache.computed += 1
         results = sorted(out.glob("*.json"))
-    files = sorted(str(f) for f in ctx.figdir.glob(f"{name}_*.png"))
+    files = sorted(f.name for f in ctx.figdir.glob(f"{name}_*.p[nd][gf]"))
     keys = {r.stem: json.loads(r.read_text()).get("key_numbers", r.name) for r in results}
     return files, keys
 
