@@ -46,6 +46,18 @@ def check_finite_array(name: str, x) -> np.ndarray:
     return arr
 
 
+def check_points(name: str, x, d=None) -> np.ndarray:
+    """Validate a finite, non-empty (count, d) array of points; ValueError naming ``name`` otherwise."""
+    arr = check_finite_array(name, x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (count, d), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one point")
+    if d is not None and arr.shape[1] != d:
+        raise ValueError(f"{name} has dimension {arr.shape[1]}, expected d = {d}")
+    return arr
+
+
 def row_chunks(n_rows: int, chunk: int):
     """Yield slices covering ``range(n_rows)`` in blocks of at most ``chunk`` rows."""
     for start in range(0, n_rows, chunk):

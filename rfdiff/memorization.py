@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._util import check_finite_array, check_positive, check_positive_int, x64
+from ._util import check_points, check_positive, check_positive_int, x64
 
 DEFAULT_KS = (1.0 / 3.0, 0.5, 0.25)
 
@@ -62,17 +62,6 @@ def _top2_scan(Y, Xpad, valid, chunk: int):
     return best, arg
 
 
-def _as_2d(name, x, d=None):
-    arr = check_finite_array(name, x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (count, d), got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} must contain at least one point")
-    if d is not None and arr.shape[1] != d:
-        raise ValueError(f"{name} has dimension {arr.shape[1]}, expected d = {d}")
-    return arr
-
-
 @x64
 def nearest_two(samples, train, chunk: int = 2048, sample_batch: int = 16384):
     """Distances to the nearest and second-nearest training points, and the nearest's index (SPEC §5).
@@ -89,8 +78,8 @@ def nearest_two(samples, train, chunk: int = 2048, sample_batch: int = 16384):
     Returns:
         ``(d1, d2, i1)``: numpy arrays (N,), (N,), (N,) — Euclidean distances and the nearest index.
     """
-    train = _as_2d("train", train)
-    samples = _as_2d("samples", samples, train.shape[1])
+    train = check_points("train", train)
+    samples = check_points("samples", samples, train.shape[1])
     n = train.shape[0]
     if n < 2:
         raise ValueError(f"train must contain at least 2 points for a second-nearest distance, got n = {n}")
@@ -192,8 +181,8 @@ def closer_to_train_fraction(samples, train, test, chunk: int = 2048) -> float:
     ``test`` should be fresh draws from P_0 of the same size as ``train``; ≈ ½ when the model
     generalises, → 1 when it reproduces training points.
     """
-    train = _as_2d("train", train)
-    test = _as_2d("test", test, train.shape[1])
+    train = check_points("train", train)
+    test = check_points("test", test, train.shape[1])
     if test.shape[0] != train.shape[0]:
         raise ValueError(f"test must have as many points as train ({train.shape[0]}), got {test.shape[0]}")
     d_train, _, _ = nearest_two(samples, np.concatenate([train, train[:1]]) if train.shape[0] == 1 else train, chunk)
@@ -205,7 +194,7 @@ def closer_to_train_fraction(samples, train, test, chunk: int = 2048) -> float:
 
 def sample_moments(samples) -> tuple[np.ndarray, np.ndarray]:
     """Sample mean (d,) and unbiased covariance (d, d), in float64."""
-    x = np.asarray(_as_2d("samples", samples), dtype=np.float64)
+    x = np.asarray(check_points("samples", samples), dtype=np.float64)
     if x.shape[0] < 2:
         raise ValueError("samples must contain at least 2 points for a covariance")
     return x.mean(axis=0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])

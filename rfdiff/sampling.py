@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_finite_array, check_positive, check_positive_int, x64
+from ._util import check_points, check_positive, check_positive_int, x64
 from .activations import get_activation
 from .data import GaussianMixture
 from .diffusion import delta
@@ -173,7 +173,7 @@ class RFScoreGrid:
     def score(self, x, t: float, tau_index: int = 0, interpolation: str = "nearest") -> jnp.ndarray:
         """s(x, t) (N, d) at one time t from the grid (nearest in log t, or linear in t)."""
         i = self.tau_index(tau_index)
-        x = jnp.asarray(_as_points("x", x, self.d), dtype=jnp.float64)
+        x = jnp.asarray(check_points("x", x, self.d), dtype=jnp.float64)
         check_positive("t", t)
         lo, hi, w = grid_lookup(self.times, [t], interpolation)
         act = get_activation(self.activation).fn
@@ -184,17 +184,6 @@ class RFScoreGrid:
             return s_lo
         s_hi = act(x @ Wh.T / sd) @ self.A[i, hi[0]].T / sp
         return (1.0 - w[0]) * s_lo + w[0] * s_hi
-
-
-def _as_points(name, x, d=None):
-    arr = check_finite_array(name, x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (count, d), got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} must contain at least one point")
-    if d is not None and arr.shape[1] != d:
-        raise ValueError(f"{name} has dimension {arr.shape[1]}, expected d = {d}")
-    return arr
 
 
 def _check_taus(taus) -> np.ndarray:
@@ -251,7 +240,7 @@ def train_score_grid(key: jax.Array, X, taus, p: int, *, t_min: float = 0.01, t_
         curve_taus: τ values for those curves (default: 60 log-spaced from 1e-2 to 1e7).
         callback: called as ``callback(k, t_k)`` after each grid time (progress bars).
     """
-    X = _as_points("X", X)
+    X = check_points("X", X)
     n, d = X.shape
     p = check_positive_int("p", p)
     tau = _check_taus(taus)
@@ -386,7 +375,7 @@ def _run(key, n_samples, d, ts, steps_all, params, score_fn, method, act, denois
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     batch = n_samples if batch_size is None else check_positive_int("batch_size", batch_size)
     if x0 is not None:
-        x0 = _as_points("x0", x0, d)
+        x0 = check_points("x0", x0, d)
         if x0.shape[0] != n_samples:
             raise ValueError(f"x0 must have n_samples = {n_samples} rows, got {x0.shape[0]}")
     cast = lambda a: jax.tree_util.tree_map(  # noqa: E731
@@ -501,7 +490,7 @@ def sample_empirical(key: jax.Array, X, n_samples: int, *, t_min: float = 0.01, 
     training point as t_min → 0. ``batch_size`` defaults to keep batch × n ≤ 2²⁴ kernel entries.
     Other arguments as :func:`sample_population`.
     """
-    X = _as_points("X", X)
+    X = check_points("X", X)
     n, d = X.shape
     ts = reverse_times(t_min, t_max, n_steps, schedule)
     st = _score_times(ts, grid_times)

@@ -168,3 +168,20 @@ def _derive(raw, t, sigma_x2):
     s2 = m2 - mu0 * mu0 - a * a * alpha2 - v2 - b * b
     return dict(delta=dt, Gamma2=gamma2, mu0=mu0, mu1=mu1, a=a, b=b, v2=v2, s2=s2,
                 mustar2=m2 - mu0 * mu0 - mu1 * mu1, second_moment=m2)
+
+
+def constants_with_overrides(activation, t: float, sigma_x2: float, constants=None) -> dict:
+    """GE constants as a dict, with optional overrides (e.g. ``{"a": 0, "b": 0}`` switches the RF structure off, SPEC §4).
+
+    Overriding ``b`` also sets ``b2``; overriding ``a`` also sets ``c = a² e^{-2t}``.
+    """
+    import math
+
+    k = dict(ge_constants(activation, t, sigma_x2).as_dict())
+    if constants:
+        k.update(dict(constants))
+        if "b" in constants and "b2" not in constants:
+            k["b2"] = float(constants["b"]) ** 2
+        if "a" in constants and "c" not in constants:
+            k["c"] = float(constants["a"]) ** 2 * math.exp(-2.0 * t)
+    return k

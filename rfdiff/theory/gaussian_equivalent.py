@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from .._util import check_positive, check_positive_int
-from .constants import ge_constants
+from .constants import constants_with_overrides
 
 __all__ = ["ge_train_matrices", "ge_train_lowrank", "ge_population_matrices", "sample_gaussian_equivalent"]
 
@@ -26,13 +26,7 @@ def _rng(seed):
 
 
 def _consts(activation, t, sigma_x2, constants):
-    k = ge_constants(activation, t, sigma_x2).as_dict()
-    if constants:
-        k.update(dict(constants))
-        if "b" in constants and "b2" not in constants:
-            k["b2"] = float(constants["b"]) ** 2
-        if "a" in constants and "c" not in constants:
-            k["c"] = float(constants["a"]) ** 2 * math.exp(-2.0 * t)
+    k = constants_with_overrides(activation, t, sigma_x2, constants)
     k["b"] = math.sqrt(k["b2"])
     return k
 

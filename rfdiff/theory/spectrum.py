@@ -36,7 +36,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .._util import check_positive
-from .constants import ge_constants
+from .constants import constants_with_overrides
 
 __all__ = ["SpectrumParams", "SpectrumResult", "spectrum_params", "solve_resolvent", "find_support",
            "solve_spectrum", "solve_spectrum_params", "bulk_quadrature", "normalize_atoms", "continuation"]
@@ -130,13 +130,7 @@ def spectrum_params(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_
         raise ValueError(f"psi_n must be > 0 (inf allowed), got {psi_n}")
     lam, w, sx2 = normalize_atoms(atoms, sigma_x2)
     t = check_positive("t", t)
-    k = dict(ge_constants(activation, t, sx2).as_dict())
-    if constants:
-        k.update(dict(constants))
-        if "b" in constants and "b2" not in constants:
-            k["b2"] = float(constants["b"]) ** 2
-        if "a" in constants and "c" not in constants:
-            k["c"] = float(constants["a"]) ** 2 * math.exp(-2.0 * t)
+    k = constants_with_overrides(activation, t, sx2, constants)
     for name in ("s2", "v2", "b2", "c"):
         if not (np.isfinite(k[name]) and k[name] >= 0):
             raise ValueError(f"constant {name} must be finite and >= 0, got {k[name]}")
