@@ -208,6 +208,7 @@ def main(argv=None) -> int:
 
     def save():
         theory_json = {k: v for k, v in theory.items() if not isinstance(v, np.ndarray)}
+        edge = memorisation_edge(spectrum, spectrum_w, cfg)
         result = {
             "name": name, "config": cfg.to_dict(), "psi_p": cfg.psi_p, "psi_n": cfg.psi_n,
             "tau_grid": {"min": args.tau_min, "max": args.tau_max, "n": args.n_tau, "eta": args.eta},
@@ -218,8 +219,7 @@ def main(argv=None) -> int:
                          "pop_order": problem.pop.order, "pop_trunc_error": problem.pop.trunc_error,
                          "fisher": problem.fisher, "n_negative_eigenvalues": dyn.n_negative},
             "spectrum": {"lambda_min": float(spectrum.min()), "lambda_max": float(spectrum.max()),
-                         "memorisation_bulk_left_edge": memorisation_edge(spectrum, spectrum_w, cfg),
-                         "tau_mem_spectral": spectral_tau(memorisation_edge(spectrum, spectrum_w, cfg), cfg),
+                         "memorisation_bulk_left_edge": edge, "tau_mem_spectral": spectral_tau(edge, cfg),
                          "method": method if method == "dense" else
                          f"SLQ ({args.slq_probes} probes x {args.slq_steps} steps; Ritz values)"},
             "method": method, "lanczos_steps": args.lanczos_steps if method == "lanczos" else None,

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..data import spectrum_eigenvalues
 from .asymptotics import timescales
 from .constants import ge_constants
 from .spectrum import (SpectrumParams, bulk_quadrature, find_support, normalize_atoms, solve_resolvent,
@@ -145,11 +146,7 @@ def ge_finite_curves(taus, activation="tanh", t: float = 0.1, psi_p: float = 64.
     if atoms is None:
         cov = np.ones(d)
     else:
-        vals = np.array([a[0] for a in atoms], dtype=np.float64)
-        wts = np.array([a[1] for a in atoms], dtype=np.float64)
-        counts = np.floor(wts * d).astype(int)
-        counts[np.argsort(-(wts * d - counts))[: d - counts.sum()]] += 1
-        cov = np.repeat(vals, counts)
+        cov = spectrum_eigenvalues(d, atoms=atoms)  # largest-remainder atom counts
     runs = {"train_loss": [], "test_loss": [], "score_error": []}
     for sd in seeds:
         rng = np.random.default_rng(sd)

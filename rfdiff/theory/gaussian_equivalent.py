@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data import spectrum_eigenvalues
 from .._util import check_positive, check_positive_int
 from .constants import constants_with_overrides
 
@@ -127,11 +128,7 @@ def sample_gaussian_equivalent(seed, d: int, psi_p: float, psi_n: float, t: floa
     if atoms is None:
         lam = np.ones(d)
     else:
-        vals = np.array([a[0] for a in atoms], dtype=np.float64)
-        wts = np.array([a[1] for a in atoms], dtype=np.float64)
-        counts = np.floor(wts * d).astype(int)
-        counts[np.argsort(-(wts * d - counts))[: d - counts.sum()]] += 1
-        lam = np.repeat(vals, counts)
+        lam = spectrum_eigenvalues(d, atoms=atoms)  # largest-remainder atom counts
     W = rng.standard_normal((p, d))
     X = rng.standard_normal((n, d)) * np.sqrt(lam)
     U, V = ge_train_matrices(W, X, t, activation, seed=rng, sigma_x2=float(lam.mean()), constants=constants)
