@@ -136,7 +136,7 @@ def theory_predict(params: dict):
     atoms = params.get("atoms")
     kw = dict(activation=params.get("activation", "tanh"), t=params["t"], psi_p=params["psi_p"],
               psi_n=params["psi_n"], atoms=[tuple(a) for a in atoms] if atoms else None,
-              sigma_x2=None if atoms else params.get("sigma_x", 1.0) ** 2)
+              sigma_x2=None if atoms else params.get("sigma_x", 1.0) ** 2, d=params.get("d"))
     if params.get("curves"):
         taus = tau_grid(*params.get("taus", (TAUS["tau_min"], TAUS["tau_max"], TAUS["n_tau"])))
         out = predict(**kw, taus=taus, test_loss=True, ge_d=params.get("ge_d", 32),
@@ -169,6 +169,17 @@ def theory_spectrum(params: dict):
             "atom_location": first.atom_location, "atom_weight": first.atom_weight,
             "atom_weight_formula": first.atom_weight_formula, "n_nonconverged": res.n_nonconverged}
     return scal, {"lambdas": res.lambdas, "rho": res.rho}
+
+
+def theory_density_grid(params: dict):
+    """ρ(λ) on a log grid [lo, hi] (``grid = [lo, hi, n]``), with the finite-d correction when ``d`` is given."""
+    from rfdiff.theory import solve_spectrum
+    atoms = params.get("atoms")
+    lo, hi, n = params["grid"]
+    res = solve_spectrum(params.get("activation", "tanh"), params["t"], params["psi_p"], params["psi_n"],
+                         lambdas=np.geomspace(lo, hi, int(n)), atoms=[tuple(a) for a in atoms] if atoms else None,
+                         find_edges=False, d=params.get("d"))
+    return {"n_nonconverged": res.n_nonconverged}, {"lambdas": res.lambdas, "rho": res.rho}
 
 
 def adam_curves(params: dict):

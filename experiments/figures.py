@@ -187,6 +187,13 @@ def fig_spectrum(ctx, P):
         ins.stairs(cnt / (p * np.diff(be)), be, fill=True, color="C0", alpha=0.5)
         mm = (lam_t <= top) & (rho > 0)
         ins.plot(lam_t[mm], rho[mm], "k.", ms=1.5)
+        thd = ctx.cache.get("thgrid", dict(t=t, psi_p=float(P["psi_p"]), psi_n=float(pn), atoms=extra.get("atoms"),
+                                           d=d, grid=[float(s2 * 1.2), float(top), 400]), fl.theory_density_grid)
+        md = thd["rho"] > 1e-3
+        ins.plot(thd["lambdas"][md], thd["rho"][md], color="C1", lw=0.8)
+        ins.plot([], [], "k.", label="Thm 3.1")
+        ins.plot([], [], color="C1", label=f"finite-d (d={d})")
+        ins.legend(fontsize=5, loc="lower left")
         ins.axvline(s2, color="C3", lw=1, ls="--")
         ins.set_xscale("log")
         ins.set_yscale("log")
@@ -218,7 +225,9 @@ def _curve_set(ctx, P, sigma_x=1.0, theory_curves=True):
     kw = {} if sigma_x == 1.0 else {"sigma_x": float(sigma_x)}
     for pn in ctx.bar(P["psi_n"], f"curves σx={sigma_x:g}"):
         sim = ctx.sim(d, p, int(pn * d), t, **kw)
-        th = ctx.theory(t, P["psi_p"], pn, curves=theory_curves, ge_d=P.get("ge_d", 32), **kw)
+        th = dict(ctx.theory(t, P["psi_p"], pn, curves=theory_curves, ge_d=P.get("ge_d", 32), d=d, **kw))
+        inf = ctx.theory(t, P["psi_p"], pn, **kw)  # Theorem 3.1 as d → ∞
+        th["tau_mem_d_inf"] = inf.get("tau_mem")
         out[pn] = (sim, th)
     return out
 
@@ -254,6 +263,7 @@ def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
         for a in (a1, a2):
             _mark(a, tm_th, c, 0.0, "^")
         keys[f"psin{pn}"] = {"tau_mem_sim": sim["tau_mem"], "tau_mem_theory": tm_th,
+                             "tau_mem_theory_d_inf": th.get("tau_mem_d_inf"),
                              "tau_mem_asymptotic": th.get("tau_mem_asymptotic"),
                              "tau_gen_sim": sim["tau_gen"], "tau_gen_theory": tg_th,
                              "min_score_error_sim": sim["min_score_error"],
@@ -273,7 +283,7 @@ def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
     ins1.set_ylabel(r"$E_{score}$")
     ins2.set_ylabel(r"$L_{gen} = L_{test} - L_{train}$")
     for a in (ins1, ins2):
-        a.set_xlabel(r"$\tau/\tau_{mem}$ ($\tau_{mem}$ from theory, Thm 3.1)")
+        a.set_xlabel(r"$\tau/\tau_{mem}$ ($\tau_{mem}$ from theory, Thm 3.1 at finite d)")
         a.set_xlim(1e-4, 1e3)
     a1.legend(loc="upper right", ncol=2)
     a2.legend(loc="upper right", ncol=2, fontsize=6)
@@ -285,6 +295,10 @@ def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
               if finite(v["tau_mem_sim"]) and finite(v["tau_mem_theory"])]
     keys["collapse_ratio_sim_over_theory"] = {"values": ratios,
                                               "spread_max_over_min": max(ratios) / min(ratios) if ratios else None}
+    r_inf = [v["tau_mem_sim"] / v["tau_mem_theory_d_inf"] for k, v in keys.items() if k.startswith("psin")
+             and finite(v["tau_mem_sim"]) and finite(v["tau_mem_theory_d_inf"])]
+    keys["collapse_ratio_sim_over_theory_d_inf"] = {"values": r_inf,
+                                                    "spread_max_over_min": max(r_inf) / min(r_inf) if r_inf else None}
     return save(fig, ctx, name), keys
 
 
@@ -403,7 +417,7 @@ def fig_scaling(ctx, P):
         rows = []
         for p, n in ctx.bar(pairs, desc):
             sim = ctx.sim(d, p, n, t)
-            th = ctx.theory(t, p / d, n / d)
+            th = ctx.theory(t, p / d, n / d, d=d)
             rows.append(dict(p=p, n=n, tm_s=sim["tau_mem"], tg_s=sim["tau_gen"], tm_t=th.get("tau_mem"),
                              tm_a=th.get("tau_mem_asymptotic"), tg_t=th.get("tau_gen")))
         return rows
@@ -489,7 +503,7 @@ def fig_heatmap(ctx, P):
     if P.get("exact_boundary"):
         exact = {}
         for pn, pp in ctx.bar([(pn, pp) for pp in P["psi_p"] for pn in P["psi_n"]], "theory τ_mem grid"):
-            exact[(pn, pp)] = ctx.theory(P["t"], pp, pn).get("tau_mem") if pp > pn else math.inf
+            exact[(pn, pp)] = ctx.theory(P["t"], pp, pn, d=P["d"]).get("tau_mem") if pp > pn else math.inf
     fig, axes = plt.subplots(1, len(P["taus"]), figsize=(5.2 * len(P["taus"]), 4.2), squeeze=False)
     keys = {}
     for ax, tau in zip(axes[0], P["taus"]):

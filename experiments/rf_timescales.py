@@ -35,7 +35,8 @@ def parse_args(argv=None):
     ap.add_argument("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gen. gap reaches this value")
     ap.add_argument("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
     ap.add_argument("--method", choices=("auto", "dense", "lanczos"), default="auto",
-                    help="dense eigendecomposition, or matrix-free block Lanczos + SLQ (auto: lanczos for p > 8192)")
+                    help="dense eigendecomposition, or matrix-free block Lanczos + SLQ (auto: dense up to p = 8192 "
+                         "on CPU, and on an accelerator while ~8 p×p float64 arrays fit in 70%% of its memory)")
     ap.add_argument("--lanczos-steps", type=int, default=24, help="block-Lanczos steps (basis size = steps·d)")
     ap.add_argument("--slq-probes", type=int, default=16, help="SLQ probe vectors for the spectrum (lanczos method)")
     ap.add_argument("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (lanczos method)")
@@ -70,9 +71,11 @@ def theory_prediction(cfg, problem, taus):
     lam = data.eigvals[0]
     vals, counts = np.unique(np.round(lam, 12), return_counts=True)
     atoms = [(float(v), float(c) / lam.size) for v, c in zip(vals, counts)]
-    out = predict(activation=cfg.activation, t=cfg.t, psi_p=cfg.psi_p, psi_n=cfg.psi_n, atoms=atoms,
-                  sigma_x2=data.sigma_x2, taus=taus)
-    out = dict(out)
+    kw = dict(activation=cfg.activation, t=cfg.t, psi_p=cfg.psi_p, psi_n=cfg.psi_n, atoms=atoms, sigma_x2=data.sigma_x2)
+    out = dict(predict(taus=taus, d=cfg.d, **kw))  # with the finite-d sample-norm correction
+    inf = predict(taus=None, test_loss=False, **kw)  # Theorem 3.1 as d → ∞
+    out.update(lambda_min_d_inf=inf["lambda_min"], tau_mem_d_inf=inf["tau_mem"],
+               train_loss_inf_d_inf=inf["train_loss_inf"])
     out["available"] = True
     return out
 
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
         bar.update(1)
         return res
 
-    method = args.method if args.method != "auto" else ("lanczos" if cfg.p > 8192 else "dense")
+    method = args.method if args.method != "auto" else ("dense" if dynamics.dense_fits(cfg.p) else "lanczos")
     stages[1] = "eigendecomposition" if method == "dense" else "block Lanczos + SLQ"
     problem = stage(0, lambda: model.build_problem(cfg, dense_population=(method == "dense")))
 
@@ -240,6 +243,7 @@ def main(argv=None) -> int:
             plt.close(fig)
         timings["total"] = time.perf_counter() - t_all
         result["timings_s"] = timings
+        result["memory"] = {"peak_rss_bytes": io.peak_rss_bytes(), "device": io.device_memory()}
         files.append(io.save_npz(out / f"{name}.npz", arrays))
         files.append(io.save_json(out / f"{name}.json", result))
         return result, files
@@ -257,17 +261,25 @@ def main(argv=None) -> int:
             ("τ_mem (gap ≥ %g·final)" % args.mem_frac, ts["tau_mem"]["tau_mem"], None),
             ("τ_mem (gap ≥ %g)" % args.mem_abs, ts["tau_mem"]["tau_mem_abs"], None),
             ("τ_mem = ψ_p/(Δ_t λ_min), exact edge", spectral_tau(mem_edge, cfg), th.get("tau_mem")),
-            ("τ_mem, Theorem 3.2 edge", None, th.get("tau_mem_asymptotic")),
+            ("  … Theorem 3.1 (d → ∞) edge", None, th.get("tau_mem_d_inf")),
+            ("  … Theorem 3.2 edge", None, th.get("tau_mem_asymptotic")),
             ("λ_min of memorisation bulk", mem_edge, th.get("lambda_min")),
+            ("  … Theorem 3.1 (d → ∞)", None, th.get("lambda_min_d_inf")),
             ("final train loss", result["final"]["train_loss"], th.get("train_loss_inf")),
+            ("  … Theorem 3.1 (d → ∞)", None, th.get("train_loss_inf_d_inf")),
             ("final test loss", result["final"]["test_loss"], None),
             ("min score error", result["min_score_error"], None)]
     for label, sim, theo in rows:
         print(f"{label:<34}{fmt(sim):>14}{fmt(theo):>14}")
     if not theory.get("available"):
         print(f"(theory unavailable: {theory.get('reason')})")
-    print("(simulated λ_min: the (1 - n/p) quantile of the spectrum of U, where the memorisation bulk starts)")
+    print("(λ_min: the spectral quantile 1 - n/p + 1/(2p) of U, where the memorisation bulk starts; theory column with\n"
+          " the finite-d sample-norm correction, rows '…' without it)")
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+    mem = result["memory"]
+    print(f"device: {jax.default_backend()} ({jax.devices()[0].device_kind}); peak RSS "
+          f"{mem['peak_rss_bytes'] / 1e9:.2f} GB" + ("" if not mem["device"] else
+          f"; device peak {mem['device'].get('peak_bytes_in_use', 0) / 1e9:.2f} GB"))
     print("wrote: " + ", ".join(str(f) for f in files))
     return 0
 

@@ -34,6 +34,27 @@ def _eigh(U: np.ndarray):
     return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
 
 
+DENSE_ARRAYS = 8  # p×p float64 arrays alive at the peak of the dense path (U, Ũ, Q, QᵀŨQ, H, temporaries)
+
+
+def dense_path_bytes(p: int) -> int:
+    """Peak memory of the dense path (:func:`exact_dynamics`): about ``DENSE_ARRAYS`` p×p float64 arrays."""
+    return DENSE_ARRAYS * 8 * int(p) ** 2
+
+
+def dense_fits(p: int, cpu_max_p: int = 8192, fraction: float = 0.7) -> bool:
+    """Whether the dense eigendecomposition path suits p on the default JAX device.
+
+    CPU: p ≤ ``cpu_max_p`` (above it the O(p³) eigendecomposition dominates; use Lanczos).
+    Accelerator: :func:`dense_path_bytes` ≤ ``fraction`` of the device's memory limit.
+    """
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if not stats or "bytes_limit" not in stats:
+        return int(p) <= cpu_max_p
+    return dense_path_bytes(p) <= fraction * stats["bytes_limit"]
+
+
 @jax.jit
 def _f_flow(lam, taus, c):
     """f_i(τ) = (exp(-c λ_i τ) - 1)/λ_i, stable for λ → 0 (→ -cτ) and any large τ."""

@@ -35,6 +35,22 @@ def run_metadata() -> dict:
             "git_commit": commit}
 
 
+def device_memory() -> dict | None:
+    """Peak and limit of the default accelerator's memory in bytes (None on CPU, where peak RSS applies)."""
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform != "cpu" else None
+    if not stats:
+        return None
+    return {k: int(stats[k]) for k in ("peak_bytes_in_use", "bytes_limit", "bytes_in_use") if k in stats}
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process in bytes (Linux ru_maxrss is in KiB)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def to_jsonable(obj):
     """Recursively turn numpy/jax scalars and arrays into JSON types (non-finite floats → None)."""
     if isinstance(obj, dict):

@@ -48,3 +48,24 @@ def test_invalid_inputs_fail_cleanly(tmp_path, capsys, bad, word):
     assert rc == 2
     assert word in capsys.readouterr().err
     assert not out.exists()  # nothing written on failure
+
+
+def test_device_aware_method_and_run_summary(tmp_path):
+    """auto picks dense up to p = 8192 on CPU; memory is recorded; summarize_runs pairs CPU/GPU runs of equal p, n."""
+    from rfdiff import dynamics, io
+
+    assert dynamics.dense_fits(8192) and not dynamics.dense_fits(16384)  # CPU rule
+    assert dynamics.dense_path_bytes(16384) == 8 * 8 * 16384**2
+    assert io.device_memory() is None  # CPU: peak RSS applies
+    rc, path = run(tmp_path, "--no-plot", name="cpu_run")
+    res = json.loads(path.read_text())
+    assert res["method"] == "dense" and res["memory"]["peak_rss_bytes"] > 1e7
+    fake = dict(res, name="gpu_run", metadata=dict(res["metadata"], jax_backend="gpu"),
+                timings_s=dict(res["timings_s"], total=res["timings_s"]["total"] / 4.0))
+    (tmp_path / "gpu_run.json").write_text(json.dumps(fake))
+    spec_s = importlib.util.spec_from_file_location("summarize_runs", ROOT / "benchmarks" / "summarize_runs.py")
+    mod = importlib.util.module_from_spec(spec_s)
+    spec_s.loader.exec_module(mod)
+    s = mod.summarize(tmp_path)
+    assert len(s["runs"]) == 2 and len(s["speedups"]) == 1
+    assert s["speedups"][0]["speedup_total"] == pytest.approx(4.0)

@@ -527,7 +527,98 @@ def test_exact_simulator_histogram_d100(atoms):
         assert rep[k]["count"] == rep[k]["count_theory"]
         assert abs(rep[k]["lo_err"]) < 0.06 and abs(rep[k]["hi_err"]) < 0.06
         assert rep[k]["ks"] < 0.06
+    if atoms is None:  # finite-d correction: memorisation-bulk quartiles and last eigenvalue within 5 %
+        err = _mem_quantile_errors(ev, 100, 64.0, 8.0, 0.01)
+        print("finite-d theory, memorisation bulk quantile errors (25/50/75 %, last):", np.round(err, 4))
+        assert np.max(np.abs(err)) < 0.05  # measured (seed 0): +2.6, +2.1, +1.1, −0.8 %
     strict = all(r["count"] == r["count_theory"] and abs(r["lo_err"]) < 0.05 and abs(r["hi_err"]) < 0.05
                  and r["max_bin_rel"] < 0.15 for r in rep)
     if not strict:
         pytest.xfail("memorisation bulk / finite group: finite-d broadening beyond 5 % edges / 15 % per bin")
+
+
+# ---------------------------------------------------------------------------------------------
+# finite-d sample-norm correction (spectrum_params(d=...))
+
+
+def test_finite_d_one_type_is_theorem_31():
+    """The typed equations with a single type κ = 1 reproduce Theorem 3.1 to round-off (measured 2e-15)."""
+    import dataclasses
+
+    from rfdiff.theory.spectrum import spectrum_params
+    P = spectrum_params("tanh", 0.1, 64.0, 8.0)
+    P1 = dataclasses.replace(P, tw=np.array([1.0]), tc=np.array([P.c]), tv2=np.array([P.v2]))
+    lam = np.linspace(1e-3, 50.0, 400)
+    a, b = solve_resolvent(lam, P), solve_resolvent(lam, P1)
+    assert b["converged"].all()
+    assert np.max(np.abs(a["q"] - b["q"]) / np.abs(a["q"])) < 1e-10
+    assert np.max(np.abs(a["delta"] - b["delta"]) / np.abs(a["delta"])) < 1e-9
+
+
+def test_finite_d_types_quadrature_and_limit():
+    """κ = ‖x‖²/(dσ_x²) quadrature: mean 1 and variance 2/d exactly (isotropic); d → ∞ recovers Theorem 3.1."""
+    from rfdiff.theory.spectrum import sample_norm_types
+    for d in (8, 100, 10**6):
+        x, w = sample_norm_types(d, np.array([1.0]), np.array([1.0]))
+        assert abs(w @ x - 1) < 1e-10 and abs((w @ x**2 - 1) - 2.0 / d) < 1e-9 * max(1.0, 2.0 / d) + 1e-12
+    x, w = sample_norm_types(50, np.array([0.5, 1.5]), np.array([0.5, 0.5]))
+    assert abs((w @ x**2 - 1) - 2 * 1.25 / 50) < 1e-9  # variance 2 E[λ²]/(d σ_x⁴)
+    big, ref = solve_spectrum("tanh", 0.1, 64.0, 8.0, d=10**7), solve_spectrum("tanh", 0.1, 64.0, 8.0)
+    assert len(big.edges) == len(ref.edges)
+    assert np.allclose(np.array(big.edges), np.array(ref.edges), rtol=2e-3)
+
+
+def test_finite_d_normalisation_and_trace():
+    """With types: ∫ρ = 1 and ∫λρ = the type-averaged (1/p) Tr U, to 1e-3 (measured ≤ 2e-6); all points converge."""
+    res = solve_spectrum("tanh", 0.1, 64.0, 8.0, d=32)
+    mass, mom = _moments(res)
+    assert abs(mass - 1.0) < 1e-3
+    assert abs(mom / res.params.trace_mean() - 1) < 1e-3
+    assert res.n_nonconverged == 0
+    with pytest.raises(ValueError):
+        solve_spectrum("tanh", 0.1, 64.0, 8.0, d=0)
+
+
+def _mem_quantile_errors(ev, d, psi_p, psi_n, t):
+    """Relative errors of the finite-d theory's memorisation-bulk quartiles and last eigenvalue vs eigenvalues ``ev``."""
+    from rfdiff.theory.curves import spectral_quantile
+    from rfdiff.theory.spectrum import bulk_quadrature
+    p, n = int(psi_p * d), int(psi_n * d)
+    qs = [1 - 0.75 * n / p, 1 - 0.5 * n / p, 1 - 0.25 * n / p, 1 - d / p - 0.5 / p]
+    res = solve_spectrum("tanh", t, psi_p, psi_n, d=d)
+    P = res.params
+    x = np.concatenate([bulk_quadrature(e, 400)[0] for e in res.edges])
+    w = np.concatenate([bulk_quadrature(e, 400)[1] for e in res.edges])
+    sol = solve_resolvent(x, P, eps=1e-12 * (x - P.s2))
+    rho = (sol["q"] + res.atom_weight / (x + 1j * sol["eps"] - P.s2)).imag / math.pi
+    th = np.array([spectral_quantile(x, rho * w, res.atom_weight, q) for q in qs])
+    return th / np.array([np.quantile(ev, q) for q in qs]) - 1
+
+
+def test_finite_d_memorisation_bulk_vs_exact():
+    """Exact finite-d U (d = 32, ψ_p = 64, ψ_n = 8, t = 0.1): memorisation-bulk quantiles (first eigenvalue,
+    25/50/75 %, last) within 8 % with the sample-norm correction (measured −5.1, +7.2, +3.9, 0.0, +3.0 %),
+    while Theorem 3.1 (d → ∞) misses by > 20 % (measured +44, +22, +6, −10, −26 %)."""
+    from rfdiff.theory.curves import spectral_quantile
+    from rfdiff.theory.spectrum import bulk_quadrature
+    d, psi_p, psi_n = 32, 64.0, 8.0
+    p, n = int(psi_p * d), int(psi_n * d)
+    _, _, M = _exact_U_eigs(d, 0.1, psi_n, None, 0, psi_p)
+    ev = np.sort(scipy.linalg.eigvalsh(np.asarray(M.U)))
+    qs = [1 - n / p + 0.5 / p, 1 - 0.75 * n / p, 1 - 0.5 * n / p, 1 - 0.25 * n / p, 1 - d / p - 0.5 / p]
+    ex = np.array([np.quantile(ev, q) for q in qs])
+
+    def theory(dd):
+        res = solve_spectrum("tanh", 0.1, psi_p, psi_n, d=dd)
+        P = res.params
+        x = np.concatenate([bulk_quadrature(e, 400)[0] for e in res.edges])
+        w = np.concatenate([bulk_quadrature(e, 400)[1] for e in res.edges])
+        sol = solve_resolvent(x, P, eps=1e-12 * (x - P.s2))
+        rho = (sol["q"] + res.atom_weight / (x + 1j * sol["eps"] - P.s2)).imag / math.pi
+        return np.array([spectral_quantile(x, rho * w, res.atom_weight, q) for q in qs])
+
+    err_typed = theory(d) / ex - 1
+    err_inf = theory(None) / ex - 1
+    print("typed", np.round(err_typed, 3), "d->inf", np.round(err_inf, 3))
+    assert np.max(np.abs(err_typed)) < 0.08
+    assert np.max(np.abs(err_inf)) > 0.2

@@ -83,7 +83,7 @@ def train_loss_curve(taus, P: SpectrumParams, delta: float, measure: Optional[VW
             x = np.multiply.outer(taus, lam) * k
             return np.where(np.isinf(x), 1.0, -np.expm1(-x)) / lam
 
-    return 1.0 - P.b2 * P.psi_p * measure.integrate(h, bulks)
+    return 1.0 - P.b2_v * P.psi_p * measure.integrate(h, bulks)
 
 
 def ge_lowrank_curves(taus, W, X, t: float, activation="tanh", cov_eigs=None, seed=0) -> dict:
@@ -178,10 +178,28 @@ def _num(x):
     return x
 
 
+def _node_weights(edges, n_quad):
+    return np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges])
+
+
+def spectral_quantile(nodes, masses, atom_weight: float, q: float) -> float:
+    """λ at which the cumulative spectral measure (atom at the bottom + bulk node masses) reaches ``q``."""
+    o = np.argsort(nodes)
+    cdf = atom_weight + np.cumsum(np.clip(masses[o], 0.0, None))
+    return float(np.interp(q, cdf, nodes[o]))
+
+
 def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, atoms=None,
             sigma_x2: Optional[float] = None, taus=None, test_loss: bool = True, ge_d: int = 64,
-            ge_seeds: Sequence[int] = (0,), n_quad: int = 512) -> dict:
+            ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None) -> dict:
     """Theory predictions for one (activation, t, ρ_Σ, ψ_p, ψ_n): timescales, spectrum summary, curves (SPEC §4).
+
+    ``d`` (optional) switches on the finite-d sample-norm correction of :func:`spectrum_params`
+    (``finite_d`` in the output); the memorisation edge ``lambda_min`` is then the spectral
+    quantile ``1 − ψ_n/ψ_p`` (the bulk may be split into small islands by the discrete norm types,
+    so support edges are not used). ``lambda_min_quantile`` is reported in both modes (half an
+    eigenvalue past 1 − ψ_n/ψ_p with d, 0.1 % of the bulk's mass without; the main job's simulated edge
+    uses the same definition).
 
     Returns a plain dict (JSON-able floats/lists; numpy arrays only for curves over ``taus``):
     ``tau_gen`` (Thm 3.2, lower edge of ρ_2), ``tau_gen_exact``, ``tau_mem`` (lower edge of the
@@ -197,7 +215,7 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     """
     lam_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
     atoms_n = None if atoms is None else list(zip(lam_s.tolist(), w_s.tolist()))
-    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
+    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None, d=d)
     c = ge_constants(activation, t, sx2)
     w_atom, atom_ok = _atom_weight_numeric(P)
     edges, grid_sol = find_support(P, w_atom=w_atom)
@@ -211,11 +229,24 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
         _, wq = bulk_quadrature(e, n_quad)
         masses.append(float(rho[measure.bulk == k] @ wq))
     ts = timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
+    if P.typed:  # Theorem 3.2 quantities are d → ∞ limits: take them from the untyped parameters
+        P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
+        ts.update({k: v for k, v in timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
+                   if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
+    # first eigenvalue of the memorisation bulk: half an eigenvalue (d known) or 0.1 % of its mass past 1 − ψ_n/ψ_p
+    q_mem = 1.0 - psi_n / psi_p + (0.5 / (psi_p * d) if d else 1e-3 * psi_n / psi_p)
+    lq = spectral_quantile(measure.nodes, rho * _node_weights(edges, n_quad), w_atom, q_mem) \
+        if edges and 0 < q_mem < 1 else math.nan
+    ts["lambda_min_quantile"] = lq
+    ts["tau_mem_quantile"] = psi_p / (c.delta * lq) if lq > 0 else math.nan
+    if P.typed:
+        ts["lambda_min_support"], ts["tau_mem_support"] = ts["lambda_min"], ts["tau_mem"]
+        ts["lambda_min"], ts["tau_mem"] = lq, ts["tau_mem_quantile"]
     lab = ts["bulk_labels"] or {"population": []}
     out = {
         "activation": c.activation, "t": t, "psi_p": float(psi_p), "psi_n": float(psi_n),
         "atoms": [[float(a), float(b)] for a, b in zip(lam_s, w_s)], "sigma_x2": sx2,
-        "constants": c.as_dict(), "delta": c.delta,
+        "constants": c.as_dict(), "delta": c.delta, "finite_d": P.d,
         "atom_location": P.s2, "atom_weight": w_atom, "atom_weight_formula": P.atom_weight_formula(),
         "edges": edges, "bulk_masses": masses,
         "bulk_v_masses": [float(measure.weights[measure.bulk == k].sum()) for k in range(len(edges))],

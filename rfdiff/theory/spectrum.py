@@ -83,6 +83,21 @@ class SpectrumParams:
     lam: np.ndarray
     w: np.ndarray
     delta: float = float("nan")  # Δ_t (not used by the equations; carried for timescales)
+    # finite-d sample-norm types (None: Theorem 3.1 as d → ∞): weights ω_j, c_j κ_j, v_j² with κ_j = ‖x‖²/(d σ_x²)
+    tw: Optional[np.ndarray] = None
+    tc: Optional[np.ndarray] = None
+    tv2: Optional[np.ndarray] = None
+    b2v: Optional[float] = None  # (mean_j b_j)², the V-side b_t² (= b2 without types)
+    d: Optional[int] = None
+
+    @property
+    def typed(self) -> bool:
+        return self.tw is not None
+
+    @property
+    def b2_v(self) -> float:
+        """b_t² of V ≃ b_t W/√d (differs from U's mean b_j² only with finite-d types)."""
+        return self.b2 if self.b2v is None else self.b2v
 
     @property
     def gamma(self) -> float:
@@ -95,6 +110,8 @@ class SpectrumParams:
 
     def trace_mean(self) -> float:
         """``(1/p) Tr U`` of the Lemma C.1 Gaussian equivalent: ``c σ_x² + v_t² + b_t² + s_t²``."""
+        if self.typed:
+            return float(self.tw @ (self.tc * self.sigma_x2 + self.tv2)) + self.b2 + self.s2
         return self.c * self.sigma_x2 + self.v2 + self.b2 + self.s2
 
     def atom_weight_formula(self) -> float:
@@ -112,17 +129,49 @@ class SpectrumParams:
         wide = (1.0 + sp) ** 2
         g = 0.0 if math.isinf(self.psi_n) else self.gamma
         tn = 0.0 if math.isinf(self.psi_n) else 1.0 / math.sqrt(self.psi_n)
-        data = self.c * lmax * wide * (1.0 + tn) ** 2
-        noise = self.v2 * (1.0 + math.sqrt(g)) ** 2
+        cmax = float(self.tc.max()) if self.typed else self.c
+        v2max = float(self.tv2.max()) if self.typed else self.v2
+        data = cmax * lmax * wide * (1.0 + tn) ** 2
+        noise = v2max * (1.0 + math.sqrt(g)) ** 2
         return 1.5 * (self.s2 + self.b2 * wide + 2.0 * (data + noise)) + 1e-12
 
 
+def sample_norm_types(d: int, lam: np.ndarray, w: np.ndarray, n_types: int = 24):
+    """Quadrature of κ = ‖x‖²/(d σ_x²) for x ~ N(0, Σ) in dimension d: nodes and weights (finite-d correction).
+
+    κ has mean 1 and variance 2 E_ρΣ[λ²]/(d σ_x⁴); it is matched by a Gamma law (exact χ²_d/d for
+    isotropic Σ) and discretised by generalised Gauss–Laguerre quadrature.
+    """
+    import scipy.linalg
+
+    d = int(d)
+    if d < 1:
+        raise ValueError(f"d must be a positive integer, got {d}")
+    sx2 = float(w @ lam)
+    k = d * sx2 * sx2 / (2.0 * float(w @ (lam * lam)))  # Gamma shape; κ ~ Gamma(k, 1/k)
+    K = int(n_types)
+    j = np.arange(K)
+    # Golub–Welsch on the Jacobi matrix of Gamma(k, 1/k) (generalised Laguerre, α = k − 1, rescaled by 1/k):
+    # stable for any k, unlike the closed-form weights (Γ functions overflow for large d)
+    diag = (2.0 * j + k) / k
+    off = np.sqrt((j[1:] * (j[1:] + k - 1.0))) / k
+    x, vec = scipy.linalg.eigh_tridiagonal(diag, off)
+    wt = vec[0] ** 2
+    keep = wt > 1e-12 * wt.max()  # far-tail nodes of negligible weight
+    return x[keep], wt[keep] / wt[keep].sum()
+
+
 def spectrum_params(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0,
-                    atoms=None, sigma_x2=None, constants=None) -> SpectrumParams:
+                    atoms=None, sigma_x2=None, constants=None, d: Optional[int] = None,
+                    n_types: int = 24) -> SpectrumParams:
     """Collect the Theorem 3.1 parameters (SPEC §4) from the Gaussian-equivalence constants.
 
     ``constants`` (optional mapping) overrides any of ``s2, v2, b (or b2), a (or c)``; e.g.
     ``{"b": 0, "a": 0}`` switches the random-features structure off (pure Marchenko–Pastur).
+    ``d`` (optional) adds the finite-d correction for the spread of the training points' norms:
+    each point ν carries its own constants at σ_x² κ_ν, κ_ν = ‖x_ν‖²/(d σ_x²) (a Gamma law with
+    ``n_types`` quadrature types, :func:`sample_norm_types`); U gets the type-averaged s_t², b_t²
+    and the data/noise terms per type (see :func:`solve_resolvent`). As d → ∞ it reduces to Thm 3.1.
     """
     psi_p = check_positive("psi_p", psi_p)
     psi_n = float(psi_n)
@@ -134,8 +183,17 @@ def spectrum_params(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_
     for name in ("s2", "v2", "b2", "c"):
         if not (np.isfinite(k[name]) and k[name] >= 0):
             raise ValueError(f"constant {name} must be finite and >= 0, got {k[name]}")
-    return SpectrumParams(s2=float(k["s2"]), v2=float(k["v2"]), c=float(k["c"]), b2=float(k["b2"]),
-                          psi_p=psi_p, psi_n=psi_n, lam=lam, w=w, delta=float(k.get("delta", float("nan"))))
+    base = dict(psi_p=psi_p, psi_n=psi_n, lam=lam, w=w, delta=float(k.get("delta", float("nan"))))
+    if d is None:
+        return SpectrumParams(s2=float(k["s2"]), v2=float(k["v2"]), c=float(k["c"]), b2=float(k["b2"]), **base)
+    if constants:
+        raise ValueError("constant overrides and the finite-d correction (d) cannot be combined")
+    kap, om = sample_norm_types(d, lam, w, n_types)
+    ks = [constants_with_overrides(activation, t, sx2 * kj, None) for kj in kap]
+    col = lambda name: np.array([kk[name] for kk in ks], dtype=np.float64)  # noqa: E731
+    tc, tv2, s2, b2, b = col("c") * kap, np.maximum(col("v2"), 0.0), col("s2"), col("b2"), col("b")
+    return SpectrumParams(s2=float(om @ s2), v2=float(om @ tv2), c=float(om @ tc), b2=float(om @ b2),
+                          tw=om, tc=tc, tv2=tv2, b2v=float(om @ b) ** 2, d=int(d), **base)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,7 +206,53 @@ def _equations(z, u, dl, P: SpectrumParams, want_jac=True):
         return _equations_raw(z, u, dl, P, want_jac)
 
 
+def _equations_typed(z, u, y, P):
+    """Finite-d types: unknowns u = 1/q and y = γ r; δ_j = c_j κ_j y + γ v_j² q per sample-norm type.
+
+    ``r̂ = ψ_p Σ_j ω_j c_j κ_j/(1 + δ_j)`` and ``ψ_p v_t²/(1 + δ)`` becomes ``ψ_p Σ_j ω_j v_j²/(1 + δ_j)``
+    (independent samples with covariances c_j κ_j F Σ Fᵀ + v_j² I); one type is Theorem 3.1.
+    """
+    psi, g = P.psi_p, P.gamma
+    inv_u = 1.0 / u
+    dj = P.tc[None, :] * y[:, None] + g * P.tv2[None, :] * inv_u[:, None]
+    kap = 1.0 / (1.0 + dj)
+    k2 = kap * kap
+    r_hat = psi * (kap @ (P.tw * P.tc))
+    t2 = psi * (kap @ (P.tw * P.tv2))
+    s_hat = psi * P.b2 + u
+    den = s_hat[:, None] + r_hat[:, None] * P.lam[None, :]
+    wi = P.w[None, :] / den
+    s = wi.sum(1)
+    r = wi @ P.lam
+    F1 = y - g * r
+    t1 = psi * (P.s2 - z)
+    t3 = (1.0 - psi) * u
+    t4 = s * u * u
+    F2 = t1 + t2 + t3 - t4
+    sc1 = np.abs(y) + g * np.abs(r) + 1e-300
+    sc2 = np.abs(t1) + np.abs(t2) + np.abs(t3) + np.abs(t4) + 1e-300
+    # derivatives: dδ_j/du = -γ v_j²/u², dδ_j/dy = c_j κ_j
+    du_d = g * inv_u * inv_u  # times v_j²: -dδ_j/du
+    rh_u = psi * du_d * (k2 @ (P.tw * P.tc * P.tv2))
+    rh_y = -psi * (k2 @ (P.tw * P.tc * P.tc))
+    t2_u = psi * du_d * (k2 @ (P.tw * P.tv2 * P.tv2))
+    t2_y = -psi * (k2 @ (P.tw * P.tv2 * P.tc))
+    wi2 = wi / den
+    S2, S2l, S2ll = wi2.sum(1), wi2 @ P.lam, wi2 @ (P.lam * P.lam)
+    s_u, s_y = -S2 - S2l * rh_u, -S2l * rh_y
+    r_u, r_y = -S2l - S2ll * rh_u, -S2ll * rh_y
+    J = np.empty(u.shape + (2, 2), dtype=complex)
+    J[:, 0, 0] = -g * r_u
+    J[:, 0, 1] = 1.0 - g * r_y
+    J[:, 1, 0] = t2_u + (1.0 - psi) - s_u * u * u - 2.0 * s * u
+    J[:, 1, 1] = t2_y - s_y * u * u
+    return F1, F2, sc1, sc2, s, r, J
+
+
 def _equations_raw(z, u, dl, P, want_jac):
+    if P.typed:
+        F1, F2, sc1, sc2, s, r, J = _equations_typed(z, u, dl, P)
+        return F1, F2, sc1, sc2, s, r, (J if want_jac else None)
     # Unknowns u = 1/q and δ: in these variables the equations are nearly linear at large |z|
     # (u ≈ −z) and have no spurious root at q = 0, unlike the q²-multiplied form.
     psi, g = P.psi_p, P.gamma
@@ -232,6 +336,8 @@ def _newton(z, u, dl, P, tol, max_iter):
 
 def _start(z, P):
     """Large-|z| start on the physical branch: q ≈ −1/z (u = 1/q ≈ −z), δ ≈ γ (c σ_x² + v²) q."""
+    if P.typed:  # second unknown y = γ r ≈ γ σ_x² q
+        return -z, P.gamma * P.sigma_x2 * (-1.0 / z)
     return -z, P.gamma * (P.c * P.sigma_x2 + P.v2) * (-1.0 / z)
 
 
@@ -296,6 +402,8 @@ def solve_resolvent(lambdas, P: SpectrumParams, eps=None, tol: float = 1e-12, ma
     ok = ok & ~failed & (cur <= eps_f * (1 + 1e-12)) & _valid(u, dl, s)
     with np.errstate(all="ignore"):
         q = 1.0 / u
+        if P.typed:  # report the type-averaged δ
+            dl = P.tw @ (P.tc[:, None] * dl[None, :] + P.gamma * P.tv2[:, None] * q[None, :])
     return {"q": q, "delta": dl, "s": s, "r": r, "converged": ok, "residual": res, "eps": eps_f}
 
 
@@ -417,7 +525,8 @@ class SpectrumResult:
 
 def solve_spectrum(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, lambdas=None,
                    atoms=None, eps=None, sigma_x2=None, constants=None, tol: float = 1e-12,
-                   find_edges: bool = True, n_grid: int = 3000, n_quad: int = 256) -> SpectrumResult:
+                   find_edges: bool = True, n_grid: int = 3000, n_quad: int = 256,
+                   d: Optional[int] = None) -> SpectrumResult:
     """Density ρ(λ), atom, bulk edges and V-weighted measure of U from Theorem 3.1 (SPEC §4).
 
     Args:
@@ -427,8 +536,9 @@ def solve_spectrum(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n
         eps: imaginary part of z (default ``1e-9 (|λ − s_t²| + 1e-6 ×`` the norm bound)).
         constants: optional overrides of the GE constants (see :func:`spectrum_params`).
         find_edges: also locate the bulks numerically (grid + bisection) and their masses.
+        d: if given, the finite-d sample-norm correction (see :func:`spectrum_params`).
     """
-    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms, sigma_x2=sigma_x2, constants=constants)
+    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms, sigma_x2=sigma_x2, constants=constants, d=d)
     return solve_spectrum_params(P, lambdas=lambdas, eps=eps, tol=tol, find_edges=find_edges, n_grid=n_grid,
                                  n_quad=n_quad)
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU check of the main job, with a CPU baseline measured in the same run on the same machine.
+# Run from the repository root on a machine where JAX sees a GPU:
+#   OUT=results/gpu_check BUDGET_S=480 bash benchmarks/gpu_check.sh
+# Each step gets min(its own limit, what is left of BUDGET_S); results (JSON/NPZ/figures of every
+# run) are packed into $OUT/gpu_runs.tar.gz, a summary into $OUT/gpu_check.json and $OUT/summary.txt.
+set -u
+OUT=${OUT:-results/gpu_check}
+BUDGET_S=${BUDGET_S:-480}
+RUNS="$OUT/runs"
+mkdir -p "$RUNS"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+START=$(date +%s)
+left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
+step() {  # step LIMIT_S ENV... -- CMD...
+    local lim=$1; shift
+    local envs=(); while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+    local rem; rem=$(left)
+    [ "$lim" -gt "$rem" ] && lim=$rem
+    if [ "$lim" -lt 20 ]; then echo "== skipped (budget spent): $*"; return; fi
+    echo "== $(date +%T) [${lim}s] ${envs[*]} $*"
+    local t0=$SECONDS
+    env "${envs[@]}" timeout "$lim" "$@" 2>&1 | grep -v "^\s*$" | tail -n 16
+    echo "== rc=${PIPESTATUS[0]} wall=$(( SECONDS - t0 ))s"
+}
+main_job() { echo python3 experiments/rf_timescales.py --no-progress --out "$RUNS" "$@"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import jax, jaxlib, numpy, scipy, optax; print('jax', jax.__version__, 'jaxlib', jaxlib.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__, jax.devices())"
+step 120 X=1 -- $(main_job --p 512 --n 128 --d 16 --name smoke --no-plot)
+step 150 X=1 -- $(main_job --p 4096 --n 512 --name gpu_p4096)
+step 150 JAX_PLATFORMS=cpu -- $(main_job --p 4096 --n 512 --name cpu_p4096)
+step 240 X=1 -- $(main_job --p 16384 --n 512 --method dense --name gpu_p16384_dense)
+step 150 X=1 -- python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_matrices.py tests/test_lanczos.py
+step 180 X=1 -- $(main_job --p 16384 --n 512 --method lanczos --name gpu_p16384_lanczos --no-plot)
+step 300 X=1 -- $(main_job --p 32768 --n 512 --name gpu_p32768_auto --no-plot)
+
+python3 benchmarks/summarize_runs.py "$RUNS" --out "$OUT/gpu_check.json" > "$OUT/summary.txt"
+cat "$OUT/summary.txt"
+tar czf "$OUT/gpu_runs.tar.gz" -C "$OUT" runs && rm -rf "$RUNS"
+echo "== done after $(( $(date +%s) - START ))s"
