@@ -43,8 +43,8 @@ EXTERNAL = {"beyond": "beyond.py", "generation": "generation.py"}  # studies wit
 # sizes: "full" follows the paper where affordable on 2 CPU cores; "quick" is a smoke version
 PARAMS = {
     "full": {
-        "spectrum": dict(d=64, psi_p=64, psi_n=[8, 32], t=0.01, data=["isotropic", "spectrum"]),
-        "learning_curves": dict(d=48, psi_p=64, psi_n=[4, 8, 16, 32], t=0.1, ge_d=48),
+        "spectrum": dict(d=100, psi_p=64, psi_n=[8, 32], t=0.01, data=["isotropic", "spectrum"]),
+        "learning_curves": dict(d=100, psi_p=64, psi_n=[4, 8, 16, 32], t=0.1, ge_d=100),
         "heatmap": dict(d=12, psi_n=[1, 2, 4, 8, 16, 32, 64], psi_p=[4, 8, 16, 32, 64, 128], t=0.1,
                         taus=[1e3, 1e4], exact_boundary=False),
         "sigma_x": dict(d=24, psi_p=64, psi_n=[4, 8, 16, 32], t=0.1, sigma_x=[0.5, 2.0]),
@@ -190,8 +190,7 @@ def fig_spectrum(ctx, P):
         ins.plot(lam_t[mm], rho[mm], "k.", ms=1.5)
         thd = ctx.cache.get("thgrid", dict(t=t, psi_p=float(P["psi_p"]), psi_n=float(pn), atoms=extra.get("atoms"),
                                            d=d, grid=[float(s2 * 1.2), float(top), 400]), fl.theory_density_grid)
-        md = thd["rho"] > 1e-3
-        ins.plot(thd["lambdas"][md], thd["rho"][md], color="C1", lw=0.8)
+        ins.plot(thd["lambdas"], np.where(thd["rho"] > 1e-3, thd["rho"], np.nan), color="C1", lw=0.8)  # gaps blank
         ins.plot([], [], "k.", label="Thm 3.1")
         ins.plot([], [], color="C1", label=f"finite-d (d={d})")
         ins.legend(fontsize=5, loc="lower left")

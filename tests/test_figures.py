@@ -91,6 +91,7 @@ def test_quick_run_end_to_end(tmp_path):
            "--figdir", str(figdir), "--out", str(cache)]
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=900)
     man = json.loads((figdir / "MANIFEST.json").read_text())
+    assert man["last_run"]["wall_time_s"] < 420  # target 300 s on 2 quiet cores; measured 277 s
     for name, stem in EXPECTED.items():
         assert name in man["figures"], name
         for ext in ("png", "pdf"):

@@ -22,6 +22,14 @@ or leaves the physical branch retries with a smaller step). The branch is the St
 Every point carries a convergence flag and its final relative residual; nothing non-converged is
 returned silently (``n_nonconverged``).
 
+Finite d (``spectrum_params(d=...)``): the training points' norms κ_ν = ‖x_ν‖²/(d σ_x²) spread with
+relative s.d. √(2/d), and each point's GE constants depend on its norm. With types j (weights ω_j,
+κ_j from :func:`sample_norm_types`) the samples are independent with covariances
+``c_j κ_j F Σ Fᵀ + v_j² I``, and the equations above become, with unknowns ``u = 1/q`` and ``y = γ r``,
+``δ_j = c_j κ_j y + γ v_j² q``, ``r̂ = ψ_p Σ_j ω_j c_j κ_j/(1 + δ_j)`` and ``ψ_p v_t²/(1 + δ)`` →
+``ψ_p Σ_j ω_j v_j²/(1 + δ_j)``; s_t² and b_t² are type averages, and V ≃ (Σ_j ω_j b_j) W/√d.
+This moves the memorisation bulk onto the exact finite-d one (README, tests).
+
 Outputs: the continuous density ``ρ(λ) = (1/π) Im q(λ + iε)`` with the atom at ``s_t²``
 subtracted (its weight reported separately, measured numerically as ``ε Im q(s_t² + iε)``),
 the support edges of each bulk found numerically (grid scan + bisection), bulk masses by
