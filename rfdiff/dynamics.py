@@ -24,6 +24,7 @@ import scipy.linalg
 
 from ._util import check_positive, x64
 from .diffusion import delta
+from .io import device_memory
 
 
 def _eigh(U: np.ndarray):
@@ -48,11 +49,10 @@ def dense_fits(p: int, cpu_max_p: int = 8192, fraction: float = 0.7) -> bool:
     CPU: p ≤ ``cpu_max_p`` (above it the O(p³) eigendecomposition dominates; use Lanczos).
     Accelerator: :func:`dense_path_bytes` ≤ ``fraction`` of the device's memory limit.
     """
-    dev = jax.devices()[0]
-    stats = dev.memory_stats() if dev.platform != "cpu" else None
-    if not stats or "bytes_limit" not in stats:
+    mem = device_memory()
+    if not mem or "bytes_limit" not in mem:
         return int(p) <= cpu_max_p
-    return dense_path_bytes(p) <= fraction * stats["bytes_limit"]
+    return dense_path_bytes(p) <= fraction * mem["bytes_limit"]
 
 
 @jax.jit

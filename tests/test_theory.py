@@ -579,46 +579,38 @@ def test_finite_d_normalisation_and_trace():
         solve_spectrum("tanh", 0.1, 64.0, 8.0, d=0)
 
 
-def _mem_quantile_errors(ev, d, psi_p, psi_n, t):
-    """Relative errors of the finite-d theory's memorisation-bulk quartiles and last eigenvalue vs eigenvalues ``ev``."""
+def _theory_quantiles(qs, t, psi_p, psi_n, d=None):
+    """λ at spectral quantiles ``qs`` of the theory (finite-d correction when ``d`` is given)."""
     from rfdiff.theory.curves import spectral_quantile
-    from rfdiff.theory.spectrum import bulk_quadrature
-    p, n = int(psi_p * d), int(psi_n * d)
-    qs = [1 - 0.75 * n / p, 1 - 0.5 * n / p, 1 - 0.25 * n / p, 1 - d / p - 0.5 / p]
+    from rfdiff.theory.spectrum import _density, bulk_quadrature
     res = solve_spectrum("tanh", t, psi_p, psi_n, d=d)
     P = res.params
     x = np.concatenate([bulk_quadrature(e, 400)[0] for e in res.edges])
     w = np.concatenate([bulk_quadrature(e, 400)[1] for e in res.edges])
     sol = solve_resolvent(x, P, eps=1e-12 * (x - P.s2))
-    rho = (sol["q"] + res.atom_weight / (x + 1j * sol["eps"] - P.s2)).imag / math.pi
-    th = np.array([spectral_quantile(x, rho * w, res.atom_weight, q) for q in qs])
-    return th / np.array([np.quantile(ev, q) for q in qs]) - 1
+    rho = _density(sol, x, P, res.atom_weight)
+    return np.array([spectral_quantile(x, rho * w, res.atom_weight, q) for q in qs])
+
+
+def _mem_quantile_errors(ev, d, psi_p, psi_n, t):
+    """Relative errors of the finite-d theory's memorisation-bulk quartiles and last eigenvalue vs eigenvalues ``ev``."""
+    p, n = int(psi_p * d), int(psi_n * d)
+    qs = [1 - 0.75 * n / p, 1 - 0.5 * n / p, 1 - 0.25 * n / p, 1 - d / p - 0.5 / p]
+    return _theory_quantiles(qs, t, psi_p, psi_n, d) / np.array([np.quantile(ev, q) for q in qs]) - 1
 
 
 def test_finite_d_memorisation_bulk_vs_exact():
     """Exact finite-d U (d = 32, ψ_p = 64, ψ_n = 8, t = 0.1): memorisation-bulk quantiles (first eigenvalue,
     25/50/75 %, last) within 8 % with the sample-norm correction (measured −5.1, +7.2, +3.9, 0.0, +3.0 %),
     while Theorem 3.1 (d → ∞) misses by > 20 % (measured +44, +22, +6, −10, −26 %)."""
-    from rfdiff.theory.curves import spectral_quantile
-    from rfdiff.theory.spectrum import bulk_quadrature
     d, psi_p, psi_n = 32, 64.0, 8.0
     p, n = int(psi_p * d), int(psi_n * d)
     _, _, M = _exact_U_eigs(d, 0.1, psi_n, None, 0, psi_p)
     ev = np.sort(scipy.linalg.eigvalsh(np.asarray(M.U)))
     qs = [1 - n / p + 0.5 / p, 1 - 0.75 * n / p, 1 - 0.5 * n / p, 1 - 0.25 * n / p, 1 - d / p - 0.5 / p]
     ex = np.array([np.quantile(ev, q) for q in qs])
-
-    def theory(dd):
-        res = solve_spectrum("tanh", 0.1, psi_p, psi_n, d=dd)
-        P = res.params
-        x = np.concatenate([bulk_quadrature(e, 400)[0] for e in res.edges])
-        w = np.concatenate([bulk_quadrature(e, 400)[1] for e in res.edges])
-        sol = solve_resolvent(x, P, eps=1e-12 * (x - P.s2))
-        rho = (sol["q"] + res.atom_weight / (x + 1j * sol["eps"] - P.s2)).imag / math.pi
-        return np.array([spectral_quantile(x, rho * w, res.atom_weight, q) for q in qs])
-
-    err_typed = theory(d) / ex - 1
-    err_inf = theory(None) / ex - 1
+    err_typed = _theory_quantiles(qs, 0.1, psi_p, psi_n, d) / ex - 1
+    err_inf = _theory_quantiles(qs, 0.1, psi_p, psi_n) / ex - 1
     print("typed", np.round(err_typed, 3), "d->inf", np.round(err_inf, 3))
     assert np.max(np.abs(err_typed)) < 0.08
     assert np.max(np.abs(err_inf)) > 0.2

@@ -32,7 +32,7 @@ from ..data import spectrum_eigenvalues
 from .asymptotics import timescales
 from .constants import ge_constants
 from .spectrum import (SpectrumParams, bulk_quadrature, find_support, normalize_atoms, solve_resolvent,
-                       spectrum_params, _atom_weight_numeric)
+                       spectrum_params, _atom_weight_numeric, _density)
 
 __all__ = ["VWeightedMeasure", "v_weighted_measure", "train_loss_curve", "ge_lowrank_curves", "ge_finite_curves",
            "predict"]
@@ -178,10 +178,6 @@ def _num(x):
     return x
 
 
-def _node_weights(edges, n_quad):
-    return np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges])
-
-
 def spectral_quantile(nodes, masses, atom_weight: float, q: float) -> float:
     """λ at which the cumulative spectral measure (atom at the bottom + bulk node masses) reaches ``q``."""
     o = np.argsort(nodes)
@@ -221,13 +217,9 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     edges, grid_sol = find_support(P, w_atom=w_atom)
     measure = v_weighted_measure(P, edges, n_quad)
     # ρ masses per bulk on the same nodes
-    sol = measure.solution
-    z = measure.nodes + 1j * sol["eps"]
-    rho = (sol["q"] + w_atom / (z - P.s2)).imag / math.pi
-    masses = []
-    for k, e in enumerate(edges):
-        _, wq = bulk_quadrature(e, n_quad)
-        masses.append(float(rho[measure.bulk == k] @ wq))
+    rho = _density(measure.solution, measure.nodes, P, w_atom)
+    rho_w = rho * (np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges]) if edges else np.zeros(0))
+    masses = [float(rho_w[measure.bulk == k].sum()) for k in range(len(edges))]
     ts = timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
     if P.typed:  # Theorem 3.2 quantities are d → ∞ limits: take them from the untyped parameters
         P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
@@ -235,7 +227,7 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
                    if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
     # first eigenvalue of the memorisation bulk: half an eigenvalue (d known) or 0.1 % of its mass past 1 − ψ_n/ψ_p
     q_mem = 1.0 - psi_n / psi_p + (0.5 / (psi_p * d) if d else 1e-3 * psi_n / psi_p)
-    lq = spectral_quantile(measure.nodes, rho * _node_weights(edges, n_quad), w_atom, q_mem) \
+    lq = spectral_quantile(measure.nodes, rho_w, w_atom, q_mem) \
         if edges and 0 < q_mem < 1 else math.nan
     ts["lambda_min_quantile"] = lq
     ts["tau_mem_quantile"] = psi_p / (c.delta * lq) if lq > 0 else math.nan
