@@ -8,6 +8,10 @@ equal accuracy each point also descends its own ε-ladder; see :func:`lm_continu
 The rfdiff solver (:func:`rfdiff.theory.solve_resolvent`) handles all points at once by
 ε-continuation + Newton. Both work at the same ε; accuracy is compared through ρ = Im q/π.
 
+A second part times the deterministic-equivalent test-loss / score-error curves
+(:func:`rfdiff.theory.generalisation_curves`, 61 τ values) against the finite-d Gaussian-equivalent
+fallback (:func:`rfdiff.theory.ge_finite_curves`) at d = 64 and 256, with the fallback's deviation.
+
 Usage: ``python benchmarks/bench_theory.py [--out results] [--n-points 1000] [--quick]``.
 Writes ``<out>/bench_theory.json`` with both times, their ratio and the agreement.
 """
@@ -24,7 +28,7 @@ import numpy as np
 import scipy
 import scipy.optimize
 
-from rfdiff.theory import solve_resolvent, spectrum_params
+from rfdiff.theory import ge_finite_curves, generalisation_curves, solve_resolvent, spectrum_params
 
 
 def lm_residual(x, z, P):
@@ -128,6 +132,7 @@ def main(argv=None):
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
         "cpu_count": os.cpu_count(),
     }
+    res["test_loss_curves"] = bench_test_loss(a.activation, a.psi_p, a.psi_n, a.repeats, (64,) if a.quick else (64, 256))
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "bench_theory.json")
     with open(path, "w") as fh:
@@ -138,8 +143,33 @@ def main(argv=None):
     print(f"ratio LM / vectorised:              {t_lm / t_vec:.0f}x")
     print(f"max |Δρ|/max ρ = {diff.max():.2e} (median {np.median(diff):.1e}); "
           f"{res['n_points_disagreeing_1e-6']} points differ by more than 1e-6")
+    tl = res["test_loss_curves"]
+    print(f"test-loss / score-error curves ({tl['n_tau']} τ, t = {tl['t']}): deterministic equivalent "
+          f"{tl['time_de_s']:.2f} s" + "".join(f"; fallback d = {r['d']}: {r['time_s']:.2f} s, max rel deviation "
+                                              f"L_test {r['max_rel_test']:.1e}, E_score {r['max_rel_score']:.1e}"
+                                              for r in tl["fallback"]))
     print(f"wrote {path}")
     return res
+
+
+def bench_test_loss(activation, psi_p, psi_n, repeats, ds, t=0.1, n_tau=61):
+    """Deterministic-equivalent L_test/E_score curves vs the finite-d GE fallback (time and deviation)."""
+    taus = np.geomspace(1e-2, 1e8, n_tau)
+    generalisation_curves(taus[:2], activation, t, psi_p, psi_n)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        de = generalisation_curves(taus, activation, t, psi_p, psi_n)
+        times.append(time.perf_counter() - t0)
+    rows = []
+    for d in ds:
+        t0 = time.perf_counter()
+        ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=d, seeds=(0,))
+        rows.append({"d": d, "time_s": time.perf_counter() - t0,
+                     "max_rel_test": float(np.max(np.abs(ge["test_loss"] - de["test_loss"]) / de["test_loss"])),
+                     "max_rel_score": float(np.max(np.abs(ge["score_error"] - de["score_error"]) / de["score_error"]))})
+    return {"t": t, "n_tau": n_tau, "time_de_s": float(np.median(times)), "contour_error": de["contour_error"],
+            "fallback": rows}
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ class Ctx:
 
     def theory(self, t, psi_p, psi_n, curves=False, **kw):
         par = dict(t=float(t), psi_p=float(psi_p), psi_n=float(psi_n), curves=bool(curves), **kw)
+        if curves:  # test loss / score error by the deterministic equivalent (isotropic data) since v2
+            par["test_curves"] = 2
         return self.cache.get("theory", par, fl.theory_predict)
 
 
@@ -232,6 +234,14 @@ def _curve_set(ctx, P, sigma_x=1.0, theory_curves=True):
     return out
 
 
+def _test_method_label(res) -> str:
+    """How the theory's test loss / score error was computed, for legends."""
+    methods = {str((th.get("curves_method") or {}).get("score_error", "")) for _, th in res.values()}
+    if methods and all(m.startswith("deterministic equivalent") for m in methods):
+        return "deterministic equivalent"
+    return "GE finite-d fallback"
+
+
 def _mark(ax, x, color, ymark, marker="v"):
     if finite(x):
         ax.plot([x], [ymark], marker=marker, color=color, ms=6, clip_on=False, transform=ax.get_xaxis_transform())
@@ -257,6 +267,8 @@ def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
         a2.semilogx(tau, sim["test_loss"], color=c, ls="--", label=rf"test $\psi_n$={pn}")
         if "train_loss" in th:
             a2.semilogx(tau, th["train_loss"], color="k", ls=":", lw=0.9)
+        if "test_loss" in th:
+            a2.semilogx(tau, th["test_loss"], color="k", ls="-.", lw=0.9)
         if finite(tm_th):
             ins1.loglog(tau / tm_th, sim["score_error"], color=c)
             ins2.semilogx(tau / tm_th, sim["gen_gap"], color=c)
@@ -274,10 +286,11 @@ def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
             a.axvline(tg_th, color="gray", lw=1, ls="-.", label=r"$\tau_{gen}$ (theory)")
         a.set_xlabel(r"training time $\tau$")
         a.set_xlim(1e-1, 1e7)
-    a1.plot([], [], "k:", label="theory (GE finite-d)")
+    a1.plot([], [], "k:", label=f"theory ({_test_method_label(res)})")
     a1.plot([], [], "k^", ls="none", label=r"$\tau_{mem}$ (theory)")
     a1.set_ylabel(r"score error $E_{score}$")
     a2.plot([], [], "k:", label="train, theory")
+    a2.plot([], [], "k-.", label="test, theory")
     a2.set_ylabel("loss")
     a2.set_ylim(0, 1.6)
     ins1.set_ylabel(r"$E_{score}$")
@@ -349,7 +362,7 @@ def fig_min_score(ctx, P):
     fs, ft = fit_power_law(pns, ms), fit_power_law(pns, mt)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.loglog(pns, ms, "o", color="C0", label=f"simulation (d={P['d']})")
-    ax.loglog(pns, mt, "s", mfc="none", color="C1", label=f"theory (GE finite-d, d={P['ge_d']})")
+    ax.loglog(pns, mt, "s", mfc="none", color="C1", label=f"theory ({_test_method_label(res)})")
     xx = np.geomspace(pns.min(), pns.max(), 50)
     ax.loglog(xx, fs["prefactor"] * xx ** fs["slope"], "C0-",
               label=rf"fit: slope {fs['slope']:.2f} $\pm$ {fs['slope_se']:.2f}")

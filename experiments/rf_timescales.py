@@ -92,12 +92,16 @@ def make_figure(curves, spectrum, spectrum_w, ts, theory, cfg):
     ax.semilogx(tau, curves["test_loss"], label="test (exact)", color="C1")
     if theory.get("available") and theory.get("train_loss") is not None:
         ax.semilogx(tau, theory["train_loss"], "k--", lw=1, label="train (theory)")
+    if theory.get("available") and theory.get("test_loss") is not None:
+        ax.semilogx(tau, theory["test_loss"], "r:", lw=1.2, label="test (theory)")
     ax.set_xlabel(r"training time $\tau$")
     ax.set_ylabel("denoising loss")
     ax.set_ylim(0, max(1.2, min(3.0, float(np.max(curves["test_loss"])) * 1.05)))
     ax = axes[1]
     ax.loglog(tau, curves["score_error"], label=r"$E_{score}$ (to true score)", color="C2")
     ax.loglog(tau, curves["emp_distance"], label="distance to empirical score", color="C3")
+    if theory.get("available") and theory.get("score_error") is not None:
+        ax.loglog(tau, theory["score_error"], "k:", lw=1.2, label=r"$E_{score}$ (theory)")
     ax.set_xlabel(r"training time $\tau$")
     for a in axes[:2]:
         for key, style, lab in (("tau_gen", "-", r"$\tau_{gen}$"), ("tau_mem", "-", r"$\tau_{mem}$")):
@@ -267,14 +271,15 @@ def main(argv=None) -> int:
             ("  … Theorem 3.1 (d → ∞)", None, th.get("lambda_min_d_inf")),
             ("final train loss", result["final"]["train_loss"], th.get("train_loss_inf")),
             ("  … Theorem 3.1 (d → ∞)", None, th.get("train_loss_inf_d_inf")),
-            ("final test loss", result["final"]["test_loss"], None),
-            ("min score error", result["min_score_error"], None)]
+            ("final test loss", result["final"]["test_loss"], th.get("test_loss_inf")),
+            ("min score error", result["min_score_error"], th.get("score_error_min"))]
     for label, sim, theo in rows:
         print(f"{label:<34}{fmt(sim):>14}{fmt(theo):>14}")
     if not theory.get("available"):
         print(f"(theory unavailable: {theory.get('reason')})")
     print("(λ_min: the spectral quantile 1 - n/p + 1/(2p) of U, where the memorisation bulk starts; theory column with\n"
-          " the finite-d sample-norm correction, rows '…' without it)")
+          " the finite-d sample-norm correction, rows '…' without it; test loss and score error: "
+          + str((th.get("curves_method") or {}).get("test_loss", "n/a")) + ")")
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     mem = result["memory"]
     print(f"device: {jax.default_backend()} ({jax.devices()[0].device_kind}); peak RSS "

@@ -6,8 +6,9 @@
 * :mod:`.asymptotics` — Theorem 3.2: atom weight, ρ_1 (shifted Marchenko–Pastur), ρ_2
   (Bai–Silverstein for Ũ), τ_gen, τ_mem, the finite-ψ group above s_t².
 * :func:`predict` — one-call predictions: timescales, plateau and τ → ∞ losses, curves over τ
-  (train loss by deterministic equivalent; test loss and score error by the documented
-  finite-d Gaussian-equivalent fallback).
+  (train loss by deterministic equivalent; test loss and score error by the two-resolvent
+  deterministic equivalent of :func:`generalisation_curves` for isotropic data, and by the
+  documented finite-d Gaussian-equivalent fallback otherwise).
 * :mod:`.gaussian_equivalent` — Lemma C.1 samplers of U, V, Ũ, Ṽ.
 """
 from .asymptotics import (atom_weight_asymptotic, classify_bulks, rho1_density, rho1_edges, rho2_edges,  # noqa: F401
@@ -15,6 +16,7 @@ from .asymptotics import (atom_weight_asymptotic, classify_bulks, rho1_density, 
 from .constants import GEConstants, ge_constants  # noqa: F401
 from .curves import (VWeightedMeasure, ge_finite_curves, ge_lowrank_curves, predict, train_loss_curve,  # noqa: F401
                      v_weighted_measure)
+from .generalisation import generalisation_curves, mp_quadrature  # noqa: F401
 from .gaussian_equivalent import (ge_population_matrices, ge_train_lowrank, ge_train_matrices,  # noqa: F401
                                   sample_gaussian_equivalent)
 from .spectrum import (SpectrumParams, SpectrumResult, find_support, solve_resolvent, solve_spectrum,  # noqa: F401
@@ -26,5 +28,5 @@ __all__ = [
     "VWeightedMeasure", "ge_finite_curves", "ge_lowrank_curves", "atom_weight_asymptotic", "rho1_edges",
     "rho1_density", "rho2_edges",
     "rho2_solve", "classify_bulks", "timescales", "ge_train_matrices", "ge_train_lowrank", "ge_population_matrices",
-    "sample_gaussian_equivalent",
+    "sample_gaussian_equivalent", "generalisation_curves", "mp_quadrature",
 ]

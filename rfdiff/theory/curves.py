@@ -12,10 +12,10 @@ integrated bulk by bulk with Chebyshev–Gauss quadrature on the numerically fou
 ``train_loss_inf`` is its τ → ∞ limit and ``train_loss_plateau`` the value once only the
 population bulk has relaxed (memorisation bulks frozen).
 
-**Test loss and score error — fallback, not a deterministic equivalent.** The two-resolvent
-deterministic equivalent that L_test needs (``Tr(Vᵀ f(U) Ũ f(U) V)`` with Ũ ∝ W Σ_t Wᵀ) is not
-implemented. :func:`ge_finite_curves` instead evaluates the exact eigen-mode formulas of SPEC §3 on
-finite-d draws of the Lemma C.1 Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d),
+**Test loss and score error.** For isotropic data the two-resolvent deterministic equivalent of
+``Tr(Vᵀ f(U) Ũ f(U) V)`` is :func:`.generalisation.generalisation_curves` (used by :func:`predict`).
+For a general ρ_Σ the fallback is not a deterministic equivalent: :func:`ge_finite_curves`
+evaluates the exact eigen-mode formulas of SPEC §3 on finite-d draws of the Lemma C.1 Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d),
 averaged over seeds, using the low-rank structure ``U = Z Zᵀ + s_t² I`` so that d of a few hundred
 costs seconds; its train curve is returned too, as a finite-d cross-check of the deterministic one.
 For Gaussian data the score error then follows exactly from
@@ -31,6 +31,7 @@ import numpy as np
 from ..data import spectrum_eigenvalues
 from .asymptotics import timescales
 from .constants import ge_constants
+from .generalisation import generalisation_curves
 from .spectrum import (SpectrumParams, bulk_quadrature, find_support, normalize_atoms, solve_resolvent,
                        spectrum_params, _atom_weight_numeric, _density)
 
@@ -187,7 +188,8 @@ def spectral_quantile(nodes, masses, atom_weight: float, q: float) -> float:
 
 def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, atoms=None,
             sigma_x2: Optional[float] = None, taus=None, test_loss: bool = True, ge_d: int = 64,
-            ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None) -> dict:
+            ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None,
+            test_method: str = "auto") -> dict:
     """Theory predictions for one (activation, t, ρ_Σ, ψ_p, ψ_n): timescales, spectrum summary, curves (SPEC §4).
 
     ``d`` (optional) switches on the finite-d sample-norm correction of :func:`spectrum_params`
@@ -205,10 +207,16 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     ``finite_group`` (edges, mass, ``count_over_d``, implied τ; or None), ``train_loss_inf``,
     ``train_loss_plateau``, ``n_nonconverged`` (non-converged points among the support scan, the
     quadrature nodes and the atom), ``constants``. Undefined values (e.g. no memorisation bulk) are None.
-    With ``taus``: ``train_loss`` (deterministic equivalent) and, if ``test_loss``, the fallback
-    ``test_loss``, ``score_error`` and ``train_loss_ge`` from :func:`ge_finite_curves` at ``ge_d``
-    (``curves_method`` says so).
+    With ``taus``: ``train_loss`` (deterministic equivalent) and, if ``test_loss``, ``test_loss`` and
+    ``score_error`` (plus ``test_loss_inf`` and ``score_error_min`` over the grid), by ``test_method``:
+    ``"de"`` — the two-resolvent deterministic equivalent of :func:`generalisation_curves` (isotropic
+    data only; d → ∞ equations even when ``d`` is given; ``test_contour_error`` and
+    ``test_n_nonconverged`` report its accuracy); ``"ge"`` — the finite-d Gaussian-equivalent fallback
+    :func:`ge_finite_curves` at ``ge_d`` (any ρ_Σ; also returns ``train_loss_ge``); ``"auto"`` — "de"
+    for isotropic data, else "ge". ``curves_method`` says which was used.
     """
+    if test_method not in ("auto", "de", "ge"):
+        raise ValueError(f"test_method must be 'auto', 'de' or 'ge', got {test_method!r}")
     lam_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
     atoms_n = None if atoms is None else list(zip(lam_s.tolist(), w_s.tolist()))
     P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None, d=d)
@@ -255,9 +263,23 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
         out["taus"] = taus
         out["train_loss"] = train_loss_curve(taus, P, c.delta, measure)
         if test_loss:
-            ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=ge_d, atoms=atoms_n, seeds=ge_seeds)
-            out["test_loss"], out["score_error"] = ge["test_loss"], ge["score_error"]
-            out["train_loss_ge"] = ge["train_loss"]
+            isotropic = bool(np.ptp(lam_s) == 0)
+            method = ("de" if isotropic else "ge") if test_method == "auto" else test_method
+            if method == "de" and not isotropic:
+                raise ValueError("test_method='de' needs isotropic data (one atom); use 'ge' or 'auto'")
+            if method == "de":
+                g = generalisation_curves(np.append(taus, np.inf), activation, t, psi_p, psi_n, sigma_x2=sx2,
+                                          edges=None if P.typed else edges)
+                out["test_loss"], out["score_error"] = g["test_loss"][:-1], g["score_error"][:-1]
+                out["test_loss_inf"] = float(g["test_loss"][-1])
+                out["test_contour_error"], out["test_n_nonconverged"] = g["contour_error"], g["n_nonconverged"]
+                name = g["method"]
+            else:
+                ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=ge_d, atoms=atoms_n, seeds=ge_seeds)
+                out["test_loss"], out["score_error"] = ge["test_loss"], ge["score_error"]
+                out["train_loss_ge"] = ge["train_loss"]
+                name = ge["method"]
+            out["score_error_min"] = float(np.min(out["score_error"]))
             out["curves_method"] = {"train_loss": "deterministic equivalent (V-weighted measure, Thm 3.1)",
-                                    "test_loss": ge["method"], "score_error": ge["method"]}
+                                    "test_loss": name, "score_error": name}
     return out
