@@ -152,7 +152,7 @@ def write_report(manifest_path, out_path) -> Path:
         lines.append(f"| {name} | {', '.join(v.get('files', []))} | `{v.get('command')}` | "
                      f"{v.get('run_time_s', 0):.1f} | {v.get('units_computed')} |")
     lines += ["", "Notes: the theory test-loss / score-error curves are the two-resolvent deterministic "
-              "equivalent (`rfdiff.theory.generalisation`, d → ∞) for isotropic data; the theory train loss is the "
+              "equivalent (`rfdiff.theory.generalisation`, d → ∞); the theory train loss is the "
               "deterministic equivalent of Theorem 3.1. The theory τ_mem of the "
               "learning-curve, scaling and phase figures includes the finite-d correction for the spread of the "
               "training points' norms (`predict(d=...)`, README); Theorem 3.2 values are d → ∞. Simulated τ_gen is "

@@ -7,8 +7,8 @@
   (Bai–Silverstein for Ũ), τ_gen, τ_mem, the finite-ψ group above s_t².
 * :func:`predict` — one-call predictions: timescales, plateau and τ → ∞ losses, curves over τ
   (train loss by deterministic equivalent; test loss and score error by the two-resolvent
-  deterministic equivalent of :func:`generalisation_curves` for isotropic data, and by the
-  documented finite-d Gaussian-equivalent fallback otherwise).
+  deterministic equivalent of :func:`generalisation_curves`, any ρ_Σ; the finite-d
+  Gaussian-equivalent curves of :func:`ge_finite_curves` remain as a cross-check).
 * :mod:`.gaussian_equivalent` — Lemma C.1 samplers of U, V, Ũ, Ṽ.
 """
 from .asymptotics import (atom_weight_asymptotic, classify_bulks, rho1_density, rho1_edges, rho2_edges,  # noqa: F401
@@ -16,7 +16,7 @@ from .asymptotics import (atom_weight_asymptotic, classify_bulks, rho1_density, 
 from .constants import GEConstants, ge_constants  # noqa: F401
 from .curves import (VWeightedMeasure, ge_finite_curves, ge_lowrank_curves, predict, train_loss_curve,  # noqa: F401
                      v_weighted_measure)
-from .generalisation import generalisation_curves, mp_quadrature  # noqa: F401
+from .generalisation import generalisation_curves, mp_quadrature, sample_covariance_law  # noqa: F401
 from .gaussian_equivalent import (ge_population_matrices, ge_train_lowrank, ge_train_matrices,  # noqa: F401
                                   sample_gaussian_equivalent)
 from .spectrum import (SpectrumParams, SpectrumResult, find_support, solve_resolvent, solve_spectrum,  # noqa: F401
@@ -28,5 +28,5 @@ __all__ = [
     "VWeightedMeasure", "ge_finite_curves", "ge_lowrank_curves", "atom_weight_asymptotic", "rho1_edges",
     "rho1_density", "rho2_edges",
     "rho2_solve", "classify_bulks", "timescales", "ge_train_matrices", "ge_train_lowrank", "ge_population_matrices",
-    "sample_gaussian_equivalent", "generalisation_curves", "mp_quadrature",
+    "sample_gaussian_equivalent", "generalisation_curves", "mp_quadrature", "sample_covariance_law",
 ]

@@ -12,9 +12,9 @@ integrated bulk by bulk with Chebyshev–Gauss quadrature on the numerically fou
 ``train_loss_inf`` is its τ → ∞ limit and ``train_loss_plateau`` the value once only the
 population bulk has relaxed (memorisation bulks frozen).
 
-**Test loss and score error.** For isotropic data the two-resolvent deterministic equivalent of
-``Tr(Vᵀ f(U) Ũ f(U) V)`` is :func:`.generalisation.generalisation_curves` (used by :func:`predict`).
-For a general ρ_Σ the fallback is not a deterministic equivalent: :func:`ge_finite_curves`
+**Test loss and score error.** The two-resolvent deterministic equivalent of
+``Tr(Vᵀ f(U) Ũ f(U) V)`` is :func:`.generalisation.generalisation_curves` (used by :func:`predict`,
+any ρ_Σ). The finite-d cross-check (not a deterministic equivalent): :func:`ge_finite_curves`
 evaluates the exact eigen-mode formulas of SPEC §3 on finite-d draws of the Lemma C.1 Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d),
 averaged over seeds, using the low-rank structure ``U = Z Zᵀ + s_t² I`` so that d of a few hundred
 costs seconds; its train curve is returned too, as a finite-d cross-check of the deterministic one.
@@ -209,11 +209,11 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     quadrature nodes and the atom), ``constants``. Undefined values (e.g. no memorisation bulk) are None.
     With ``taus``: ``train_loss`` (deterministic equivalent) and, if ``test_loss``, ``test_loss`` and
     ``score_error`` (plus ``test_loss_inf`` and ``score_error_min`` over the grid), by ``test_method``:
-    ``"de"`` — the two-resolvent deterministic equivalent of :func:`generalisation_curves` (isotropic
-    data only; d → ∞ equations even when ``d`` is given; ``test_contour_error`` and
-    ``test_n_nonconverged`` report its accuracy); ``"ge"`` — the finite-d Gaussian-equivalent fallback
-    :func:`ge_finite_curves` at ``ge_d`` (any ρ_Σ; also returns ``train_loss_ge``); ``"auto"`` — "de"
-    for isotropic data, else "ge". ``curves_method`` says which was used.
+    ``"de"`` (= ``"auto"``) — the two-resolvent deterministic equivalent of
+    :func:`generalisation_curves` (any ρ_Σ; d → ∞ equations even when ``d`` is given;
+    ``test_contour_error`` and ``test_n_nonconverged`` report its accuracy); ``"ge"`` — the finite-d
+    Gaussian-equivalent cross-check :func:`ge_finite_curves` at ``ge_d`` (also returns
+    ``train_loss_ge``). ``curves_method`` says which was used.
     """
     if test_method not in ("auto", "de", "ge"):
         raise ValueError(f"test_method must be 'auto', 'de' or 'ge', got {test_method!r}")
@@ -263,12 +263,10 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
         out["taus"] = taus
         out["train_loss"] = train_loss_curve(taus, P, c.delta, measure)
         if test_loss:
-            isotropic = bool(np.ptp(lam_s) == 0)
-            method = ("de" if isotropic else "ge") if test_method == "auto" else test_method
-            if method == "de" and not isotropic:
-                raise ValueError("test_method='de' needs isotropic data (one atom); use 'ge' or 'auto'")
+            method = "de" if test_method == "auto" else test_method
             if method == "de":
-                g = generalisation_curves(np.append(taus, np.inf), activation, t, psi_p, psi_n, sigma_x2=sx2,
+                g = generalisation_curves(np.append(taus, np.inf), activation, t, psi_p, psi_n,
+                                          sigma_x2=sx2 if atoms is None else None, atoms=atoms_n,
                                           edges=None if P.typed else edges)
                 out["test_loss"], out["score_error"] = g["test_loss"][:-1], g["score_error"][:-1]
                 out["test_loss_inf"] = float(g["test_loss"][-1])

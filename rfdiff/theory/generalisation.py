@@ -1,4 +1,4 @@
-"""Deterministic equivalent of the test loss and the score error for isotropic data (SPEC §3–§4).
+"""Deterministic equivalent of the test loss and the score error, any covariance spectrum ρ_Σ (SPEC §3–§4).
 
 **Reduction to a Wishart matrix.** In the Lemma C.1 model ``U = Z Zᵀ + s_t² I_p`` with
 ``Z = [G/√n, b_t F] ∈ R^{p×(n+d)}``, ``F = W/√d``, ``G = √c F Xᵀ + v_t Ω``. Conditionally on the
@@ -8,29 +8,34 @@ training set X the p rows z_i of Z are i.i.d. ``N(0, T)`` with
 
 so ``S = ZᵀZ = Σ_i z_i z_iᵀ`` is Wishart. With ``P_F`` the projector on the last d coordinates,
 ``Fᵀ h(U) F = (1/b_t²) P_F g_h(S) P_F`` where ``g_h(x) = x h(x + s_t²)``. In the basis of the
-singular vectors of X, T splits into 2×2 blocks, one per eigenvalue ℓ of XᵀX/n,
+singular vectors (u_k, v_k) of X, T splits into 2×2 blocks, one per eigenvalue ℓ of XᵀX/n,
 
     T̂(ℓ) = d T = [[c ℓ + v_t²/ψ_n, b_t √(c ℓ)], [b_t √(c ℓ), b_t²]],
 
-plus ``(ψ_n − 1)_+ d`` directions with ``v_t²/ψ_n`` and ``(1 − ψ_n)_+ d`` with ``b_t²``; ℓ follows
-Marchenko–Pastur with ratio d/n and scale σ_x², so every normalised trace below is an integral over ℓ.
+plus ``(ψ_n − 1)_+ d`` directions with ``v_t²/ψ_n`` and ``(1 − ψ_n)_+ d`` (null(X)) with ``b_t²``.
+ℓ follows Marchenko–Pastur (isotropic) or the Silverstein–Bai law of ρ_Σ, so every normalised
+trace below is an integral over ℓ.
 
 **One resolvent** (Silverstein): ``Q(ω) = (S − ω)^{-1} ≃ Q̄ = (β T̂ − ω)^{-1}`` with
 ``β = ψ_p/(1 + δ)``, ``δ = (1/d) tr T̂ Q̄``.
 **Two resolvents** (leave-one-out, same Gaussian rows):
 ``E Q_1 A Q_2 ≃ Q̄_1 A Q̄_2 + κ_12 tr(T Q̄_1 A Q̄_2) Q̄_1 T Q̄_2 / (1 − κ_12 tr(T Q̄_1 T Q̄_2))``,
-``κ_12 = p/((1+δ_1)(1+δ_2))``; with A = P_F,
+``κ_12 = p/((1+δ_1)(1+δ_2))``. The test loss needs ``A = P_F Σ_t P_F``; since Q̄ is block-diagonal
+only the diagonal overlaps ``a(ℓ) = v_kᵀ Σ_t v_k = e^{−2t} vᵀΣv + Δ_t`` enter, given by the
+Ledoit–Péché formula ``vᵀΣv = ℓ/|1 − r − r ℓ m(ℓ + i0)|²`` (r = d/n; = σ_x² when isotropic; on
+null(X) by trace conservation). Then
 
-    (1/d) Tr(Q_1 P_F Q_2 P_F) ≃ u_0 + ψ_p u_1² / ((1+δ_1)(1+δ_2) − ψ_p u_2),
-    u_0 = (1/d) tr Q̄_1 P_F Q̄_2 P_F,  u_1 = (1/d) tr T̂ Q̄_1 P_F Q̄_2,  u_2 = (1/d) tr T̂² Q̄_1 Q̄_2.
+    (1/d) Tr(Q_1 A Q_2 P_F) ≃ u_0 + ψ_p u_1ᴬ u_1 / ((1+δ_1)(1+δ_2) − ψ_p u_2),
+    u_0 = (1/d) tr Q̄_1 A Q̄_2 P_F,  u_1ᴬ = (1/d) tr T̂ Q̄_1 A Q̄_2,  u_1 = (1/d) tr T̂ Q̄_1 P_F Q̄_2,
+    u_2 = (1/d) tr T̂² Q̄_1 Q̄_2.
 
-**Test loss.** With ``f_τ(λ) = (e^{−2Δ_t λ τ/ψ_p} − 1)/λ``, ``Ũ ≃ κ̃ λ_t F Fᵀ + μ_*² I``
-(``κ̃ = μ_1²/Γ_t²``, ``λ_t = e^{−2t} σ_x² + Δ_t``) and ``Ṽ = V = b_t F`` (SPEC §3),
+**Test loss.** With ``f_τ(λ) = (e^{−2Δ_t λ τ/ψ_p} − 1)/λ``, ``Ũ ≃ κ̃ F Σ_t Fᵀ + μ_*² I``
+(``κ̃ = μ_1²/Γ_t²``, ``Σ_t = e^{−2t} Σ + Δ_t I``) and ``Ṽ = V = b_t F`` (SPEC §3),
 
-    L_test(τ) = 1 + b_t² [κ̃ λ_t Φ_2(τ) + μ_*² Φ_1(f_τ²) + 2 Φ_1(f_τ)],
-    Φ_1(h) = (1/d) Tr Fᵀ h(U) F,   Φ_2(τ) = (1/d) Tr (Fᵀ f_τ(U) F)²,
+    L_test(τ) = 1 + b_t² [κ̃ Φ_2(τ) + μ_*² Φ_1(f_τ²) + 2 Φ_1(f_τ)],
+    Φ_1(h) = (1/d) Tr Fᵀ h(U) F,   Φ_2(τ) = (1/d) Tr Fᵀ f_τ(U) F Σ_t Fᵀ f_τ(U) F,
 
-and ``E_score = (L_test − 1)/Δ_t + 1/λ_t``. The functions of S are contour integrals
+and ``E_score = (L_test − 1)/Δ_t + (1/d) Tr Σ_t^{-1}``. The functions of S are contour integrals
 ``g(S) = −(1/2πi) ∮ g(ω) Q(ω) dω`` over one Bernstein ellipse per bulk of S (bulks from
 :func:`find_support` shifted by −s_t²; every ellipse stays right of ``−s_t²`` so ``e^{−kω}`` is
 bounded), evaluated by the trapezoidal rule; Φ_2 is a double contour integral of the two-resolvent
@@ -40,12 +45,13 @@ non-centred activations is ignored (its eigenvalue ≈ p μ_0² makes f_τ vanis
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 
 from .spectrum import bulk_quadrature
 
-__all__ = ["mp_quadrature", "wishart_delta", "generalisation_curves"]
+__all__ = ["mp_quadrature", "sample_covariance_law", "wishart_delta", "generalisation_curves"]
 
 
 def mp_quadrature(ratio: float, scale: float = 1.0, n_nodes: int = 128):
@@ -63,12 +69,72 @@ def mp_quadrature(ratio: float, scale: float = 1.0, n_nodes: int = 128):
     return x, w / w.sum()
 
 
-class _Blocks:
-    """2×2 blocks T̂(ℓ) on MP nodes plus the pure-G / pure-F directions (weights per d)."""
+def _companion_stieltjes(z, tau, wt, ratio, steps: int = 30, iters: int = 60):
+    """Companion Stieltjes transform m̲(z) of XXᵀ/n (rows of X ~ N(0, Σ), spectrum atoms (τ, wt)).
 
-    def __init__(self, c, v2, b2, psi_n, sigma_x2, n_mp):
-        ell, wl = mp_quadrature(1.0 / psi_n, sigma_x2, n_mp)
-        self.w = wl * min(1.0, psi_n)                       # (1/d) Σ_k → min(1, ψ_n) ∫ dMP
+    Silverstein–Bai: ``z = −1/m̲ + ratio Σ_j wt_j τ_j/(1 + τ_j m̲)``, Im m̲ > 0 for Im z > 0; Newton
+    along an ε-ladder from far above the axis (the same continuation as the Theorem 3.1 solver).
+    """
+    z = np.asarray(z, dtype=np.complex128)
+    R = 10.0 * (np.abs(z).max() + tau.max() * (1 + math.sqrt(ratio)) ** 2 + 1.0)
+    m = -1.0 / (z + 1j * R)
+    for e in np.concatenate([np.geomspace(R, 1e-13 * R, steps), [0.0]]):
+        zz = z + 1j * e
+        for _ in range(iters):
+            den = 1.0 + np.multiply.outer(m, tau)
+            F = -1.0 / m + ratio * (wt * tau / den).sum(-1) - zz
+            dF = 1.0 / m ** 2 - ratio * (wt * tau ** 2 / den ** 2).sum(-1)
+            step = F / dF
+            m = m - step
+            m = np.where(m.imag < 0, m.conj(), m)
+            if float(np.max(np.abs(step) / (np.abs(m) + 1e-300))) < 1e-14:
+                break
+    return m
+
+
+def sample_covariance_law(tau, wt, ratio: float, n_nodes: int = 160, n_grid: int = 2000):
+    """Non-zero eigenvalues ℓ of XᵀX/n for rows of X ~ N(0, Σ) with spectrum atoms (τ, wt), ratio = d/n.
+
+    Returns nodes ℓ, probability weights (Chebyshev quadrature per bulk of the Silverstein–Bai law,
+    edges by bisection on the density) and the Ledoit–Péché overlap ``E[vᵀΣv | ℓ] = ℓ/|1 − r − r ℓ m(ℓ)|²``
+    (r = ratio, m the Stieltjes transform of the d×d sample spectrum at ℓ + i0), used for ``vᵀ Σ_t v``.
+    """
+    tau = np.asarray(tau, dtype=np.float64)
+    wt = np.asarray(wt, dtype=np.float64)
+    top = float(tau.max()) * (1 + math.sqrt(ratio)) ** 2 * 1.05 + 1e-12
+
+    def dens(x):
+        m_ = _companion_stieltjes(np.asarray(x, float) + 0j, tau, wt, ratio)
+        return np.clip(m_.imag, 0.0, None) / (math.pi * ratio)   # density of the d×d spectrum (x > 0)
+
+    x = np.linspace(top / n_grid, top, n_grid)
+    rho = dens(x)
+    on = rho > 1e-8 * rho.max()
+    starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+    ends = np.flatnonzero(on & ~np.r_[on[1:], False])
+    nodes, weights = [], []
+    for i0, i1 in zip(starts, ends):
+        lo_out, lo_in = (x[i0 - 1] if i0 > 0 else 0.0), x[i0]
+        hi_in, hi_out = x[i1], (x[i1 + 1] if i1 + 1 < n_grid else top)
+        for _ in range(40):  # bisect both edges at once
+            mid_lo, mid_hi = 0.5 * (lo_out + lo_in), 0.5 * (hi_in + hi_out)
+            r_lo, r_hi = dens(np.array([mid_lo, mid_hi])) > 1e-8 * rho.max()
+            lo_in, lo_out = (mid_lo, lo_out) if r_lo else (lo_in, mid_lo)
+            hi_in, hi_out = (mid_hi, hi_out) if r_hi else (hi_in, mid_hi)
+        xq, wq = bulk_quadrature((0.5 * (lo_in + lo_out), 0.5 * (hi_in + hi_out)), n_nodes)
+        nodes.append(xq), weights.append(wq * dens(xq))
+    ell, w = np.concatenate(nodes), np.concatenate(weights)
+    m_ell = (_companion_stieltjes(ell + 0j, tau, wt, ratio) + (1 - ratio) / ell) / ratio
+    overlap = ell / np.abs(1 - ratio - ratio * ell * m_ell) ** 2
+    return ell, w / w.sum(), overlap
+
+
+class _Blocks:
+    """2×2 blocks T̂(ℓ) on the nodes of the XᵀX/n spectrum plus the pure-G / pure-F directions (weights per d)."""
+
+    def __init__(self, c, v2, b2, psi_n, ell, wl, a, a_null):
+        self.w = wl * min(1.0, psi_n)                       # (1/d) Σ_k → min(1, ψ_n) ∫ dℓ
+        self.a, self.a_null = a, a_null                     # vᵀ Σ_t v on each block / on null(X) directions
         self.B = np.empty((ell.size, 2, 2))
         self.B[:, 0, 0] = c * ell + v2 / psi_n
         self.B[:, 0, 1] = self.B[:, 1, 0] = math.sqrt(b2 * c) * np.sqrt(ell)
@@ -154,53 +220,78 @@ def _contours(bulks_S, s2: float, n: int, rho_max: float = 3.0):
 
 
 def generalisation_curves(taus, activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0,
-                          sigma_x2: float = 1.0, edges=None, n_contour: int = 192, n_mp: int = 160,
-                          tol: float = 1e-9, max_doublings: int = 3) -> dict:
-    """Deterministic-equivalent L_test(τ), E_score(τ) (and L_train(τ) as a check) for isotropic data (module doc).
+                          sigma_x2: Optional[float] = None, atoms=None, edges=None, n_contour: int = 192,
+                          n_mp: int = 64, tol: float = 1e-8, max_doublings: int = 3) -> dict:
+    """Deterministic-equivalent L_test(τ), E_score(τ) (and L_train(τ) as a check), SPEC §3–§4 (module doc).
 
+    Data: isotropic with variance ``sigma_x2`` (default 1), or a covariance spectrum ``atoms``
+    [(λ, w), ...] (then the spectrum of XᵀX/n is the Silverstein–Bai law and Σ_t enters through the
+    Ledoit–Péché overlaps, :func:`sample_covariance_law`).
     ``edges``: bulks of U (from :func:`find_support`, d → ∞ equations); computed if None.
     The nodes per ellipse start at ``n_contour`` and double (at most ``max_doublings`` times) until
     ``contour_error`` — the largest change of any curve when every other node is dropped — is below
     ``tol``. Returns the curves, ``contour_error``, ``n_contour`` used, ``n_nonconverged`` contour
     nodes of the δ equation and ``max_imag`` (imaginary residue of the real quantities).
     """
+    from .spectrum import normalize_atoms
+    tau_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
+    law = _data_law(tau_s, w_s, sx2, psi_n, t, n_mp)
     for k in range(max_doublings + 1):
-        res = _curves_on_contours(taus, activation, t, psi_p, psi_n, sigma_x2, edges, n_contour, n_mp)
+        res = _curves_on_contours(taus, activation, t, psi_p, psi_n, sx2, tau_s, w_s, law, edges, n_contour)
         edges = res.pop("_edges")
         if res["contour_error"] < tol or k == max_doublings:
             return res
         n_contour *= 2
 
 
-def _curves_on_contours(taus, activation, t, psi_p, psi_n, sigma_x2, edges, n_contour, n_mp) -> dict:
+def _data_law(tau_s, w_s, sx2, psi_n, t, n_mp):
+    """Nodes ℓ and weights of the XᵀX/n spectrum, ``vᵀ Σ_t v`` per node and on null(X) (per direction)."""
+    dt = -math.expm1(-2 * t)
+    if np.ptp(tau_s) == 0:  # isotropic: Marchenko–Pastur, vᵀ Σ_t v = λ_t exactly
+        ell, wl = mp_quadrature(1.0 / psi_n, sx2, n_mp)
+        lam_t = math.exp(-2 * t) * sx2 + dt
+        return ell, wl, np.full(ell.size, lam_t), lam_t
+    ell, wl, ov = sample_covariance_law(tau_s, w_s, 1.0 / psi_n, n_mp)
+    a = math.exp(-2 * t) * ov + dt
+    if psi_n >= 1:
+        return ell, wl, a, 0.0
+    null_ov = (sx2 - psi_n * float(ov @ wl)) / (1.0 - psi_n)  # trace conservation: Σ_k vᵀΣv = Tr Σ
+    return ell, wl, a, math.exp(-2 * t) * null_ov + dt
+
+
+def _curves_on_contours(taus, activation, t, psi_p, psi_n, sx2, tau_s, w_s, law, edges, n_contour) -> dict:
     """:func:`generalisation_curves` at a fixed number of contour nodes per bulk."""
     from .constants import ge_constants
     from .spectrum import find_support, spectrum_params
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
-    k = ge_constants(activation, t, sigma_x2)
+    k = ge_constants(activation, t, sx2)
     if edges is None:
-        edges, _ = find_support(spectrum_params(activation, t, psi_p, psi_n, sigma_x2=sigma_x2))
+        atoms_n = None if np.ptp(tau_s) == 0 else list(zip(tau_s.tolist(), w_s.tolist()))
+        edges, _ = find_support(spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n,
+                                                sigma_x2=sx2 if atoms_n is None else None))
     s2, b2, dt = k.s2, k.b2, k.delta
-    blocks = _Blocks(k.c, k.v2, b2, psi_n, sigma_x2, n_mp)
+    blocks = _Blocks(k.c, k.v2, b2, psi_n, *law)
     bulks_S = [(lo - s2, hi - s2) for lo, hi in edges]
     om, dw = _contours(bulks_S, s2, n_contour)
     delta, conv, _ = wishart_delta(blocks, om, psi_p)
     beta = psi_p / (1.0 + delta)
     Q, qG, qF = blocks.qbar(beta, om)
-    wl = blocks.w
-    # one-resolvent trace t1 = (1/d) tr P_F Q̄ and the two-resolvent kernel K = (1/d) Tr Q1 P_F Q2 P_F
+    wl, wa = blocks.w, blocks.w * blocks.a
+    wFa = blocks.wF * blocks.a_null
+    # one-resolvent trace t1 = (1/d) tr P_F Q̄; two-resolvent kernel K = (1/d) Tr Q1 A Q2 P_F, A = P_F Σ_t P_F
     q22 = Q[:, :, 1, 1]
     t1 = q22 @ wl + blocks.wF * qF
-    u0 = (q22 * wl) @ q22.T + blocks.wF * np.outer(qF, qF)
+    u0 = (q22 * wa) @ q22.T + wFa * np.outer(qF, qF)
     TQ = np.einsum("lab,jlbc->jlac", blocks.B, Q)                 # T̂ Q̄
-    R1 = (TQ[:, :, :, 1] * wl[None, :, None]).reshape(om.size, -1)
-    u1 = R1 @ Q[:, :, 1, :].reshape(om.size, -1).T + blocks.wF * blocks.tF * np.outer(qF, qF)
+    Qrow = Q[:, :, 1, :].reshape(om.size, -1)
+    u1 = (TQ[:, :, :, 1] * wl[None, :, None]).reshape(om.size, -1) @ Qrow.T \
+        + blocks.wF * blocks.tF * np.outer(qF, qF)
+    u1a = (TQ[:, :, :, 1] * wa[None, :, None]).reshape(om.size, -1) @ Qrow.T + wFa * blocks.tF * np.outer(qF, qF)
     TTQ = np.einsum("lab,jlbc->jlac", blocks.B, TQ) * wl[None, :, None, None]
     u2 = TTQ.reshape(om.size, -1) @ np.swapaxes(Q, 2, 3).reshape(om.size, -1).T
     u2 = u2 + blocks.wG * blocks.tG ** 2 * np.outer(qG, qG) + blocks.wF * blocks.tF ** 2 * np.outer(qF, qF)
     opd = 1.0 + delta
-    K2 = u0 + psi_p * u1 ** 2 / (np.outer(opd, opd) - psi_p * u2)
-    lam_t = math.exp(-2 * t) * sigma_x2 + dt
+    K2 = u0 + psi_p * u1a * u1 / (np.outer(opd, opd) - psi_p * u2)
     kappa, mustar2 = k.mu1 ** 2 / k.Gamma2, k.mustar2
     lam = om + s2                                                 # U-space variable on the contour
 
@@ -217,19 +308,21 @@ def _curves_on_contours(taus, activation, t, psi_p, psi_n, sigma_x2, edges, n_co
             phi1_sq = -(g_f2 * t1) @ w / b2
             phi_tr = -(g_tr * t1) @ w / b2                        # (1/d) Tr Fᵀ U^{-1}(1 − e^{−2kU}) F
             gw = g_f * w
-            phi2 = gw @ K2 @ gw / b2 ** 2
+            phi2 = gw @ K2 @ gw / b2 ** 2                         # (1/d) Tr Fᵀ f F Σ_t Fᵀ f F
             out["train_loss"].append(1.0 - b2 * phi_tr)
-            out["test_loss"].append(1.0 + b2 * (kappa * lam_t * phi2 + mustar2 * phi1_sq + 2.0 * phi1))
+            out["test_loss"].append(1.0 + b2 * (kappa * phi2 + mustar2 * phi1_sq + 2.0 * phi1))
         return {kk: np.array(v) for kk, v in out.items()}
 
     full = curves(np.ones(om.size, bool))
     half = curves((np.arange(om.size) % 2) == 0)
     res = {key: v.real for key, v in full.items()}
-    res["score_error"] = (res["test_loss"] - 1.0) / dt + 1.0 / lam_t
+    fisher = float(w_s @ (1.0 / (math.exp(-2 * t) * tau_s + dt)))  # (1/d) Tr Σ_t^{-1}
+    res["score_error"] = (res["test_loss"] - 1.0) / dt + fisher
     res["contour_error"] = float(max(np.max(np.abs(full[kk] - half[kk])) for kk in full))
     res["max_imag"] = float(max(np.max(np.abs(v.imag)) for v in full.values()))
     res["n_nonconverged"] = int(np.sum(~conv))
     res["n_contour"] = n_contour
-    res["method"] = "deterministic equivalent (Wishart two-resolvent, isotropic data)"
+    res["method"] = ("deterministic equivalent (Wishart two-resolvent, "
+                     + ("isotropic data)" if np.ptp(tau_s) == 0 else "covariance spectrum, Ledoit–Péché overlaps)"))
     res["_edges"] = edges
     return res
