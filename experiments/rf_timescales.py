@@ -96,7 +96,10 @@ def make_figure(curves, spectrum, spectrum_w, ts, theory, cfg):
         ax.semilogx(tau, theory["test_loss"], "r:", lw=1.2, label="test (theory)")
     ax.set_xlabel(r"training time $\tau$")
     ax.set_ylabel("denoising loss")
-    ax.set_ylim(0, max(1.2, min(3.0, float(np.max(curves["test_loss"])) * 1.05)))
+    top = float(np.max(curves["test_loss"]))
+    if theory.get("available") and theory.get("test_loss") is not None:
+        top = max(top, float(np.max(theory["test_loss"])))
+    ax.set_ylim(0, max(1.2, min(3.0, top * 1.05)))
     ax = axes[1]
     ax.loglog(tau, curves["score_error"], label=r"$E_{score}$ (to true score)", color="C2")
     ax.loglog(tau, curves["emp_distance"], label="distance to empirical score", color="C3")

@@ -208,7 +208,7 @@ def _contours(bulks_S, s2: float, n: int, rho_max: float = 3.0):
     th = 2 * math.pi * (np.arange(n) + 0.5) / n
     e = np.exp(1j * th)
     for k, (lo, hi) in enumerate(bulks_S):
-        h, c = 0.5 * (hi - lo), 0.5 * (hi + lo)
+        h, c = max(0.5 * (hi - lo), 1e-12 * max(abs(hi), 1e-300)), 0.5 * (hi + lo)
         left = lo - (bulks_S[k - 1][1] if k else -s2)
         right = (bulks_S[k + 1][0] - hi) if k + 1 < len(bulks_S) else math.inf
         ext = min(0.45 * min(left, right), h * ((rho_max + 1 / rho_max) / 2 - 1))
