@@ -15,11 +15,11 @@ population bulk has relaxed (memorisation bulks frozen).
 **Test loss and score error.** The two-resolvent deterministic equivalent of
 ``Tr(Vᵀ f(U) Ũ f(U) V)`` is :func:`.generalisation.generalisation_curves` (used by :func:`predict`,
 any ρ_Σ). The finite-d cross-check (not a deterministic equivalent): :func:`ge_finite_curves`
-evaluates the exact eigen-mode formulas of SPEC §3 on finite-d draws of the Lemma C.1 Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d),
-averaged over seeds, using the low-rank structure ``U = Z Zᵀ + s_t² I`` so that d of a few hundred
-costs seconds; its train curve is returned too, as a finite-d cross-check of the deterministic one.
-For Gaussian data the score error then follows exactly from
-``E_score = (L_test − 1)/Δ_t + (1/d) Tr Σ_t^{-1}`` (because Ṽ = √Δ_t E[φ yᵀ] Σ_t^{-1}, Stein).
+evaluates the exact eigen-mode formulas of SPEC §3 on finite-d draws of the Lemma C.1
+Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d), averaged over seeds, using the
+low-rank structure ``U = Z Zᵀ + s_t² I`` so that d of a few hundred costs seconds; its train curve
+is returned too, as a finite-d cross-check of the deterministic one. For Gaussian data the score
+error then follows exactly from ``E_score = (L_test − 1)/Δ_t + (1/d) Tr Σ_t^{-1}`` (because Ṽ = √Δ_t E[φ yᵀ] Σ_t^{-1}, Stein).
 """
 from __future__ import annotations
 
