@@ -31,6 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT, ROOT / "experiments"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from _figlib import Cache, tau_grid  # noqa: E402
+
 SIZES = {
     "full": dict(ds=(16, 24, 32, 48, 64, 100), psi_ns=(4.0, 8.0, 16.0), psi_p=64.0),
     "quick": dict(ds=(12, 16, 24, 32), psi_ns=(4.0, 8.0), psi_p=64.0),
@@ -65,10 +72,6 @@ def parse_args(argv=None):
     return args
 
 
-def tau_grid() -> np.ndarray:
-    return np.geomspace(TAU_GRID["tau_min"], TAU_GRID["tau_max"], TAU_GRID["n_tau"])
-
-
 def gap_unit(params: dict) -> tuple[dict, dict]:
     """One (d, ψ_n, seed): exact, GE-draw and theory train-loss curves and their relative errors."""
     import jax
@@ -81,7 +84,7 @@ def gap_unit(params: dict) -> tuple[dict, dict]:
 
     d, psi_n, psi_p, t, seed = params["d"], params["psi_n"], params["psi_p"], params["t"], params["seed"]
     p, n = int(round(psi_p * d)), int(round(psi_n * d))
-    taus = tau_grid()
+    taus = tau_grid(**TAU_GRID)
     kW, kX = jax.random.split(jax.random.PRNGKey(seed))
     W = init_W(kW, p, d)
     data = rdata.isotropic(d)
@@ -118,7 +121,6 @@ def gap_unit(params: dict) -> tuple[dict, dict]:
 
 def fits_by_psi_n(rows: list[dict]) -> dict:
     """Power-law fit of the theory-vs-exact (and GE-vs-exact) error against n, per ψ_n."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from analysis.fits import fit_power_law
     out = {}
     for psi_n in sorted({r["psi_n"] for r in rows}):
@@ -132,7 +134,7 @@ def fits_by_psi_n(rows: list[dict]) -> dict:
     return out
 
 
-def plot(rows, curves, fits, stem):
+def plot(rows, curves, stem):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,8 +182,6 @@ def plot(rows, curves, fits, stem):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _figlib import Cache
     from tqdm import tqdm
 
     from rfdiff import io
@@ -194,11 +194,7 @@ def main(argv=None) -> int:
     for d, psi_n in tqdm(grid, disable=args.no_progress, desc="finite size", unit="point", file=sys.stderr):
         params = {"d": d, "psi_n": psi_n, "psi_p": sz["psi_p"], "t": args.t, "seed": args.seed}
         r = cache.get("ltrain_gap", params, gap_unit)
-        rows.append({k: r[k] for k in ("d", "p", "n", "psi_n", "tau_mem", "exact_s", "theory_vs_exact",
-                                       "theory_vs_exact_inf", "theory_d_vs_exact", "theory_d_vs_exact_inf",
-                                       "theory_vs_ge", "theory_vs_ge_inf", "ge_vs_exact", "ge_vs_exact_inf",
-                                       "edge_exact", "edge_err", "edge_err_d", "test_theory_vs_exact",
-                                       "test_theory_vs_exact_inf", "test_theory_vs_ge", "test_ge_vs_exact")})
+        rows.append({k: v for k, v in r.items() if k not in CURVES and not k.startswith("_")})
         curves[f"d{d}_psin{psi_n:g}"] = {"d": d, "psi_n": psi_n, **{k: r[k] for k in CURVES}}
     fits = fits_by_psi_n(rows)
     name = f"finite_size{'_quick' if args.quick else ''}_s{args.seed}"
@@ -208,7 +204,7 @@ def main(argv=None) -> int:
              io.save_npz(out / f"{name}.npz", {f"{k}_{a}": v[a] for k, v in curves.items()
                                                for a in CURVES})]
     if not args.no_plot:
-        files += plot(rows, curves, fits, figdir / f"finite_size{'_quick' if args.quick else ''}")
+        files += plot(rows, curves, figdir / f"finite_size{'_quick' if args.quick else ''}")
     print("max relative error over τ ≤ 100 τ_mem (train: L_train; test: L_test)")
     print(f"{'d':>4} {'p':>6} {'n':>5} {'ψ_n':>5} | {'theory vs exact':>15} {'finite-d vs exact':>17} "
           f"{'theory vs GE':>12} {'GE vs exact':>11} | {'n × err':>7} | {'mem. edge err (∞, d)':>20} | "

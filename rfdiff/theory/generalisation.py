@@ -142,27 +142,27 @@ class _Blocks:
         self.tG, self.wG = v2 / psi_n, max(psi_n - 1.0, 0.0)
         self.tF, self.wF = b2, max(1.0 - psi_n, 0.0)
 
-    def qbar(self, beta, omega):
-        """Q̄ = (β T̂ − ω)^{-1} per (ω, ℓ): (..., L, 2, 2), and the scalar resolvents of the extra directions."""
+    def _inverse(self, beta, omega):
+        """Entries (q00, q01, q11) of Q̄ = (β T̂ − ω)^{-1} per (ω, ℓ) and the extra directions' resolvents."""
         be, om = beta[..., None], omega[..., None]
         m11 = be * self.B[:, 0, 0] - om
         m22 = be * self.B[:, 1, 1] - om
         m12 = be * self.B[:, 0, 1]
         det = m11 * m22 - m12 * m12
-        Q = np.stack([np.stack([m22, -m12], -1), np.stack([-m12, m11], -1)], -2) / det[..., None, None]
-        return Q, 1.0 / (beta * self.tG - omega), 1.0 / (beta * self.tF - omega)
+        return m22 / det, -m12 / det, m11 / det, 1.0 / (beta * self.tG - omega), 1.0 / (beta * self.tF - omega)
+
+    def qbar(self, beta, omega):
+        """Q̄ = (β T̂ − ω)^{-1} per (ω, ℓ): (..., L, 2, 2), and the scalar resolvents of the extra directions."""
+        q00, q01, q11, qG, qF = self._inverse(beta, omega)
+        return np.stack([np.stack([q00, q01], -1), np.stack([q01, q11], -1)], -2), qG, qF
 
     def delta_map(self, delta, omega, psi_p):
         """``(1/d) tr T̂ Q̄`` at β = ψ_p/(1+δ) and its derivative in δ (explicit 2×2 algebra)."""
         beta = psi_p / (1.0 + delta)
-        be, om = beta[..., None], omega[..., None]
         B00, B01, B11 = self.B[:, 0, 0], self.B[:, 0, 1], self.B[:, 1, 1]
-        m11, m22, m12 = be * B00 - om, be * B11 - om, be * B01
-        det = m11 * m22 - m12 * m12
-        q00, q11, q01 = m22 / det, m11 / det, -m12 / det
+        q00, q01, q11, qG, qF = self._inverse(beta, omega)
         a, b = B00 * q00 + B01 * q01, B00 * q01 + B01 * q11          # rows of T̂ Q̄
         c, e = B01 * q00 + B11 * q01, B01 * q01 + B11 * q11
-        qG, qF = 1.0 / (beta * self.tG - omega), 1.0 / (beta * self.tF - omega)
         val = (a + e) @ self.w + self.wG * self.tG * qG + self.wF * self.tF * qF
         dval_dbeta = -((a * a + 2 * b * c + e * e) @ self.w + self.wG * (self.tG * qG) ** 2
                        + self.wF * (self.tF * qF) ** 2)
@@ -265,8 +265,9 @@ def _curves_on_contours(taus, activation, t, psi_p, psi_n, sx2, tau_s, w_s, law,
     from .spectrum import find_support, spectrum_params
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     k = ge_constants(activation, t, sx2)
+    isotropic = bool(np.ptp(tau_s) == 0)
     if edges is None:
-        atoms_n = None if np.ptp(tau_s) == 0 else list(zip(tau_s.tolist(), w_s.tolist()))
+        atoms_n = None if isotropic else list(zip(tau_s.tolist(), w_s.tolist()))
         edges, _ = find_support(spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n,
                                                 sigma_x2=sx2 if atoms_n is None else None))
     s2, b2, dt = k.s2, k.b2, k.delta
@@ -323,6 +324,6 @@ def _curves_on_contours(taus, activation, t, psi_p, psi_n, sx2, tau_s, w_s, law,
     res["n_nonconverged"] = int(np.sum(~conv))
     res["n_contour"] = n_contour
     res["method"] = ("deterministic equivalent (Wishart two-resolvent, "
-                     + ("isotropic data)" if np.ptp(tau_s) == 0 else "covariance spectrum, Ledoit–Péché overlaps)"))
+                     + ("isotropic data)" if isotropic else "covariance spectrum, Ledoit–Péché overlaps)"))
     res["_edges"] = edges
     return res
