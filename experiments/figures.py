@@ -249,7 +249,6 @@ def _mark(ax, x, color, ymark, marker="v"):
 
 def fig_learning_curves(ctx, P, sigma_x=1.0, name="fig05ab_learning_curves"):
     plt = _plt()
-    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
     res = _curve_set(ctx, P, sigma_x)
     fig, axs = plt.subplots(2, 2, figsize=(11, 7), gridspec_kw={"height_ratios": [1.6, 1]})
     (a1, a2), (ins1, ins2) = axs   # bottom row: the paper's insets (curves vs τ/τ_mem)
