@@ -43,13 +43,14 @@ from _figlib import Cache, tau_grid  # noqa: E402
 
 # Each preset is a union of (d × ψ_n × ψ_p) blocks: the d-scan at ψ_p = 64 (the acceptance setting
 # of issue 3) and a ψ_p-scan at fixed d, n that isolates the p-dependence of the gap.
+MAIN_PSI_P = 64.0
 SIZES = {
-    "full": [dict(ds=(16, 24, 32, 48, 64, 100), psi_ns=(4.0, 8.0, 16.0), psi_ps=(64.0,)),
+    "full": [dict(ds=(16, 24, 32, 48, 64, 100), psi_ns=(4.0, 8.0, 16.0), psi_ps=(MAIN_PSI_P,)),
              dict(ds=(16, 24, 32, 48), psi_ns=(4.0, 8.0), psi_ps=(8.0, 16.0, 32.0))],
-    "quick": [dict(ds=(12, 16, 24, 32), psi_ns=(4.0, 8.0), psi_ps=(64.0,)),
+    "quick": [dict(ds=(12, 16, 24, 32), psi_ns=(4.0, 8.0), psi_ps=(MAIN_PSI_P,)),
               dict(ds=(12, 16), psi_ns=(4.0,), psi_ps=(8.0, 16.0, 32.0))],
 }
-DECOMPOSE = dict(ds=(24, 32, 48, 64, 96), psi_n=4.0, psi_p=64.0)
+DECOMPOSE = dict(ds=(24, 32, 48, 64, 96), psi_n=4.0, psi_p=MAIN_PSI_P)
 TAU_GRID = dict(tau_min=1e-2, tau_max=1e8, n_tau=61)
 CURVES = ("taus", "exact", "ge", "theory", "theory_d", "exact_test", "ge_test", "theory_test")
 
@@ -85,27 +86,33 @@ def parse_args(argv=None):
         ap.error("need t > 0")
     args.blocks = blocks
     args.grid = sorted({(d, psi_n, psi_p) for b in blocks for psi_p in b["psi_ps"] for psi_n in b["psi_ns"]
-                        for d in b["ds"]}, key=lambda g: (g[2] != 64.0, g[2], g[1], g[0]))
+                        for d in b["ds"]}, key=lambda g: (g[2] != MAIN_PSI_P, g[2], g[1], g[0]))
     return args
+
+
+def draw(params: dict):
+    """The unit's sizes and its one draw of W (p×d) and the isotropic training set X (n×d) from ``seed``."""
+    import jax
+
+    from rfdiff import data as rdata
+    from rfdiff.features import init_W
+
+    d, psi_n, psi_p, seed = params["d"], params["psi_n"], params["psi_p"], params["seed"]
+    p, n = int(round(psi_p * d)), int(round(psi_n * d))
+    kW, kX = jax.random.split(jax.random.PRNGKey(seed))
+    data = rdata.isotropic(d)
+    return p, n, data, init_W(kW, p, d), data.sample(kX, n)
 
 
 def gap_unit(params: dict) -> tuple[dict, dict]:
     """One (d, ψ_n, seed): exact, GE-draw and theory train-loss curves and their relative errors."""
-    import jax
-
-    from rfdiff import data as rdata
     from rfdiff.dynamics import exact_dynamics
-    from rfdiff.features import init_W
     from rfdiff.matrices import population_matrices, train_matrices
     from rfdiff.theory import ge_lowrank_curves, predict
 
     d, psi_n, psi_p, t, seed = params["d"], params["psi_n"], params["psi_p"], params["t"], params["seed"]
-    p, n = int(round(psi_p * d)), int(round(psi_n * d))
+    p, n, data, W, X = draw(params)
     taus = tau_grid(**TAU_GRID)
-    kW, kX = jax.random.split(jax.random.PRNGKey(seed))
-    W = init_W(kW, p, d)
-    data = rdata.isotropic(d)
-    X = data.sample(kX, n)
     t0 = time.perf_counter()
     M = train_matrices(W, X, t)
     Mp = population_matrices(W, data, t)
@@ -151,18 +158,13 @@ def decompose_unit(params: dict) -> tuple[dict, dict]:
     import jax
     import jax.numpy as jnp
 
-    from rfdiff import data as rdata
     from rfdiff.activations import smoothed_derivatives
     from rfdiff.diffusion import delta
-    from rfdiff.features import init_W
     from rfdiff.matrices import train_matrices
     from rfdiff.theory import predict
 
     d, psi_n, psi_p, t, seed = params["d"], params["psi_n"], params["psi_p"], params["t"], params["seed"]
-    p, n = int(round(psi_p * d)), int(round(psi_n * d))
-    kW, kX = jax.random.split(jax.random.PRNGKey(seed))
-    W = init_W(kW, p, d)
-    X = rdata.isotropic(d).sample(kX, n)
+    p, n, _, W, X = draw(params)   # the same W, X as gap_unit
     with jax.enable_x64(True):
         W, X = jnp.asarray(W, jnp.float64), jnp.asarray(X, jnp.float64)
         Mf = train_matrices(W, X, t)
@@ -200,7 +202,7 @@ def decompose_unit(params: dict) -> tuple[dict, dict]:
     out = {"d": d, "p": p, "n": n, "psi_n": psi_n, "psi_p": psi_p,
            "exact": linf(U), "order1": linf(mean_exact + with_diag(dt * K * (G1 @ G1.T / n))),
            "slopes_avg": linf(mean_exact + C_avg), "mean_iid": linf(mean_iid + C), "both": linf(mean_iid + C_avg),
-           "theory": float(predict("tanh", t, psi_p, psi_n, taus=np.array([1e12]), test_loss=False)["train_loss"][-1])}
+           "theory": predict("tanh", t, psi_p, psi_n, test_loss=False)["train_loss_inf"]}
     return out, {}
 
 
@@ -221,10 +223,9 @@ def fits_by_psi_n(rows: list[dict]) -> dict:
         x = np.array([r["psi_p"] / r["n"] for r in rows])
         out["vs_psi_p_over_n"] = {k: fit_power_law(x, np.array([r[k] for r in rows]))
                                   for k in ("theory_vs_exact", "ge_vs_exact")}
+        ratio = np.array([r["ge_vs_exact"] for r in rows]) / x
         out["vs_psi_p_over_n"]["ratio_ge_vs_exact"] = {
-            "median": float(np.median([r["ge_vs_exact"] * r["n"] / r["psi_p"] for r in rows])),
-            "min": float(min(r["ge_vs_exact"] * r["n"] / r["psi_p"] for r in rows)),
-            "max": float(max(r["ge_vs_exact"] * r["n"] / r["psi_p"] for r in rows))}
+            "median": float(np.median(ratio)), "min": float(ratio.min()), "max": float(ratio.max())}
     return out
 
 
@@ -236,7 +237,7 @@ def plot(rows, curves, stem):
     from rfdiff import io
     fig, (ax, tx, px, bx) = plt.subplots(1, 4, figsize=(21, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    main_pp = 64.0 if any(r["psi_p"] == 64.0 for r in rows) else max(r["psi_p"] for r in rows)
+    main_pp = MAIN_PSI_P if any(r["psi_p"] == MAIN_PSI_P for r in rows) else max(r["psi_p"] for r in rows)
     main_rows = [r for r in rows if r["psi_p"] == main_pp]
     nn = np.array(sorted({r["n"] for r in main_rows}), float)
     for a, pre, what in ((ax, "", "L_train"), (tx, "test_", "L_test")):

@@ -551,7 +551,7 @@ def test_exact_simulator_histogram_d100(atoms):
     # whose edge eigenvalues sit up to 6.1 % inside), ≤ 15 % per bin. Measured: iso edges ≤ 2.1 %,
     # per bin ≤ 13.1 %, KS ≤ 0.025; two-atom edges ≤ 6.1 %, per bin ≤ 10.0 %. The exact U here: 574
     # (831) eigenvalues below the memorisation bulk instead of 100 (50), its lower edge 18 % low.
-    from rfdiff.theory.gaussian_equivalent import ge_train_matrices
+    from rfdiff.theory import ge_train_matrices
     ev_ge = scipy.linalg.eigvalsh(np.asarray(ge_train_matrices(W, X, 0.01, seed=1, sigma_x2=1.0)[0]))
     rep_ge = _bulk_report(ev_ge, res)
     for r in rep_ge:
