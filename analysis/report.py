@@ -164,7 +164,7 @@ def write_report(manifest_path, out_path) -> Path:
     if beyond.exists():
         lines += ["", beyond.read_text()]
     from rfdiff import io
-    io._atomic_write(out, lambda fh: fh.write("\n".join(lines).encode()))
+    io.atomic_write(out, lambda fh: fh.write("\n".join(lines).encode()))
     return out
 
 

@@ -69,7 +69,8 @@ def to_jsonable(obj):
     return obj
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(fh)`` on a temporary file in the same folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -89,14 +90,14 @@ def save_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON atomically (temp file + rename)."""
     path = Path(path)
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))
     return path
 
 
 def save_npz(path, arrays: dict) -> Path:
     """Write arrays to a compressed NPZ atomically."""
     path = Path(path)
-    _atomic_write(path, lambda fh: np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()}))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()}))
     return path
 
 
@@ -105,6 +106,6 @@ def save_figure(fig, stem) -> list[Path]:
     out = []
     for ext in ("png", "pdf"):
         path = Path(f"{stem}.{ext}")
-        _atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight"))
+        atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight"))
         out.append(path)
     return out

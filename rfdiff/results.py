@@ -1,0 +1,302 @@
+"""Typed results shared by every route, simulation and theory alike, and their JSON + NPZ form.
+
+One quantity has one name wherever it comes from: the exact dense route, the Lanczos route,
+ridge, finite m, classes, iterative training and the theory all return :class:`Curves`; a
+spectrum is a :class:`Spectrum` (a discrete measure: exact eigenvalues, Ritz values or the
+theory's quadrature nodes); timescales are :class:`Timescales`, extracted from curves by one
+rule (:mod:`rfdiff.timescales`, docs/theory.md §6). :func:`save` writes any of these (or any
+frozen dataclass made of them, numbers, strings, arrays, lists and dicts) as ``stem.json`` +
+``stem.npz`` atomically; :func:`load` reads it back into the same types.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+__all__ = ["Curves", "Spectrum", "Timescales", "Thresholds", "CorruptResult", "register", "save", "load",
+           "to_payload", "from_payload"]
+
+CURVE_FIELDS = ("train_loss", "test_loss", "gen_gap", "score_error", "emp_distance")
+
+
+class CorruptResult(ValueError):
+    """A saved result that cannot be read back (truncated, edited, or of an unknown type)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Curves:
+    """Losses along the training time τ (docs/theory.md §2–3); the last axis of every array is τ.
+
+    ``train_loss`` (noise-averaged), ``test_loss``, ``gen_gap = test − train``, ``score_error``
+    ``E_score`` and ``emp_distance`` (distance to the empirical score); absent ones are None.
+    Per-class curves carry a leading class axis. ``extra`` holds route-specific curves
+    (e.g. ``objective`` and ``weight_norm`` for ridge, ``train_loss_frozen`` for finite m).
+    ``method`` says how they were computed.
+    """
+
+    tau: np.ndarray
+    train_loss: Optional[np.ndarray] = None
+    test_loss: Optional[np.ndarray] = None
+    gen_gap: Optional[np.ndarray] = None
+    score_error: Optional[np.ndarray] = None
+    emp_distance: Optional[np.ndarray] = None
+    extra: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    method: str = ""
+
+    def __post_init__(self):
+        tau = np.atleast_1d(np.asarray(self.tau, dtype=np.float64))
+        object.__setattr__(self, "tau", tau)
+        for name in CURVE_FIELDS:
+            v = getattr(self, name)
+            if v is not None:
+                v = np.asarray(v, dtype=np.float64)
+                if v.shape[-1:] != tau.shape:
+                    raise ValueError(f"Curves.{name} has shape {v.shape}, its last axis must match tau {tau.shape}")
+                object.__setattr__(self, name, v)
+        if self.gen_gap is None and self.train_loss is not None and self.test_loss is not None:
+            object.__setattr__(self, "gen_gap", self.test_loss - self.train_loss)
+        object.__setattr__(self, "extra", {k: np.asarray(v, dtype=np.float64) for k, v in dict(self.extra).items()})
+
+    def get(self, name: str) -> Optional[np.ndarray]:
+        """A curve by name, looked up among the standard fields and then ``extra``."""
+        if name in CURVE_FIELDS or name == "tau":
+            return getattr(self, name)
+        return self.extra.get(name)
+
+    def as_dict(self) -> dict:
+        """``{name: array}`` of every curve present (``tau`` included)."""
+        out = {"tau": self.tau}
+        out.update({k: getattr(self, k) for k in CURVE_FIELDS if getattr(self, k) is not None})
+        out.update(self.extra)
+        return out
+
+    def final(self) -> dict:
+        """Each curve's value at the last τ of the grid."""
+        return {k: float(np.asarray(v)[..., -1]) if np.ndim(v) == 1 else np.asarray(v)[..., -1].tolist()
+                for k, v in self.as_dict().items() if k != "tau"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spectrum:
+    """A spectral measure of U: ``nodes`` with probability ``weights`` (sum 1), docs/theory.md §6.
+
+    Exact eigenvalues have weights 1/p (``continuous=False``: a step CDF); stochastic Lanczos
+    quadrature gives Ritz values and weights (step CDF); the theory gives quadrature nodes of
+    its density plus the atom at s_t² (``continuous=True``: the CDF is interpolated linearly
+    between nodes). :meth:`quantile` is the one rule both sides use (e.g. for the
+    memorisation edge).
+    """
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    continuous: bool = False
+    method: str = ""
+
+    def __post_init__(self):
+        x = np.atleast_1d(np.asarray(self.nodes, dtype=np.float64))
+        w = np.atleast_1d(np.asarray(self.weights, dtype=np.float64))
+        if x.shape != w.shape or x.ndim != 1:
+            raise ValueError(f"Spectrum nodes {x.shape} and weights {w.shape} must be 1-d of the same length")
+        order = np.argsort(x, kind="stable")
+        object.__setattr__(self, "nodes", x[order])
+        object.__setattr__(self, "weights", w[order])
+
+    @classmethod
+    def from_eigenvalues(cls, eigenvalues, method: str = "exact eigenvalues") -> "Spectrum":
+        lam = np.asarray(eigenvalues, dtype=np.float64).ravel()
+        return cls(lam, np.full(lam.size, 1.0 / max(lam.size, 1)), False, method)
+
+    def cdf(self) -> np.ndarray:
+        """Cumulative weight at each node (sorted ascending)."""
+        return np.cumsum(self.weights)
+
+    def quantile(self, q: float) -> float:
+        """λ at which the spectral CDF reaches ``q``: ``inf{λ : F(λ) ≥ q}`` (step CDF), or the
+        linear interpolation of the CDF between nodes (continuous measure)."""
+        if not 0.0 <= q <= 1.0 or self.nodes.size == 0:
+            return math.nan
+        c = self.cdf()
+        if self.continuous:
+            return float(np.interp(q, c, self.nodes))
+        i = int(np.searchsorted(c, q * (1.0 - 1e-12), side="left"))
+        return float(self.nodes[min(i, self.nodes.size - 1)])
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Which levels define the timescales (docs/theory.md §6).
+
+    ``gen_frac``: τ_gen is the first τ with E_score ≤ (1 + gen_frac)·min E_score;
+    ``mem_frac``: τ_mem is the first τ with L_gen ≥ mem_frac·L_gen(τ_max);
+    ``mem_abs``: τ_mem_abs is the first τ with L_gen ≥ mem_abs.
+    """
+
+    gen_frac: float = 0.1
+    mem_frac: float = 0.5
+    mem_abs: float = 0.05
+
+    def __post_init__(self):
+        for name, lo, hi in (("gen_frac", 0.0, math.inf), ("mem_frac", 0.0, 1.0), ("mem_abs", 0.0, math.inf)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+                    or not math.isfinite(float(v)) or not lo < float(v) < hi:
+                bound = f"in ({lo:g}, {hi:g})" if math.isfinite(hi) else f"finite and > {lo:g}"
+                raise ValueError(f"{name} must be {bound}, got {v!r}")
+            object.__setattr__(self, name, float(v))
+
+
+@dataclasses.dataclass(frozen=True)
+class Timescales:
+    """τ_gen, τ_mem and what they were read from, by the rule of :class:`Thresholds` (docs/theory.md §6).
+
+    ``tau_gen`` (score error within ``gen_frac`` of its minimum ``min_score_error``, reached at
+    ``tau_at_min``); ``tau_mem`` (gap reaches ``mem_frac`` of ``final_gap``) and ``tau_mem_abs``;
+    ``lambda_mem``: first eigenvalue of the memorisation bulk (spectral quantile
+    1 − n/p + 1/(2p)) and ``tau_mem_spectral = ψ_p/(Δ_t λ_mem)``. NaN where undefined.
+    """
+
+    tau_gen: float = math.nan
+    min_score_error: float = math.nan
+    tau_at_min: float = math.nan
+    tau_mem: float = math.nan
+    tau_mem_abs: float = math.nan
+    final_gap: float = math.nan
+    lambda_mem: float = math.nan
+    tau_mem_spectral: float = math.nan
+    thresholds: Thresholds = Thresholds()
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON + NPZ
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Make a frozen dataclass loadable by :func:`load` (used as a class decorator)."""
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"{cls!r} is not a dataclass")
+    _REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+for _c in (Curves, Spectrum, Thresholds, Timescales):
+    register(_c)
+
+
+def _type_name(obj) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def to_payload(obj) -> tuple[Any, dict]:
+    """Split ``obj`` into a JSON-able tree and a dict of arrays (referenced from the tree by key)."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(x, path):
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            name = _type_name(x)
+            if name not in _REGISTRY:
+                register(type(x))
+            return {"__type__": name,
+                    **{f.name: walk(getattr(x, f.name), f"{path}.{f.name}") for f in dataclasses.fields(x)}}
+        if isinstance(x, Mapping):
+            return {"__dict__": [[walk(k, path), walk(v, f"{path}.{k}")] for k, v in x.items()]} \
+                if any(not isinstance(k, str) for k in x) else {str(k): walk(v, f"{path}.{k}") for k, v in x.items()}
+        if isinstance(x, tuple):
+            return {"__tuple__": [walk(v, f"{path}.{i}") for i, v in enumerate(x)]}
+        if isinstance(x, list):
+            return [walk(v, f"{path}.{i}") for i, v in enumerate(x)]
+        if isinstance(x, (np.ndarray,)) or type(x).__module__.startswith("jax"):
+            a = np.asarray(x)
+            if a.dtype == object:
+                raise ValueError(f"cannot save an object array at {path}")
+            key = path.lstrip(".") or "value"
+            arrays[key] = a
+            return {"__array__": key}
+        if isinstance(x, (bool, np.bool_)):
+            return bool(x)
+        if isinstance(x, (int, np.integer)):
+            return int(x)
+        if isinstance(x, (float, np.floating)):
+            f = float(x)
+            return f if math.isfinite(f) else {"__float__": repr(f)}
+        if x is None or isinstance(x, str):
+            return x
+        raise ValueError(f"cannot save a value of type {type(x).__name__} at {path}")
+
+    return walk(obj, ""), arrays
+
+
+def from_payload(tree, arrays: Mapping[str, np.ndarray]):
+    """Inverse of :func:`to_payload`."""
+
+    def walk(x):
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if not isinstance(x, dict):
+            return x
+        if "__array__" in x:
+            return np.asarray(arrays[x["__array__"]])
+        if "__float__" in x:
+            return float(x["__float__"])
+        if "__tuple__" in x:
+            return tuple(walk(v) for v in x["__tuple__"])
+        if "__dict__" in x:
+            return {_hashable(walk(k)): walk(v) for k, v in x["__dict__"]}
+        if "__type__" in x:
+            cls = _REGISTRY.get(x["__type__"])
+            if cls is None:
+                raise CorruptResult(f"unknown result type {x['__type__']!r}")
+            kw = {k: walk(v) for k, v in x.items() if k != "__type__"}
+            return cls(**kw)
+        return {k: walk(v) for k, v in x.items()}
+
+    return walk(tree)
+
+
+def _hashable(k):
+    return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
+
+
+def save(obj, stem, meta: Optional[dict] = None) -> list[Path]:
+    """Write ``obj`` as ``stem.json`` (tree, plus ``meta``) and ``stem.npz`` (arrays), each atomically.
+
+    The NPZ is written first, so a JSON that exists always has its arrays.
+    """
+    from .io import atomic_write
+
+    stem = Path(stem)
+    tree, arrays = to_payload(obj)
+    text = json.dumps({"result": tree, "meta": _jsonable(meta or {})}, indent=1, sort_keys=True) + "\n"
+    npz, js = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+    atomic_write(npz, lambda fh: np.savez(fh, **arrays))
+    atomic_write(js, lambda fh: fh.write(text.encode()))
+    return [js, npz]
+
+
+def load(stem, with_meta: bool = False):
+    """Read what :func:`save` wrote; :class:`CorruptResult` if either file is missing or unreadable."""
+    stem = Path(stem)
+    js, npz = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
+    try:
+        doc = json.loads(js.read_text())
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        obj = from_payload(doc["result"], arrays)
+    except CorruptResult:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptResult(f"{stem}: {type(err).__name__}: {err}") from None
+    return (obj, doc.get("meta", {})) if with_meta else obj
+
+
+def _jsonable(x):
+    from .io import to_jsonable
+    return to_jsonable(x)
