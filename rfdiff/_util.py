@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import sys
+import warnings
 from typing import Callable
 
 import jax
@@ -18,6 +21,17 @@ def x64(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category: type = RuntimeWarning) -> None:
+    """``warnings.warn`` pointing at the first caller outside the rfdiff package (not at library internals)."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def check_positive_int(name: str, value) -> int:

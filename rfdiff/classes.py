@@ -33,7 +33,8 @@ from .dynamics import ExactDynamics, exact_dynamics
 from .features import features
 from .matrices import population_matrices, train_matrices
 from .metrics import empirical_score
-from .timescales import tau_gen, tau_mem
+from .results import Curves, Thresholds, Timescales
+from .timescales import extract
 
 
 def class_component(data: GaussianMixture, c: int) -> GaussianMixture:
@@ -166,22 +167,21 @@ class ClassDynamics:
         return len(self.test_views)
 
     @x64
-    def curves(self, taus, eta: Optional[float] = None) -> dict:
-        """Per-class train/test loss, gap, score error (to the mixture and to the class score), empirical distance."""
-        rows = {k: [] for k in ("train_loss", "test_loss", "gen_gap", "score_error", "class_score_error",
-                                "emp_distance")}
+    def curves(self, taus, eta: Optional[float] = None) -> Curves:
+        """Per-class curves, arrays (C, T): train/test loss, gap, score error to the mixture score,
+        empirical distance; ``extra["class_score_error"]`` is the distance to the class score (module docstring)."""
+        rows = {k: [] for k in ("train_loss", "test_loss", "score_error", "class_score_error", "emp_distance")}
         for tv, te, em in zip(self.train_views, self.test_views, self.emp_views):
-            tr = tv.curves(taus, eta)["test_loss"]
             c = te.curves(taus, eta)
-            rows["train_loss"].append(tr)
-            rows["test_loss"].append(c["test_loss"])
-            rows["gen_gap"].append(c["test_loss"] - tr)
-            rows["score_error"].append(c["emp_distance"])        # reference score = mixture score
-            rows["class_score_error"].append(c["score_error"])   # Stein form, reference = class score
-            rows["emp_distance"].append(em.curves(taus, eta)["emp_distance"])
-        out = {k: np.stack(v) for k, v in rows.items()}
-        out["tau"] = np.atleast_1d(np.asarray(taus, dtype=np.float64))
-        return out
+            rows["train_loss"].append(tv.curves(taus, eta).test_loss)
+            rows["test_loss"].append(c.test_loss)
+            rows["score_error"].append(c.emp_distance)        # reference score = mixture score
+            rows["class_score_error"].append(c.score_error)   # Stein form, reference = class score
+            rows["emp_distance"].append(em.curves(taus, eta).emp_distance)
+        a = {k: np.stack(v) for k, v in rows.items()}
+        return Curves(np.atleast_1d(np.asarray(taus, dtype=np.float64)), a["train_loss"], a["test_loss"], None,
+                      a["score_error"], a["emp_distance"], {"class_score_error": a["class_score_error"]},
+                      method="exact modes, per class")
 
 
 @x64
@@ -211,12 +211,10 @@ def class_problem(key: jax.Array, W, X, labels, data: GaussianMixture, t: float,
     return dyn, class_dynamics(dyn, mats)
 
 
-def class_timescales(curves: dict, gen_frac: float = 0.1, mem_frac: float = 0.5, mem_abs: float = 0.05,
-                     gen_key: str = "score_error") -> list[dict]:
-    """Per-class τ_gen (from ``curves[gen_key]``) and τ_mem (from the class gap), as in :mod:`rfdiff.timescales`."""
-    if gen_key not in curves or "gen_gap" not in curves:
-        raise ValueError(f"curves must come from ClassDynamics.curves (missing {gen_key!r} or 'gen_gap')")
-    tau = curves["tau"]
-    return [{"tau_gen": tau_gen(tau, curves[gen_key][c], gen_frac),
-             "tau_mem": tau_mem(tau, curves["gen_gap"][c], mem_frac, mem_abs)}
-            for c in range(curves[gen_key].shape[0])]
+def class_timescales(curves: Curves, thresholds: Thresholds = Thresholds()) -> list[Timescales]:
+    """Per-class τ_gen (from the score error to the mixture score) and τ_mem (from the class gap), docs/theory.md §6.1."""
+    if not isinstance(curves, Curves) or curves.score_error is None or curves.gen_gap is None \
+            or curves.score_error.ndim != 2:
+        raise ValueError("curves must come from ClassDynamics.curves (per-class score_error and gen_gap)")
+    return [extract(Curves(curves.tau, curves.train_loss[c], curves.test_loss[c], curves.gen_gap[c],
+                           curves.score_error[c]), thresholds) for c in range(curves.score_error.shape[0])]

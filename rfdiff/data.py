@@ -136,13 +136,13 @@ class GaussianMixture:
         sq = np.asarray(jnp.sum(self.score(y) ** 2, axis=1))
         return float(sq.mean()), float(sq.std(ddof=1) / math.sqrt(n_mc))
 
-    def preactivation_moments(self, W: jnp.ndarray):
-        """Per component, mean ``W μ_c/√d`` (C, p) and covariance factor ``F_c = W O diag(√λ_c)/√d`` (C, p, d)."""
-        W = jnp.asarray(W)
+    def preactivation_moments(self, W) -> tuple[np.ndarray, np.ndarray]:
+        """Per component, mean ``W μ_c/√d`` (C, p) and covariance factor ``F_c = W O diag(√λ_c)/√d`` (C, p, d); float64."""
+        W = np.asarray(W, dtype=np.float64)
         sd = math.sqrt(self.d)
-        WO = W @ jnp.asarray(self._basis()) / sd
-        means = jnp.asarray(self.means) @ W.T / sd
-        factors = WO[None] * jnp.sqrt(jnp.asarray(self.eigvals))[:, None, :]
+        WO = W @ self._basis() / sd
+        means = self.means @ W.T / sd
+        factors = WO[None] * np.sqrt(self.eigvals)[:, None, :]
         return means, factors
 
     def describe(self) -> dict:

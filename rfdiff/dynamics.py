@@ -25,14 +25,23 @@ import scipy.linalg
 from ._util import check_positive, x64
 from .diffusion import delta
 from .io import device_memory
+from .results import Curves
 
 
-def _eigh(U: np.ndarray):
-    """Symmetric eigendecomposition; LAPACK's divide-and-conquer on CPU (≈2x faster than jnp here)."""
+def eigh(U) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Symmetric eigendecomposition in float64; LAPACK's divide-and-conquer on CPU (≈2x faster than jnp there)."""
     if jax.default_backend() == "cpu":
-        lam, Q = scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=True)
+        lam, Q = scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=False)
         return jnp.asarray(lam), jnp.asarray(Q)
     return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
+
+
+def eigvalsh(U) -> np.ndarray:
+    """Eigenvalues only (ascending, float64): LAPACK on CPU, ``jnp.linalg.eigvalsh`` on an accelerator."""
+    if jax.default_backend() == "cpu":
+        return scipy.linalg.eigvalsh(np.asarray(U, dtype=np.float64), check_finite=False, driver="evd")
+    with jax.enable_x64(True):
+        return np.asarray(jnp.linalg.eigvalsh(jnp.asarray(U, dtype=jnp.float64)))
 
 
 DENSE_ARRAYS = 8  # p×p float64 arrays alive at the peak of the dense path (U, Ũ, Q, QᵀŨQ, H, temporaries)
@@ -56,7 +65,7 @@ def dense_fits(p: int, cpu_max_p: int = 8192, fraction: float = 0.7) -> bool:
 
 
 @jax.jit
-def _f_flow(lam, taus, c):
+def mode_factors_flow(lam, taus, c):
     """f_i(τ) = (exp(-c λ_i τ) - 1)/λ_i, stable for λ → 0 (→ -cτ) and any large τ."""
     x = c * lam[None, :] * taus[:, None]
     small = x < 1e-12
@@ -64,7 +73,7 @@ def _f_flow(lam, taus, c):
 
 
 @jax.jit
-def _f_gd(lam, steps, rate):
+def mode_factors_gd(lam, steps, rate):
     """f_i(k) = ((1 - rate λ_i)^k - 1)/λ_i for discrete GD with k steps (k integer-valued)."""
     r = rate * lam[None, :]
     k = steps[:, None]
@@ -105,24 +114,35 @@ class ExactDynamics:
         return self.p / self.d
 
     def f(self, taus, eta: Optional[float] = None) -> jnp.ndarray:
-        """f_i(τ) for τ values (T,) → (T, p): gradient flow, or discrete GD at step η (SPEC §3)."""
-        taus = jnp.atleast_1d(jnp.asarray(taus, dtype=jnp.float64))
-        if bool(jnp.any(taus < 0)) or not bool(jnp.all(jnp.isfinite(taus))):
-            raise ValueError("taus must be finite and >= 0")
+        """f_i(τ) for τ values (T,) → (T, modes): gradient flow, or discrete GD at step η (docs/theory.md §3.2–3.3).
+
+        τ = ∞ gives the limit −1/λ_i (0 for a null mode: the minimum-norm convention).
+        """
+        taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+        if taus.ndim != 1 or np.any(np.isnan(taus)) or np.any(taus < 0):
+            raise ValueError("taus must be a 1-d array of values >= 0 (np.inf allowed)")
         dt = delta(self.t)
+        lam_max = float(jnp.max(self.lam))
+        inf = np.isinf(taus)
+        fin = jnp.asarray(np.where(inf, 0.0, taus))
         if eta is None:
-            return _f_flow(self.lam, taus, 2.0 * dt / self.psi_p)
-        eta = check_positive("eta", eta)
-        rate = 2.0 * eta * dt / (self.p * self.d)
-        if rate * float(self.lam[-1]) >= 2.0:
-            raise ValueError(f"eta={eta:g} is beyond the GD stability limit p d/(Δ_t λ_max) = "
-                             f"{self.p * self.d / (dt * float(self.lam[-1])):g}")
-        steps = jnp.round(taus * self.d**2 / eta)
-        return _f_gd(self.lam, steps, rate)
+            F = mode_factors_flow(self.lam, fin, 2.0 * dt / self.psi_p)
+        else:
+            eta = check_positive("eta", eta)
+            rate = 2.0 * eta * dt / (self.p * self.d)
+            if rate * lam_max >= 2.0:
+                raise ValueError(f"eta={eta:g} is beyond the GD stability limit p d/(Δ_t λ_max) = "
+                                 f"{self.p * self.d / (dt * lam_max):g}")
+            F = mode_factors_gd(self.lam, jnp.round(fin * self.d**2 / eta), rate)
+        if inf.any():
+            pos = self.lam > 0
+            f_inf = jnp.where(pos, -1.0 / jnp.where(pos, self.lam, 1.0), 0.0)
+            F = jnp.where(jnp.asarray(inf)[:, None], f_inf[None, :], F)
+        return F
 
     @x64
-    def curves(self, taus, eta: Optional[float] = None) -> dict:
-        """Train/test loss, generalisation gap, score error and distance to the empirical score at τ (SPEC §2–3)."""
+    def curves(self, taus, eta: Optional[float] = None) -> Curves:
+        """Train/test loss, generalisation gap, score error and distance to the empirical score at τ (docs/theory.md §3.2)."""
         F = self.f(taus, eta)
         r = self.lam.shape[0]  # number of modes (p, or fewer for reduced/Ritz bases)
         zeros = jnp.zeros(r)
@@ -131,17 +151,16 @@ class ExactDynamics:
                                               self.g if self.g is not None else zeros,
                                               self.g_emp if self.g_emp is not None else zeros)
         d, dt = self.d, delta(self.t)
-        out = {"tau": np.asarray(jnp.atleast_1d(jnp.asarray(taus, dtype=jnp.float64))),
-               "train_loss": np.asarray(1.0 + train / d)}
+        tau = np.asarray(jnp.atleast_1d(jnp.asarray(taus, dtype=jnp.float64)))
+        test = score = emp = None
         if self.H is not None:
-            test = 1.0 + (quad + 2 * lin) / d
-            out["test_loss"] = np.asarray(test)
-            out["gen_gap"] = out["test_loss"] - out["train_loss"]
+            test = np.asarray(1.0 + (quad + 2 * lin) / d)
             if self.fisher is not None:
-                out["score_error"] = np.asarray((test - 1.0) / dt + self.fisher / d)
+                score = (test - 1.0) / dt + self.fisher / d
             if self.g_emp is not None:
-                out["emp_distance"] = np.asarray((quad / dt - 2 * lin_emp / math.sqrt(dt) + self.emp_sq) / d)
-        return out
+                emp = np.asarray((quad / dt - 2 * lin_emp / math.sqrt(dt) + self.emp_sq) / d)
+        return Curves(tau, np.asarray(1.0 + train / d), test, None, score, emp,
+                      method=(self.info or {}).get("method", "exact modes"))
 
     @x64
     def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
@@ -165,7 +184,7 @@ def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[floa
     if np.shape(U) != (p, p):
         raise ValueError(f"U must be ({p}, {p}) to match V {V.shape}, got {np.shape(U)}")
     t = check_positive("t", t)
-    lam, Q = _eigh(U)
+    lam, Q = eigh(U)
     n_neg = int(jnp.sum(lam < 0))
     lam = jnp.maximum(lam, 0.0)
     Y = Q.T @ V

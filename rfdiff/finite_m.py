@@ -40,6 +40,7 @@ from .activations import get_activation
 from .diffusion import delta
 from .dynamics import exact_dynamics
 from .matrices import FeatureMoments
+from .results import Curves
 from .ridge import RidgeDynamics, _check_ps, _check_rcond, _check_ridge, static_losses, with_ridge
 
 FORMS = ("auto", "primal", "dual")
@@ -163,24 +164,25 @@ class FiniteMDynamics:
         return int(self.core.lam.shape[0])
 
     @x64
-    def curves(self, taus, eta: Optional[float] = None) -> dict:
-        """Train loss (frozen draws and noise-averaged), test loss, gaps, score error, empirical distance (SPEC §2)."""
+    def curves(self, taus, eta: Optional[float] = None) -> Curves:
+        """Losses of docs/theory.md §2 for training on the frozen draws (τ = np.inf allowed).
+
+        ``train_loss`` is the noise-averaged train loss (exact U, V; None without them) and
+        ``gen_gap`` = test − that; ``extra`` holds ``train_loss_frozen`` (on the draws, what is
+        minimised), ``gen_gap_frozen``, ``objective`` and ``weight_norm``.
+        """
         c = self.core.curves(taus, eta)
         shift = self.noise_sq - 1.0
-        out = {"tau": c["tau"], "train_loss": c["train_loss"] + shift, "objective": c["objective"] + shift,
-               "weight_norm": c["weight_norm"]}
-        if self.avg is not None:
-            out["train_loss_avg"] = self.avg.curves(taus, eta)["test_loss"]
-        if self.has_pop:
-            out["test_loss"] = c["test_loss"]
-            out["gen_gap"] = out["test_loss"] - out["train_loss"]
-            if "train_loss_avg" in out:
-                out["gen_gap_avg"] = out["test_loss"] - out["train_loss_avg"]
-            if "score_error" in c:
-                out["score_error"] = c["score_error"]
-            if self.has_emp:
-                out["emp_distance"] = c["emp_distance"]
-        return out
+        frozen = c.train_loss + shift
+        extra = {"train_loss_frozen": frozen, "objective": c.extra["objective"] + shift,
+                 "weight_norm": c.extra["weight_norm"]}
+        avg = self.avg.curves(taus, eta).test_loss if self.avg is not None else None
+        test = c.test_loss if self.has_pop else None
+        if test is not None:
+            extra["gen_gap_frozen"] = test - frozen
+        return Curves(c.tau, avg, test, None, c.score_error if self.has_pop else None,
+                      c.emp_distance if self.has_emp else None, extra,
+                      method=f"exact modes on m = {self.m} frozen draws ({self.form})")
 
     def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
         """Trained weights A(τ) (d, p) (SPEC eq. 53 with U_m, V_m); τ = np.inf gives the min-norm / ridge solution."""

@@ -35,6 +35,28 @@ def run_metadata() -> dict:
             "git_commit": commit}
 
 
+def cache_folder() -> Path:
+    """The user cache folder of rfdiff: ``$RFDIFF_CACHE``, else ``$XDG_CACHE_HOME/rfdiff``, else ``~/.cache/rfdiff``."""
+    if os.environ.get("RFDIFF_CACHE"):
+        return Path(os.environ["RFDIFF_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rfdiff"
+
+
+def enable_compilation_cache(path=None) -> Path:
+    """Turn on JAX's persistent compilation cache in ``path`` (default ``cache_folder()/jax``).
+
+    This changes the process's JAX configuration, so only commands call it (never the library's
+    own functions): a second run then loads compiled kernels instead of compiling them.
+    """
+    folder = Path(path) if path is not None else cache_folder() / "jax"
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
 def device_memory() -> dict | None:
     """Peak and limit of the default accelerator's memory in bytes (None on CPU, where peak RSS applies)."""
     dev = jax.devices()[0]

@@ -1,12 +1,17 @@
-"""Matrix-free path for large p: block Lanczos loss curves and stochastic Lanczos quadrature (SPEC §3).
+"""The Krylov route: block Lanczos loss curves and stochastic Lanczos quadrature (docs/theory.md §3.4).
 
-Block Lanczos started from V (p × d) builds an orthonormal Krylov basis K (p × m) and the
-projected matrix T = Kᵀ U K. With T = S diag(θ) Sᵀ, every quantity of SPEC §3 is a Gauss
-quadrature in the Ritz pairs: replacing (λ, Q, Y) by (θ, K S, (K S)ᵀ V) in
-:class:`rfdiff.dynamics.ExactDynamics` gives the train loss exactly for polynomials of degree
-< 2·steps in U, and the test loss, score error and A(τ) through the projected solution
-B(τ)ᵀ ≈ (K S) diag(f) Z / √Δ. Ũ is streamed in row blocks (never stored). No eigendecomposition
-of U is formed; U itself is only used through products U X.
+Every curve of docs/theory.md §3.2 is a quadratic form in ``f_τ(U) V``. Block Lanczos started
+from V (p × d) builds an orthonormal Krylov basis K (p × m) and the projected matrix
+T = Kᵀ U K; then ``f_τ(U) V ≈ K f_τ(T) Kᵀ V`` (exact for polynomials f of degree < steps; the
+quadratic forms Vᵀ h(U) V are Gauss quadratures, exact for degree < 2·steps).
+With T = S diag(θ) Sᵀ the Ritz pairs (θ, K S) replace (λ, Q) in
+:class:`rfdiff.dynamics.ExactDynamics`, so the curves, the score error and A(τ) come out of the
+same code as the dense route. The number of blocks is chosen adaptively: after each block the
+change of ``f_τ(T) Kᵀ V`` over a τ grid spanning 1e-2 … 1e9 (and τ = ∞) between the current basis
+and the one two blocks smaller is measured, and the iteration stops when it falls below ``tol``;
+that change is reported (``info["change_last_2_blocks"]``) as the a-posteriori error estimate.
+U is only used through products U X (a dense array or a streamed Mehler plan); Ũ likewise.
+Stochastic Lanczos quadrature gives the spectrum when a full eigenvalue computation is too costly.
 """
 from __future__ import annotations
 
@@ -14,118 +19,163 @@ import math
 from typing import Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._util import check_positive_int, row_chunks
+from ._util import check_positive, check_positive_int, row_chunks
+from .diffusion import delta
 from .dynamics import ExactDynamics
+
+__all__ = ["block_lanczos", "krylov_dynamics", "slq_spectrum", "kolmogorov_distance", "as_matmat"]
+
+CHECK_TAUS = np.append(np.logspace(-2, 9, 23), np.inf)
+
+
+def as_matmat(U) -> Callable[[np.ndarray], np.ndarray]:
+    """``X ↦ U X`` for a dense array, an object with ``matmat`` (a Mehler plan) or a callable."""
+    if callable(U):
+        return U
+    if hasattr(U, "matmat"):
+        return U.matmat
+    U = np.asarray(U)
+    return lambda X: U @ X
 
 
 def block_lanczos(matmat: Callable[[np.ndarray], np.ndarray], V0: np.ndarray, steps: int,
-                  breakdown: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
-    """Block Lanczos with full reorthogonalisation: basis K (p, m) and T = Kᵀ U K (m, m), m ≤ steps·b."""
+                  breakdown: float = 1e-12, stop: Optional[Callable[[np.ndarray], bool]] = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Block Lanczos with full reorthogonalisation: basis K (p, m) and T = Kᵀ U K (m, m), m ≤ steps·b.
+
+    ``stop(T)`` (optional) is asked after each block whether the basis is large enough.
+    """
     steps = check_positive_int("steps", steps)
     V0 = np.asarray(V0, dtype=np.float64)
     p, b = V0.shape
+    cap = min(p, steps * b)
+    K = np.empty((p, cap))
     Q, _ = np.linalg.qr(V0)
-    blocks, diag, off = [Q], [], []
+    K[:, :b] = Q
+    T = np.zeros((cap, cap))
+    m = b                                   # columns of K filled
     Q_prev, B_prev = None, None
-    for _ in range(steps):
+    for j in range(steps):
+        lo = m - b
         Wk = np.asarray(matmat(Q), dtype=np.float64)
         if Q_prev is not None:
             Wk -= Q_prev @ B_prev.T
         A = Q.T @ Wk
-        diag.append(0.5 * (A + A.T))
+        T[lo:m, lo:m] = 0.5 * (A + A.T)
         Wk -= Q @ A
-        K = np.hstack(blocks)
-        for _ in range(2):  # full reorthogonalisation, twice is enough
-            Wk -= K @ (K.T @ Wk)
-        if K.shape[1] + b > p:
+        for _ in range(2):                  # full reorthogonalisation, twice is enough
+            Wk -= K[:, :m] @ (K[:, :m].T @ Wk)
+        if stop is not None and j >= 1 and stop(T[:m, :m]):
+            break
+        if m + b > cap:
             break
         Qn, R = np.linalg.qr(Wk)
         if np.abs(np.diag(R)).min() < breakdown * max(1.0, np.abs(A).max()):
-            break  # Krylov space exhausted (invariant subspace found)
-        off.append(R)
-        blocks.append(Qn)
+            break                           # Krylov space exhausted (invariant subspace found)
+        T[m:m + b, lo:m] = R
+        T[lo:m, m:m + b] = R.T
+        K[:, m:m + b] = Qn
         Q_prev, B_prev, Q = Q, R, Qn
-    k = len(diag)
-    K = np.hstack(blocks[:k])
-    T = np.zeros((k * b, k * b))
-    for j in range(k):
-        T[j * b:(j + 1) * b, j * b:(j + 1) * b] = diag[j]
-        if j + 1 < k:
-            T[(j + 1) * b:(j + 2) * b, j * b:(j + 1) * b] = off[j]
-            T[j * b:(j + 1) * b, (j + 1) * b:(j + 2) * b] = off[j].T
-    return K, T
+        m += b
+    return K[:, :m], T[:m, :m]
 
 
-def lanczos_dynamics(U, V, t: float, steps: int = 60, pop_plans=None, V_pop=None,
-                     fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
-                     block: int = 1024) -> ExactDynamics:
-    """:class:`ExactDynamics` in the Ritz basis of a block-Lanczos run from V (matrix-free in Ũ).
+def _f_block(T, R0, b, c):
+    """f_τ(T) E₁ R₀ for τ in CHECK_TAUS (gradient flow, f = (e^{-cθτ} − 1)/θ; τ = ∞ → −1/θ), shape (τ, m, b)."""
+    th, S = scipy.linalg.eigh(T)
+    th = np.maximum(th, 1e-300)
+    x = c * np.multiply.outer(CHECK_TAUS, th)
+    with np.errstate(invalid="ignore", over="ignore"):
+        f = np.where(np.isinf(x), -1.0, np.expm1(-x)) / th
+    Z = S[:b].T @ R0                                   # (m, b): Sᵀ E₁ R₀
+    return S @ (f[:, :, None] * Z[None])
 
-    ``U`` is a dense (p, p) array or a callable X ↦ U X; ``pop_plans`` are the Mehler plans of
-    :func:`rfdiff.matrices.population_plans`, whose rows are streamed to form (KS)ᵀ Ũ (KS).
+
+def _change(T, R0, b, c) -> float:
+    """Largest relative change over CHECK_TAUS of f_τ(T) E₁ R₀ when the last two blocks are dropped."""
+    m = T.shape[0]
+    if m < 3 * b:
+        return math.inf
+    full = _f_block(T, R0, b, c)
+    part = _f_block(T[: m - 2 * b, : m - 2 * b], R0, b, c)
+    diff = full.copy()
+    diff[:, : m - 2 * b] -= part
+    return float(np.max(np.linalg.norm(diff, axis=(1, 2)) / np.maximum(np.linalg.norm(full, axis=(1, 2)), 1e-300)))
+
+
+def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, U_pop=None, V_pop=None,
+                    fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
+                    block: int = 1024) -> ExactDynamics:
+    """:class:`ExactDynamics` in the Ritz basis of a block-Lanczos run from V (docs/theory.md §3.4).
+
+    ``U`` and ``U_pop`` are dense arrays, Mehler plans (``matmat``/``rows``, streamed, never
+    formed) or lists ``[(π_c, plan_c)]`` of population plans. The basis grows until the
+    a-posteriori change of f_τ(U)V is below ``tol`` (relative, every τ) or ``max_steps`` blocks.
     """
     V = np.asarray(V, dtype=np.float64)
     p, d = V.shape
-    matmat = U if callable(U) else (lambda X: U @ X)
-    K, T = block_lanczos(matmat, V, steps)
+    t = check_positive("t", t)
+    check_positive("tol", tol)
+    c = 2.0 * delta(t) * d / p
+    _, R0 = np.linalg.qr(V)
+    est = {"change": math.inf}
+
+    def stop(T):
+        k = T.shape[0] // d                               # blocks so far: check at k = 4, 6, 8, 10, 13, 16, 20, ...
+        if k < 4 or k < est.get("next", 4):
+            return False
+        est["next"] = max(k + 2, int(math.ceil(1.25 * k)))
+        est["change"] = _change(T, R0, d, c)
+        return est["change"] < tol
+
+    K, T = block_lanczos(as_matmat(U), V, max_steps, stop=stop)
     theta, S = scipy.linalg.eigh(T)
     basis = K @ S
     Z = basis.T @ V
-    info = {"basis_size": int(K.shape[1]), "blocks": int(K.shape[1] // d),
-            "train_loss_change_last_2_blocks": _quadrature_change(T, K.T @ V, d, p, t)}
     n_neg = int(np.sum(theta < 0))
     theta = np.maximum(theta, 0.0)
     H = g = g_emp = None
-    if pop_plans is not None:
-        m = basis.shape[1]
-        P = np.zeros((m, m))
-        for sl in row_chunks(p, block):
-            rows = sum(pi_c * plan.rows(sl) for pi_c, plan in pop_plans)
-            P += basis[sl].T @ (rows @ basis)
+    if U_pop is not None:
+        P = basis.T @ _apply(U_pop, basis, block)
         P = 0.5 * (P + P.T)
         H = (Z @ Z.T) * P
-        g = np.sum(Z * (basis.T @ np.asarray(V_pop)), axis=1)
+        g = np.sum(Z * (basis.T @ np.asarray(V_pop, dtype=np.float64)), axis=1)
         if emp_cross is not None:
-            g_emp = np.sum(Z * (basis.T @ np.asarray(emp_cross)), axis=1)
-    j = jax.numpy.asarray
+            g_emp = np.sum(Z * (basis.T @ np.asarray(emp_cross, dtype=np.float64)), axis=1)
+    converged = est["change"] < tol or K.shape[1] >= p
+    info = {"method": f"block Lanczos ({K.shape[1] // d} blocks, basis {K.shape[1]})", "basis_size": int(K.shape[1]),
+            "blocks": int(K.shape[1] // d), "change_last_2_blocks": float(est["change"]), "tol": tol,
+            "converged": bool(converged)}
     with jax.enable_x64(True):
+        j = jnp.asarray
         return ExactDynamics(d, p, t, j(theta), j(basis), j(Z), None if H is None else j(H),
                              None if g is None else j(g), None if g_emp is None else j(g_emp),
                              fisher, emp_sq, n_neg, info)
 
 
-def _quadrature_change(T, R, b, p, t):
-    """Max relative change of the train-loss decrease (τ ∈ [1e-2, 1e9]) when the last two blocks are dropped.
-
-    Decrease = (1/d) Σ_i z_i²/θ_i (1 - e^{-4Δ_t θ_i τ/ψ_p}) (SPEC §3) in Gauss quadrature; the leading
-    principal part of T is the projection of an earlier Lanczos step, so this estimate is free.
-    """
-    from .diffusion import delta
-
-    taus = np.logspace(-2, 9, 45)
-    c = 4.0 * delta(t) * b / p
-    out = []
-    for m in (T.shape[0], max(b, T.shape[0] - 2 * b)):
-        th, S = scipy.linalg.eigh(T[:m, :m])
-        z2 = np.sum((S.T @ R[:m]) ** 2, axis=1)
-        th = np.maximum(th, 1e-300)
-        out.append((z2 / th) @ -np.expm1(-c * np.outer(th, taus)))
-    return float(np.max(np.abs(out[0] - out[1]) / np.maximum(np.abs(out[0]), 1e-300)))
+def _apply(M, X, block):
+    """M X for a dense matrix, a Mehler plan, or a list of weighted plans [(π_c, plan_c)] (rows streamed)."""
+    if isinstance(M, (list, tuple)):
+        return sum(pi_c * plan.matmat(X, block) for pi_c, plan in M)
+    if hasattr(M, "matmat"):
+        return M.matmat(X, block)
+    return np.asarray(M, dtype=np.float64) @ X
 
 
 def slq_spectrum(U, p: int, key: jax.Array, probes: int = 16, steps: int = 120) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature: nodes and weights (sum 1) approximating the eigenvalue distribution of U.
 
     One block Lanczos run from ``probes`` random orthonormal vectors; weight of Ritz value θ_i is
-    ‖S[:probes, i]‖²/probes, so Σ_i w_i h(θ_i) ≈ (1/p) Tr h(U).
+    ‖S[:probes, i]‖²/probes, so Σ_i w_i h(θ_i) ≈ (1/p) Tr h(U) (docs/theory.md §3.4).
     """
     probes = check_positive_int("probes", probes)
-    matmat = U if callable(U) else (lambda X: U @ X)
-    Z0 = np.asarray(jax.random.normal(key, (p, probes), dtype=np.float32), dtype=np.float64)
-    K, T = block_lanczos(matmat, Z0, steps)
+    with jax.enable_x64(True):
+        Z0 = np.asarray(jax.random.normal(key, (p, probes), dtype=jnp.float64))
+    K, T = block_lanczos(as_matmat(U), Z0, steps)
     theta, S = scipy.linalg.eigh(T)
     w = np.sum(S[:probes] ** 2, axis=0) / probes
     return theta, w / w.sum()
@@ -140,22 +190,3 @@ def kolmogorov_distance(nodes: np.ndarray, weights: np.ndarray, eigenvalues: np.
     F1 = np.concatenate([[0.0], cw])[np.searchsorted(nodes, grid, side="right")]
     F2 = np.searchsorted(ev, grid, side="right") / ev.size
     return float(np.max(np.abs(F1 - F2)))
-
-
-def from_problem(problem, steps: int = 24) -> ExactDynamics:
-    """:func:`lanczos_dynamics` for an :class:`rfdiff.model.RFProblem` (streamed or dense Ũ)."""
-    plans = problem.pop_plans
-    if plans is None:  # dense Ũ available: stream its rows through a trivial plan
-        plans = [(1.0, _DenseRows(np.asarray(problem.pop.U)))]
-    return lanczos_dynamics(problem.train.U, problem.train.V, problem.config.t, steps, plans, problem.pop.V,
-                            problem.fisher, problem.emp_cross, problem.emp_sq)
-
-
-class _DenseRows:
-    """Row provider over a dense matrix (same interface as a Mehler plan)."""
-
-    def __init__(self, M):
-        self.M = M
-
-    def rows(self, sl):
-        return self.M[sl]

@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_finite_array, check_positive, check_positive_int, row_chunks, x64
-from .activations import get_activation, smoothed_derivatives
+from ._util import check_finite_array, check_positive, check_positive_int, gauss_hermite, row_chunks, warn, x64
+from .activations import get_activation
 from .data import GaussianMixture
 from .diffusion import delta
 
@@ -43,86 +43,123 @@ class FeatureMoments:
     info: dict
 
 
-@functools.lru_cache(maxsize=None)
-def _smoother(act, K: int, quad_order: int):
-    """Jitted ``(m, s) -> (g, m2)`` for a fixed activation, order and quadrature size."""
-    return jax.jit(lambda m, s: smoothed_derivatives(act, m, s, K, quad_order))
+def _hermite_matrix(order: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes z (Q,) and the matrix H (Q, K+1) with H[q, k] = w_q He_k(z_q)."""
+    z, w = gauss_hermite(order)
+    he = [np.ones_like(z), z]
+    for k in range(2, K + 1):
+        he.append(z * he[-1] - (k - 1) * he[-2])
+    return z, np.stack(he[: K + 1], axis=-1) * w[:, None]
 
 
-def _smoothed_all(act, M, s, K, quad_order, block):
-    """g_k(M, s) (K+1, p, n) and E σ² (p, n), in row blocks to bound the quadrature memory."""
+def smoothed_rows(act, M: np.ndarray, s: np.ndarray, K: int, quad_order: int, block: int = 256):
+    """g_k(M_iν, s_i) = E σ^{(k)}(M_iν + s_i z), k = 0..K (K+1, p, n), and E σ² (p, n); numpy, no compilation.
+
+    ``s`` holds one noise scale per row (p,). Gauss–Hermite quadrature with ``quad_order`` nodes
+    (``g_k = s^{-k} E[σ(m + s z) He_k(z)]``, docs/theory.md §2.4), or the activation's closed form.
+    """
+    act = get_activation(act)
     p, n = M.shape
-    fn = _smoother(act, K, quad_order)
-    b = max(1, min(p, block))
-    gs, m2s = [], []
-    for start in range(0, p, b):
-        Mb, sb = M[start:start + b], s[start:start + b]
-        pad = b - Mb.shape[0]
-        if pad:  # keep one compiled shape
-            Mb = jnp.pad(Mb, ((0, pad), (0, 0)))
-            sb = jnp.pad(sb, ((0, pad), (0, 0)), constant_values=1.0)
-        g, m2 = fn(Mb, sb)
-        gs.append(g[:, : b - pad])
-        m2s.append(m2[: b - pad])
-    return jnp.concatenate(gs, axis=1), jnp.concatenate(m2s, axis=0)
+    G = np.empty((K + 1, p, n))
+    m2 = np.empty((p, n))
+    if act.smoothed is not None:
+        for sl in row_chunks(p, block * 16):
+            g, m2b = act.smoothed(M[sl], np.broadcast_to(s[sl, None], M[sl].shape), K, np)
+            G[:, sl], m2[sl] = g, m2b
+        return G, m2
+    z, H = _hermite_matrix(quad_order, K)
+    w = H[:, 0]
+    inv = s[None, :] ** -np.arange(K + 1)[:, None]                      # (K+1, p)
+    for sl in row_chunks(p, max(1, block)):
+        arg = M[sl][:, :, None] + s[sl, None, None] * z                 # (b, n, Q)
+        vals = act.numpy(arg)
+        G[:, sl] = np.moveaxis(vals @ H, -1, 0) * inv[:, sl, None]
+        m2[sl] = (vals * vals) @ w
+    return G, m2
+
+
+def mehler_rows(G: np.ndarray, w: np.ndarray, F: np.ndarray, rows: slice, cols: slice = slice(None)) -> np.ndarray:
+    """Off-diagonal Mehler sum on a block, ``Σ_k (C^k/k!) ∘ (G_k[rows] diag(w) G_k[cols]ᵀ)``, C = F Fᵀ (numpy).
+
+    The diagonal entries of a block that contains it are not exact (see :meth:`MehlerPlan.dense`).
+    """
+    Cb = F[rows] @ F[cols].T
+    Gc = G[:, cols] * w
+    acc = G[0, rows] @ Gc[0].T
+    Ck = np.ones_like(Cb)
+    tmp = np.empty_like(Cb)
+    for k in range(1, G.shape[0]):
+        Ck *= Cb
+        Ck *= 1.0 / k
+        np.matmul(G[k, rows], Gc[k].T, out=tmp)
+        tmp *= Ck
+        acc += tmp
+    return acc
 
 
 @jax.jit
-def _mehler_rows(G, Gw, Fb, F, rows_k):
-    """Off-diagonal Mehler sum for a row block: Σ_k (C_b^k/k!) ∘ (G_k[b] Gw_kᵀ), C_b = F_b Fᵀ; also each term's squared norm."""
+def mehler_rows_device(G, Gw, Fb, F, rows_k):
+    """Device (JAX) version of :func:`mehler_rows` for a row block: Σ_k (C_b^k/k!) ∘ (G_k[b] Gw_kᵀ), C_b = F_b Fᵀ."""
     Cb = Fb @ F.T
 
     def body(carry, xs):
         acc, Ck, k = carry
         g_rows, gw = xs
-        term = Ck * (g_rows @ gw.T)
-        return (acc + term, Ck * Cb / (k + 1), k + 1), jnp.sum(term * term)
+        return (acc + Ck * (g_rows @ gw.T), Ck * Cb / (k + 1), k + 1), None
 
     init = (jnp.zeros_like(Cb), jnp.ones_like(Cb), jnp.asarray(0.0, Cb.dtype))
-    (acc, _, _), norms = jax.lax.scan(body, init, (rows_k, Gw))
-    return acc, norms
+    (acc, _, _), _ = jax.lax.scan(body, init, (rows_k, Gw))
+    return acc
 
 
-def _choose_order(G, Gw, F, tol, rows):
-    """Smallest K whose omitted terms (estimated on a row subsample) sum below ``tol`` relative.
+def _term_norms(G, w, F, idx):
+    """Relative Frobenius norms of each Mehler term on the off-diagonal part of the sub-block idx × idx, and the sum."""
+    Cb = F[idx] @ F[idx].T
+    off = ~np.eye(idx.size, dtype=bool)
+    Ck = np.ones_like(Cb)
+    acc = np.zeros_like(Cb)
+    norms = []
+    for k in range(G.shape[0]):
+        if k:
+            Ck = Ck * Cb / k
+        term = Ck * ((G[k][idx] * w) @ G[k][idx].T)
+        acc += term
+        norms.append(float(np.sqrt(np.sum(term[off] ** 2))))
+    total = float(np.sqrt(np.sum(acc[off] ** 2)))
+    return np.array(norms) / max(total, 1e-300), acc
 
-    Terms beyond the largest computed order are extrapolated geometrically from the last two;
-    returns (K, estimated relative error, relative term norms).
+
+def _choose_order(norms: np.ndarray, tol: float) -> tuple[int, float]:
+    """Smallest K whose omitted terms sum below ``tol`` (relative); terms beyond the last are extrapolated.
+
+    Pairs of orders are compared (odd activations at zero mean have every other term exactly 0);
+    the geometric tail beyond the largest computed order carries a safety factor 2.
     """
-    acc, sq = _mehler_rows(G, Gw, F[rows], F, G[:, rows])
-    total = float(jnp.sqrt(jnp.sum(acc * acc)))
-    # the diagonal is replaced by its exact value: measure the off-diagonal part of each term only
-    s2 = np.asarray(jnp.sum(F[rows] ** 2, axis=1))
-    k = np.arange(G.shape[0])[:, None]
-    diag = s2[None, :] ** k / np.array([math.factorial(int(j)) for j in k[:, 0]], dtype=float)[:, None] \
-        * np.asarray(jnp.sum(G[:, rows] * Gw[:, rows], axis=2))
-    sq_off = np.maximum(np.asarray(sq) - np.sum(diag**2, axis=1), 0.0)
-    norms = np.sqrt(sq_off) / max(total, 1e-300)
     Kmax = len(norms) - 1
-    # pairs of orders: odd activations at zero mean have every other term exactly 0
     last, prev = norms[-2:].sum(), norms[-4:-2].sum() if Kmax >= 3 else 0.0
     ratio = last / prev if prev > 0 else 1.0
-    beyond = 2.0 * last * ratio / (1.0 - ratio) if ratio < 1.0 else np.inf  # factor 2: safety on the extrapolation
-    tail = np.append(np.cumsum(norms[::-1])[::-1], 0.0) + beyond  # tail[k] = Σ_{j>=k} |T_j| (+ beyond)
+    beyond = 2.0 * last * ratio / (1.0 - ratio) if ratio < 1.0 else np.inf
+    tail = np.append(np.cumsum(norms[::-1])[::-1], 0.0) + beyond      # tail[k] = Σ_{j>=k} |T_j| (+ beyond)
     for K in range(Kmax + 1):
         if tail[K + 1] < tol:
-            return K, float(tail[K + 1]), norms
-    return Kmax, float(tail[Kmax + 1]), norms
+            return K, float(tail[K + 1])
+    return Kmax, float(tail[Kmax + 1])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class MehlerPlan:
-    """Everything needed to produce rows of one Mehler second-moment matrix on demand (SPEC §2).
+    """Everything needed to produce any block of one Mehler second-moment matrix (docs/theory.md §2.4).
 
-    ``rows(sl)`` gives ``U[sl, :]`` (exact diagonal included) without forming U, so large-p
-    consumers can stream it; :func:`_assemble` fills a dense array from the same rows.
+    ``U = Σ_ν ω_ν E[σ(h_ν) σ(h_ν)ᵀ]``, h_ν ~ N(M[:, ν], F Fᵀ): off-diagonal entries from the
+    truncated Mehler sum, diagonal exact. :meth:`dense` fills U (upper blocks only, mirrored),
+    :meth:`rows` gives a row block for streaming consumers, :meth:`matmat` gives U X without U.
     """
 
-    G: jnp.ndarray        # g_k(m_iν, s_i), (K+1, p, n)
-    Gw: jnp.ndarray       # G weighted by the column weights ω_ν
-    F: jnp.ndarray        # covariance factor, C = F Fᵀ (p, r)
-    diag: np.ndarray      # exact diagonal Σ_ν ω_ν E σ(h_iν)² (p,)
-    g1: jnp.ndarray       # Σ_ν ω_ν g_1(m_iν, s_i) (p,)
+    G: np.ndarray          # g_k(M_iν, s_i), (K+1, p, n)
+    w: np.ndarray          # column weights ω_ν (n,)
+    F: np.ndarray          # covariance factor, C = F Fᵀ (p, r)
+    diag: np.ndarray       # exact diagonal Σ_ν ω_ν E σ(h_iν)² (p,)
+    g1: np.ndarray         # Σ_ν ω_ν g_1(M_iν, s_i) (p,)
     order: int
     error: float
     info: dict
@@ -132,76 +169,85 @@ class MehlerPlan:
         return self.F.shape[0]
 
     def rows(self, sl: slice) -> np.ndarray:
-        """Rows ``sl`` of U (b, p), float64."""
-        with jax.enable_x64(True):
-            acc, _ = _mehler_rows(self.G, self.Gw, self.F[sl], self.F, self.G[:, sl])
-        out = np.array(acc)
-        idx = np.arange(sl.start, sl.stop)
+        """Rows ``sl`` of U (b, p), exact diagonal included."""
+        out = mehler_rows(self.G, self.w, self.F, sl)
+        idx = np.arange(sl.start, min(sl.stop, self.p))
         out[idx - sl.start, idx] = self.diag[sl]
         return out
 
+    def dense(self, block: int = 1024, out: Optional[np.ndarray] = None, scale: float = 1.0) -> np.ndarray:
+        """U as a dense (p, p) array: upper row blocks computed, mirrored, diagonal exact (adds ``scale``·U to ``out``)."""
+        p = self.p
+        U = np.zeros((p, p)) if out is None else out
+        for sl in row_chunks(p, max(1, block)):
+            blk = mehler_rows(self.G, self.w, self.F, sl, slice(sl.start, p))
+            b = sl.stop - sl.start
+            blk[:, :b] = 0.5 * (blk[:, :b] + blk[:, :b].T)
+            blk[np.arange(b), np.arange(b)] = 0.0       # the exact diagonal is added below
+            blk *= scale
+            U[sl, sl.start:] += blk
+            U[sl.stop:, sl] += blk[:, b:].T
+        U[np.diag_indices(p)] += scale * self.diag
+        return U
 
-def _assemble(plans, block: int) -> np.ndarray:
-    """Dense Σ_c π_c U_c from row blocks into one preallocated p×p array, symmetrised block by block."""
-    p = plans[0][1].p
-    b = max(1, min(p, block))
-    U = np.zeros((p, p))
-    for sl in row_chunks(p, b):
-        for pi_c, plan in plans:
-            U[sl] += pi_c * plan.rows(sl)
-    for i in row_chunks(p, b):  # average the two triangles (round-off asymmetry)
-        for j in row_chunks(p, b):
-            if j.start > i.start:
-                avg = 0.5 * (U[i, j] + U[j, i].T)
-                U[i, j] = avg
-                U[j, i] = avg.T
-    return U
-
-
-def _choose_quad_order(act, M, s, w, F, K, quad_order, tol, rows):
-    """Smallest Gauss–Hermite size (quad_order·1.5^j, ≤ 240) whose subsample Mehler block changes < tol/10."""
-    Ms, ss, Fs = M[rows], s[rows], F[rows]
-
-    def block(Q):
-        G, _ = _smoothed_all(act, Ms, ss, K, Q, len(rows))
-        acc, _ = _mehler_rows(G, G * w, Fs, Fs, G)
-        return acc
-
-    Q, cur = quad_order, block(quad_order)
-    while True:
-        Q2 = min(240, int(Q * 1.5))
-        nxt = block(Q2)
-        change = float(jnp.linalg.norm(nxt - cur) / jnp.linalg.norm(nxt))
-        if change < tol / 10 or Q2 == Q:
-            return Q, change
-        Q, cur = Q2, nxt
+    def matmat(self, X: np.ndarray, block: int = 1024) -> np.ndarray:
+        """U X streamed in row blocks (U is never stored)."""
+        return np.concatenate([self.rows(sl) @ X for sl in row_chunks(self.p, max(1, block))])
 
 
-def _mehler_plan(act, M, weights, F, tol, max_order, quad_order, block, sample_rows) -> MehlerPlan:
-    """Plan for Σ_ν ω_ν E[σ(h)σ(h)ᵀ], h ~ N(M[:,ν], F Fᵀ): smoothed derivatives, order and quadrature chosen."""
+def _quad_change(act, M, s, w, F, K, Q, Q2, idx):
+    """Largest relative change of the sub-block Mehler sum, of Σ_ν ω_ν g_1 (V) and of the exact
+    diagonal when the Gauss–Hermite size grows from Q to Q2 nodes."""
+    parts = []
+    for q in (Q, Q2):
+        G, m2 = smoothed_rows(act, M[idx], s[idx], K, q)
+        parts.append((_term_norms(G, w, F[idx], np.arange(idx.size))[1], G[1] @ w, m2 @ w))
+    return max(float(np.linalg.norm(b - a) / max(np.linalg.norm(b), 1e-300)) for a, b in zip(*parts))
+
+
+def mehler_plan(act, M, weights, F, tol: float, max_order: int, quad_order: Optional[int] = None,
+                sample_rows: int = 256) -> MehlerPlan:
+    """Plan for Σ_ν ω_ν E[σ(h)σ(h)ᵀ], h ~ N(M[:, ν], F Fᵀ): quadrature size and Mehler order chosen for ``tol``.
+
+    Both are chosen on a random sub-block of ``sample_rows`` rows and the same columns (off-diagonal
+    entries only): the Gauss–Hermite size grows by 1.5× from ``quad_order`` (default 16, at most 240)
+    until the sub-block, V and the diagonal change by < tol/10; the order is the smallest whose omitted terms are
+    estimated below ``tol`` (relative Frobenius). Then g_k is computed for all rows up to that order
+    only (docs/theory.md §2.4).
+    """
+    act = get_activation(act)
+    M = np.asarray(M, dtype=np.float64)
+    F = np.asarray(F, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
     p = M.shape[0]
-    s = jnp.broadcast_to(jnp.sqrt(jnp.sum(F * F, axis=1))[:, None], M.shape)
-    w = jnp.asarray(weights, dtype=M.dtype)
-    rows = np.sort(np.random.default_rng(0).choice(p, size=min(p, sample_rows), replace=False))
-    Q, quad_err = (quad_order, 0.0) if get_activation(act).smoothed is not None else \
-        _choose_quad_order(act, M, s, w, F, max_order, quad_order, tol, rows)
-    G, m2 = _smoothed_all(act, M, s, max_order, Q, block)
-    Gw = G * w
-    K, err, term_norm = _choose_order(G, Gw, F, tol, rows)
-    info = {"term_norms": [float(x) for x in term_norm], "quad_order": Q, "quad_error": quad_err}
-    return MehlerPlan(G[: K + 1], Gw[: K + 1], F, np.asarray(m2 @ w), G[1] @ w, K, err + quad_err, info)
+    s = np.sqrt(np.sum(F * F, axis=1))
+    idx = np.sort(np.random.default_rng(0).choice(p, size=min(p, sample_rows), replace=False))
+    Q, quad_err = (quad_order or 16), 0.0
+    if act.smoothed is None:
+        while True:
+            Q2 = min(240, int(Q * 1.5))
+            quad_err = _quad_change(act, M, s, w, F, max_order, Q, Q2, idx) if Q2 > Q else 0.0
+            if quad_err < tol / 10 or Q2 == Q:
+                break
+            Q = Q2
+    Gs, _ = smoothed_rows(act, M[idx], s[idx], max_order, Q)
+    norms, _ = _term_norms(Gs, w, F[idx], np.arange(idx.size))
+    K, err = _choose_order(norms, tol)
+    G, m2 = smoothed_rows(act, M, s, K if K >= 1 else 1, Q)
+    g1 = G[1] @ w
+    info = {"term_norms": [float(x) for x in norms], "quad_order": int(Q), "quad_error": float(quad_err)}
+    return MehlerPlan(np.ascontiguousarray(G[: K + 1]), w, F, m2 @ w, g1, int(K), float(err + quad_err), info)
 
 
 def _warn_if_not_converged(what, err, tol, max_order):
     """Non-converged Mehler sums are returned (with the estimate in ``trunc_error``) but never silently."""
     if not err < tol:
-        warnings.warn(f"{what}: Mehler expansion not converged at max_order={max_order}: estimated relative "
-                      f"error {err:.2e} > tol {tol:.2e} (raise max_order, or accept via info['converged'])",
-                      RuntimeWarning, stacklevel=3)
+        warn(f"{what}: Mehler expansion not converged at max_order={max_order}: estimated relative "
+             f"error {err:.2e} > tol {tol:.2e} (raise max_order, or accept via info['converged'])")
 
 
 def _validate_common(W, t, activation):
-    W = jnp.asarray(check_finite_array("W", W))
+    W = np.asarray(check_finite_array("W", W), dtype=np.float64)
     if W.ndim != 2:
         raise ValueError(f"W must be a (p, d) matrix, got shape {W.shape}")
     t = check_positive("t", t)
@@ -209,16 +255,14 @@ def _validate_common(W, t, activation):
 
 
 @x64
-def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_order: int = 12,
-                   quad_order: int = 48, block: int = 1024, sample_rows: int = 256) -> FeatureMoments:
-    """Exact noise-averaged U = (1/n)Σ_ν E_ξ φ_νφ_νᵀ and V = (1/n)Σ_ν E_ξ φ_ν ξᵀ (SPEC §2, eqs. 55, 164).
+def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-10, max_order: int = 12,
+                     quad_order: Optional[int] = None, sample_rows: int = 256) -> tuple[MehlerPlan, np.ndarray]:
+    """The Mehler plan of the training U and the exact V (docs/theory.md §2.3–2.4), U not formed.
 
-    V row i = √Δ_t ⟨g_1(m_iν, s_i)⟩_ν w_iᵀ/√d (Stein). U by the Mehler expansion to the order
-    whose estimated relative Frobenius error is below ``tol`` (reported as ``trunc_error``).
+    m = e^{-t} W x/√d per point, C = Δ_t W Wᵀ/d; V row i = √Δ_t ⟨g_1(m_iν, s_i)⟩_ν w_iᵀ/√d (Stein).
     """
     W, t, act = _validate_common(W, t, activation)
-    X = jnp.asarray(check_finite_array("X", X), dtype=jnp.float64)
-    W = W.astype(jnp.float64)
+    X = np.asarray(check_finite_array("X", X), dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != W.shape[1]:
         raise ValueError(f"X must be (n, d={W.shape[1]}), got shape {X.shape}")
     check_positive("tol", tol)
@@ -228,32 +272,40 @@ def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_or
     dt = delta(t)
     M = math.exp(-t) * (W @ X.T) / math.sqrt(d)          # (p, n)
     F = math.sqrt(dt) * W / math.sqrt(d)                 # noise covariance C = F Fᵀ
-    plan = _mehler_plan(act, M, np.full(n, 1.0 / n), F, tol, max_order, quad_order, block, sample_rows)
-    U = _assemble([(1.0, plan)], block)
-    V = math.sqrt(dt) * plan.g1[:, None] * W / math.sqrt(d)
-    K, err = plan.order, plan.error
-    info = {"method": "mehler", **plan.info, "tol": tol, "converged": bool(err < tol)}
-    _warn_if_not_converged("U", err, tol, max_order)
-    return FeatureMoments(U, V, K, err, info)
+    plan = mehler_plan(act, M, np.full(n, 1.0 / n), F, tol, max_order, quad_order, sample_rows)
+    _warn_if_not_converged("U", plan.error, tol, max_order)
+    return plan, math.sqrt(dt) * plan.g1[:, None] * W / math.sqrt(d)
+
+
+@x64
+def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_order: int = 12,
+                   quad_order: Optional[int] = None, block: int = 1024, sample_rows: int = 256) -> FeatureMoments:
+    """Exact noise-averaged U = (1/n)Σ_ν E_ξ φ_νφ_νᵀ and V = (1/n)Σ_ν E_ξ φ_ν ξᵀ (docs/theory.md §2.3–2.4).
+
+    U by the Mehler expansion to the order whose estimated relative Frobenius error is below
+    ``tol`` (reported as ``trunc_error``); V by Stein's lemma. numpy float64, no compilation.
+    """
+    plan, V = train_plan_and_V(W, X, t, activation, tol, max_order, quad_order, sample_rows)
+    info = {"method": "mehler", **plan.info, "tol": tol, "converged": bool(plan.error < tol)}
+    return FeatureMoments(plan.dense(block), V, plan.order, plan.error, info)
 
 
 @x64
 def population_plans(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-8,
-                     max_order: int = 16, quad_order: int = 48, block: int = 1024,
-                     sample_rows: int = 256) -> tuple[list, jnp.ndarray]:
-    """Per-component Mehler plans [(π_c, plan_c)] for Ũ and the exact Ṽ (SPEC §2, eq. 165).
+                     max_order: int = 32, quad_order: Optional[int] = None,
+                     sample_rows: int = 256) -> tuple[list, np.ndarray]:
+    """Per-component Mehler plans [(π_c, plan_c)] for Ũ and the exact Ṽ (docs/theory.md §2.5).
 
     Per component c of P_t, h ~ N(W μ_{t,c}/√d, W Σ_{t,c} Wᵀ/d); Ũ = Σ_c π_c U_c;
     Ṽ row i = √Δ_t Σ_c π_c g_1(m_ci, s_ci) w_iᵀ/√d (Stein).
     """
     W, t, act = _validate_common(W, t, activation)
-    W = W.astype(jnp.float64)
     if not isinstance(data, GaussianMixture) or data.d != W.shape[1]:
         raise ValueError(f"data must be a GaussianMixture with d = {W.shape[1]}")
     check_positive("tol", tol)
     means, factors = data.noised(t).preactivation_moments(W)
-    plans = [(float(pi_c), _mehler_plan(act, means[c][:, None], np.ones(1), factors[c], tol, max_order,
-                                        quad_order, block, sample_rows))
+    plans = [(float(pi_c), mehler_plan(act, np.asarray(means[c])[:, None], np.ones(1), np.asarray(factors[c]), tol,
+                                       max_order, quad_order, sample_rows))
              for c, pi_c in enumerate(data.weights)]
     g1 = sum(pi_c * plan.g1 for pi_c, plan in plans)
     V = math.sqrt(delta(t)) * g1[:, None] * W / math.sqrt(W.shape[1])
@@ -262,11 +314,13 @@ def population_plans(W, data: GaussianMixture, t: float, activation="tanh", tol:
 
 @x64
 def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-10,
-                        max_order: int = 16, quad_order: int = 48, block: int = 1024,
+                        max_order: int = 32, quad_order: Optional[int] = None, block: int = 1024,
                         sample_rows: int = 256) -> FeatureMoments:
-    """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (SPEC §2, eq. 165)."""
-    plans, V = population_plans(W, data, t, activation, tol, max_order, quad_order, block, sample_rows)
-    U = _assemble(plans, block)
+    """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (docs/theory.md §2.5)."""
+    plans, V = population_plans(W, data, t, activation, tol, max_order, quad_order, sample_rows)
+    U = None
+    for pi_c, plan in plans:
+        U = plan.dense(block, out=U, scale=pi_c)
     err = float(max(plan.error for _, plan in plans))
     info = {"method": "mehler", "orders": [pl.order for _, pl in plans],
             "quad_orders": [pl.info["quad_order"] for _, pl in plans], "tol": tol, "converged": bool(err < tol)}
@@ -380,8 +434,8 @@ def train_matrices_mc_cv(key: jax.Array, W, X, t: float, m: int, activation="tan
     dt = delta(t)
     M = math.exp(-t) * (W @ X.T) / math.sqrt(d)
     F = math.sqrt(dt) * W / math.sqrt(d)
-    s = jnp.broadcast_to(jnp.sqrt(jnp.sum(F * F, axis=1))[:, None], M.shape)
-    g, _ = _smoothed_all(act, M, s, 2, 48, 1024)
+    g, _ = smoothed_rows(act, np.asarray(M), np.sqrt(np.sum(np.asarray(F) ** 2, axis=1)), 2, 48)
+    g = jnp.asarray(g)
     per = _draws_per_chunk(m, n, draws_per_chunk)
     Mr, gr = jnp.tile(M, (1, per)), jnp.tile(g, (1, 1, per))
     sU, sV, sq = 0.0, 0.0, []

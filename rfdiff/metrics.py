@@ -5,6 +5,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._util import x64
 from .diffusion import delta
@@ -31,6 +32,18 @@ def score_error(B, U_pop, V_pop, t: float, fisher: float) -> jnp.ndarray:
 def minimal_test_loss(t: float, fisher: float, d: int) -> float:
     """Loss of the exact score, ``1 - Δ_t J/d`` (the floor of L_test)."""
     return 1.0 - delta(t) * fisher / d
+
+
+def empirical_score_np(Y: np.ndarray, X: np.ndarray, t: float) -> np.ndarray:
+    """:func:`empirical_score` in numpy float64 (no compilation)."""
+    dt = delta(t)
+    et = math.exp(-t)
+    sq = np.sum(Y * Y, 1)[:, None] - 2 * et * Y @ X.T + et**2 * np.sum(X * X, 1)[None]
+    logits = -sq / (2 * dt)
+    logits -= logits.max(axis=1, keepdims=True)
+    w = np.exp(logits)
+    w /= w.sum(axis=1, keepdims=True)
+    return (et * w @ X - Y) / dt
 
 
 @x64

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Optional
 
@@ -10,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_positive, check_positive_int, x64
+from ._util import check_positive, check_positive_int, row_chunks
 from .activations import get_activation
 from .data import GaussianMixture, gaussian_spectrum, isotropic, subspace, two_class_mixture
-from .features import features, init_W
-from .matrices import FeatureMoments, population_matrices, population_plans, train_matrices
-from .metrics import empirical_score
+from .features import init_W
+from .matrices import FeatureMoments, population_matrices, population_plans, train_matrices, train_plan_and_V
+from .metrics import empirical_score_np
 
 DATA_KINDS = ("isotropic", "spectrum", "power_law", "mixture", "subspace")
 
@@ -92,63 +91,96 @@ class RFConfig:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class Draw:
+    """The random objects of one problem: the data law P_0, the features W (p, d) and the training set X (n, d)."""
+
+    data: GaussianMixture
+    W: np.ndarray
+    X: np.ndarray
+
+
+def draw(config: RFConfig) -> Draw:
+    """Draw P_0's random parts, W and X from ``config.seed`` in float64 (the one place they are drawn).
+
+    The key splits into five (data, W, X, empirical-score Monte Carlo, Fisher Monte Carlo), so a seed
+    gives the same W and X whatever the user's global JAX setting (docs/theory.md §1).
+    """
+    with jax.enable_x64(True):
+        k_data, k_w, k_x, _, _ = jax.random.split(jax.random.PRNGKey(config.seed), 5)
+        data = config.data.build(config.d, k_data)
+        W = np.asarray(init_W(k_w, config.p, config.d, dtype=jnp.float64))
+        X = np.asarray(data.sample(k_x, config.n), dtype=np.float64)
+    return Draw(data, W, X)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class RFProblem:
     """Everything the exact dynamics needs: W, the training set, U, V, Ũ, Ṽ, Fisher information J
-    of P_t, and the Monte Carlo moments of the empirical score (cross term and mean square)."""
+    of P_t, and the Monte Carlo moments of the empirical score (cross term and mean square).
+
+    ``train_plan`` / ``pop_plans`` are the Mehler plans (kept when U or Ũ is streamed rather
+    than formed: ``train.U`` / ``pop.U`` are None then)."""
 
     config: RFConfig
     data: GaussianMixture
-    W: jnp.ndarray
-    X: jnp.ndarray
+    W: np.ndarray
+    X: np.ndarray
     train: FeatureMoments
     pop: FeatureMoments
     fisher: float
-    emp_cross: jnp.ndarray     # E_y[φ(y) s_emp(y)ᵀ] (p, d), y ~ P_t
+    emp_cross: np.ndarray      # E_y[φ(y) s_emp(y)ᵀ] (p, d), y ~ P_t
     emp_sq: float              # E_y ‖s_emp(y)‖²
-    pop_plans: Optional[list] = None  # streamed Ũ (large p): pop.U is None then
+    pop_plans: Optional[list] = None
+    train_plan: Optional[object] = None
 
 
-@x64
-def empirical_score_moments(key, W, X, data: GaussianMixture, t: float, activation, n_mc: int):
-    """Monte Carlo E_y[φ(y) s_emp(y)ᵀ] and E_y‖s_emp(y)‖² over y ~ P_t (for the distance to the empirical score)."""
-    kx, kn = jax.random.split(key)
-    Y = math.exp(-t) * data.sample(kx, n_mc) + math.sqrt(-math.expm1(-2 * t)) * jax.random.normal(kn, (n_mc, data.d))
-    cross, sq = _emp_moments(Y, jnp.asarray(X), jnp.asarray(W), t, get_activation(activation))
-    return cross, float(sq)
+def empirical_score_moments(key, W, X, data: GaussianMixture, t: float, activation, n_mc: int,
+                            chunk: int = 2048) -> tuple[np.ndarray, float]:
+    """Monte Carlo E_y[φ(y) s_emp(y)ᵀ] and E_y‖s_emp(y)‖² over y ~ P_t (docs/theory.md §2.7); numpy, chunked."""
+    with jax.enable_x64(True):
+        kx, kn = jax.random.split(key)
+        Y = np.asarray(math.exp(-t) * data.sample(kx, n_mc)
+                       + math.sqrt(-math.expm1(-2 * t)) * jax.random.normal(kn, (n_mc, data.d), dtype=jnp.float64))
+    act = get_activation(activation)
+    W, X = np.asarray(W, dtype=np.float64), np.asarray(X, dtype=np.float64)
+    cross, sq = np.zeros((W.shape[0], W.shape[1])), 0.0
+    for sl in row_chunks(n_mc, chunk):
+        S = empirical_score_np(Y[sl], X, t)
+        cross += act.numpy(Y[sl] @ W.T / math.sqrt(W.shape[1])).T @ S
+        sq += float(np.sum(S * S))
+    return cross / n_mc, sq / n_mc
 
 
-@functools.partial(jax.jit, static_argnames=("t", "act"))
-def _emp_moments(Y, X, W, t, act):
-    S = empirical_score(Y, X, t)
-    phi = features(W, Y, act)
-    return phi.T @ S / Y.shape[0], jnp.mean(jnp.sum(S * S, axis=1))
+def build_problem(config: RFConfig, X: Optional[np.ndarray] = None, dense_population: bool = True,
+                  dense_train: bool = True) -> RFProblem:
+    """Draw W and the training set from ``config.seed`` (:func:`draw`) and compute the exact matrices (docs/theory.md §2).
 
-
-@x64
-def build_problem(config: RFConfig, X: Optional[jnp.ndarray] = None, dense_population: bool = True) -> RFProblem:
-    """Draw W and the training set from ``config.seed`` and compute the exact matrices (SPEC §2).
-
-    With ``dense_population=False`` Ũ is not formed: its Mehler plans are kept for streaming
-    (the large-p path of :mod:`rfdiff.lanczos`).
+    With ``dense_population=False`` Ũ is not formed and with ``dense_train=False`` U is not
+    formed: their Mehler plans are kept for streaming (the Krylov route of :mod:`rfdiff.lanczos`).
     """
-    key = jax.random.PRNGKey(config.seed)
-    k_data, k_w, k_x, k_emp, k_j = jax.random.split(key, 5)
-    data = config.data.build(config.d, k_data)
-    W = init_W(k_w, config.p, config.d, dtype=jnp.float64)
+    dr = draw(config)
     if X is None:
-        X = data.sample(k_x, config.n)
-    X = jnp.asarray(X, dtype=jnp.float64)
+        X = dr.X
+    X = np.asarray(X, dtype=np.float64)
     if X.shape != (config.n, config.d):
         raise ValueError(f"X must have shape (n, d) = ({config.n}, {config.d}), got {X.shape}")
-    train = train_matrices(W, X, config.t, config.activation, tol=config.tol)
+    with jax.enable_x64(True):
+        _, _, _, k_emp, k_j = jax.random.split(jax.random.PRNGKey(config.seed), 5)
+    if dense_train:
+        train, train_plan = train_matrices(dr.W, X, config.t, config.activation, tol=config.tol), None
+    else:
+        train_plan, V = train_plan_and_V(dr.W, X, config.t, config.activation, tol=config.tol)
+        train = FeatureMoments(None, V, train_plan.order, train_plan.error,
+                               {"method": "mehler (streamed)", **train_plan.info,
+                                "converged": bool(train_plan.error < config.tol)})
     plans = None
     if dense_population:
-        pop = population_matrices(W, data, config.t, config.activation, tol=config.tol)
+        pop = population_matrices(dr.W, dr.data, config.t, config.activation, tol=config.tol)
     else:
-        plans, V_pop = population_plans(W, data, config.t, config.activation, tol=config.tol)
+        plans, V_pop = population_plans(dr.W, dr.data, config.t, config.activation, tol=config.tol)
         err = max(pl.error for _, pl in plans)
         pop = FeatureMoments(None, V_pop, max(pl.order for _, pl in plans), err,
                              {"method": "mehler (streamed)", "converged": bool(err < config.tol)})
-    fisher, _ = data.noised(config.t).fisher_information(k_j)
-    cross, sq = empirical_score_moments(k_emp, W, X, data, config.t, config.activation, config.n_emp)
-    return RFProblem(config, data, W, X, train, pop, fisher, cross, sq, plans)
+    fisher, _ = dr.data.noised(config.t).fisher_information(k_j)
+    cross, sq = empirical_score_moments(k_emp, dr.W, X, dr.data, config.t, config.activation, config.n_emp)
+    return RFProblem(config, dr.data, dr.W, X, train, pop, fisher, cross, sq, plans, train_plan)

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["Curves", "Spectrum", "Timescales", "Thresholds", "CorruptResult", "register", "save", "load",
+__all__ = ["Curves", "Spectrum", "Timescales", "Thresholds", "Prediction", "CorruptResult", "register", "save", "load",
            "to_payload", "from_payload"]
 
 CURVE_FIELDS = ("train_loss", "test_loss", "gen_gap", "score_error", "emp_distance")
@@ -63,11 +63,32 @@ class Curves:
             object.__setattr__(self, "gen_gap", self.test_loss - self.train_loss)
         object.__setattr__(self, "extra", {k: np.asarray(v, dtype=np.float64) for k, v in dict(self.extra).items()})
 
-    def get(self, name: str) -> Optional[np.ndarray]:
+    def get(self, name: str, default=None) -> Optional[np.ndarray]:
         """A curve by name, looked up among the standard fields and then ``extra``."""
         if name in CURVE_FIELDS or name == "tau":
-            return getattr(self, name)
-        return self.extra.get(name)
+            v = getattr(self, name)
+            return default if v is None else v
+        return self.extra.get(name, default)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        v = self.get(name)
+        if v is None:
+            raise KeyError(name)
+        return v
+
+    def __contains__(self, name) -> bool:
+        return self.get(name) is not None
+
+    def keys(self) -> list[str]:
+        """Names of the curves present (``tau`` first)."""
+        return list(self.as_dict())
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):
+        """``(name, array)`` pairs of :meth:`as_dict`."""
+        return self.as_dict().items()
 
     def as_dict(self) -> dict:
         """``{name: array}`` of every curve present (``tau`` included)."""
@@ -84,18 +105,15 @@ class Curves:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Spectrum:
-    """A spectral measure of U: ``nodes`` with probability ``weights`` (sum 1), docs/theory.md §6.
+    """A spectral measure of U: ``nodes`` with probability ``weights`` (sum 1), docs/theory.md §6.2.
 
-    Exact eigenvalues have weights 1/p (``continuous=False``: a step CDF); stochastic Lanczos
-    quadrature gives Ritz values and weights (step CDF); the theory gives quadrature nodes of
-    its density plus the atom at s_t² (``continuous=True``: the CDF is interpolated linearly
-    between nodes). :meth:`quantile` is the one rule both sides use (e.g. for the
-    memorisation edge).
+    Exact eigenvalues have weights 1/p; stochastic Lanczos quadrature gives Ritz values and
+    weights; the theory gives quadrature nodes of its density with their masses plus the atom at
+    s_t². :meth:`quantile` is the one rule both sides use (e.g. for the memorisation edge).
     """
 
     nodes: np.ndarray
     weights: np.ndarray
-    continuous: bool = False
     method: str = ""
 
     def __post_init__(self):
@@ -110,22 +128,21 @@ class Spectrum:
     @classmethod
     def from_eigenvalues(cls, eigenvalues, method: str = "exact eigenvalues") -> "Spectrum":
         lam = np.asarray(eigenvalues, dtype=np.float64).ravel()
-        return cls(lam, np.full(lam.size, 1.0 / max(lam.size, 1)), False, method)
+        return cls(lam, np.full(lam.size, 1.0 / max(lam.size, 1)), method)
 
-    def cdf(self) -> np.ndarray:
-        """Cumulative weight at each node (sorted ascending)."""
-        return np.cumsum(self.weights)
+    def midpoint_cdf(self) -> np.ndarray:
+        """CDF at each node counting half of the node's own weight: ``F_j = Σ_{i<j} w_i + w_j/2``."""
+        return np.cumsum(self.weights) - 0.5 * self.weights
 
     def quantile(self, q: float) -> float:
-        """λ at which the spectral CDF reaches ``q``: ``inf{λ : F(λ) ≥ q}`` (step CDF), or the
-        linear interpolation of the CDF between nodes (continuous measure)."""
+        """λ where the mid-point CDF, interpolated linearly between nodes, reaches ``q`` (docs/theory.md §6.2).
+
+        For p exact eigenvalues, q = (k − ½)/p returns the k-th smallest exactly; for a density
+        given by quadrature nodes it is the usual interpolated quantile.
+        """
         if not 0.0 <= q <= 1.0 or self.nodes.size == 0:
             return math.nan
-        c = self.cdf()
-        if self.continuous:
-            return float(np.interp(q, c, self.nodes))
-        i = int(np.searchsorted(c, q * (1.0 - 1e-12), side="left"))
-        return float(self.nodes[min(i, self.nodes.size - 1)])
+        return float(np.interp(q, self.midpoint_cdf(), self.nodes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +172,13 @@ class Thresholds:
 class Timescales:
     """τ_gen, τ_mem and what they were read from, by the rule of :class:`Thresholds` (docs/theory.md §6).
 
-    ``tau_gen`` (score error within ``gen_frac`` of its minimum ``min_score_error``, reached at
-    ``tau_at_min``); ``tau_mem`` (gap reaches ``mem_frac`` of ``final_gap``) and ``tau_mem_abs``;
-    ``lambda_mem``: first eigenvalue of the memorisation bulk (spectral quantile
-    1 − n/p + 1/(2p)) and ``tau_mem_spectral = ψ_p/(Δ_t λ_mem)``. NaN where undefined.
+    From curves: ``tau_gen`` (score error within ``gen_frac`` of its minimum ``min_score_error``,
+    reached at ``tau_at_min``); ``tau_mem`` (gap reaches ``mem_frac`` of ``final_gap``) and
+    ``tau_mem_abs``. From the spectrum (§6.2): ``lambda_mem``, the first eigenvalue of the
+    memorisation bulk (spectral quantile 1 − n/p + 1/(2p)), and ``tau_mem_spectral = ψ_p/(Δ_t λ_mem)``;
+    ``lambda_mem_upper``, its last eigenvalue (quantile 1 − d/p − 1/(2p));
+    ``lambda_pop``, the first eigenvalue of the population bulk (quantile 1 − d/p + 1/(2p)), and
+    ``tau_gen_spectral = ψ_p/(Δ_t λ_pop)``. NaN where undefined.
     """
 
     tau_gen: float = math.nan
@@ -169,7 +189,64 @@ class Timescales:
     final_gap: float = math.nan
     lambda_mem: float = math.nan
     tau_mem_spectral: float = math.nan
+    lambda_mem_upper: float = math.nan
+    lambda_pop: float = math.nan
+    tau_gen_spectral: float = math.nan
     thresholds: Thresholds = Thresholds()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prediction:
+    """What the theory says for one (activation, t, ρ_Σ, ψ_p, ψ_n [, d]) (docs/theory.md §4, §6).
+
+    Spectrum: ``spectrum`` (atom at s_t² + quadrature of the density), the atom (``atom_location``,
+    ``atom_weight`` measured, ``atom_weight_formula`` rank count, ``atom_weight_asymptotic``
+    Theorem 3.2), the bulks (``edges``, ``bulk_masses``, ``bulk_v_masses``, ``bulk_labels``,
+    ``finite_group``), the memorisation edge ``lambda_mem`` (spectral quantile 1 − ψ_n/ψ_p + 1/(2p)),
+    ``lambda_mem_support`` (lower edge of the memorisation bulk) and ``lambda_mem_asymptotic``.
+    Spectral timescales ψ_p/(Δ_t λ): ``tau_gen_spectral`` (Theorem 3.2 population edge),
+    ``tau_gen_spectral_exact`` (Theorem 3.1), ``tau_gen_mean``, ``tau_mem_spectral`` (at
+    ``lambda_mem``), ``tau_mem_asymptotic``. Losses: ``train_loss_inf``, ``train_loss_plateau``,
+    ``test_loss_inf`` and ``curves`` (with ``taus``). ``diagnostics``: convergence counts,
+    contour error, methods. ``d`` is set when the finite-d correction was used.
+    """
+
+    activation: str
+    t: float
+    psi_p: float
+    psi_n: float
+    atoms: list
+    sigma_x2: float
+    d: Optional[int]
+    constants: dict
+    spectrum: Spectrum
+    atom_location: float
+    atom_weight: float
+    atom_weight_formula: float
+    atom_weight_asymptotic: float
+    edges: list
+    bulk_masses: list
+    bulk_v_masses: list
+    bulk_labels: Optional[dict]
+    finite_group: Optional[dict]
+    lambda_mem: float
+    lambda_mem_support: float
+    lambda_mem_asymptotic: float
+    tau_gen_spectral: float
+    tau_gen_spectral_exact: float
+    tau_gen_mean: float
+    tau_mem_spectral: float
+    tau_mem_asymptotic: float
+    rho1_edges_asymptotic: list
+    rho2_edges_asymptotic: list
+    train_loss_inf: float
+    train_loss_plateau: float
+    test_loss_inf: float = math.nan
+    curves: Optional[Curves] = None
+    diagnostics: dict = dataclasses.field(default_factory=dict)
+
+    def __getitem__(self, name: str):
+        return getattr(self, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,7 +263,7 @@ def register(cls: type) -> type:
     return cls
 
 
-for _c in (Curves, Spectrum, Thresholds, Timescales):
+for _c in (Curves, Spectrum, Thresholds, Timescales, Prediction):
     register(_c)
 
 

@@ -36,7 +36,8 @@ import scipy.linalg
 
 from ._util import check_finite_array, check_positive, x64
 from .diffusion import delta
-from .dynamics import ExactDynamics, _f_flow, _f_gd, exact_dynamics
+from .dynamics import ExactDynamics, exact_dynamics, mode_factors_flow, mode_factors_gd
+from .results import Curves
 
 
 def _check_ridge(ridge) -> float:
@@ -93,27 +94,26 @@ class RidgeDynamics(ExactDynamics):
         inf = np.isinf(taus)
         fin = jnp.asarray(np.where(inf, 0.0, taus))
         if eta is None:
-            F = _f_flow(ls, fin, 2.0 * dt / self.psi_p)
+            F = mode_factors_flow(ls, fin, 2.0 * dt / self.psi_p)
         else:
             eta = check_positive("eta", eta)
             rate = 2.0 * eta * dt / (self.p * self.d)
             if rate * float(jnp.max(ls)) >= 2.0:
                 raise ValueError(f"eta={eta:g} is beyond the GD stability limit p d/(Δ_t (λ_max + ridge)) = "
                                  f"{self.p * self.d / (dt * float(jnp.max(ls))):g}")
-            F = _f_gd(ls, jnp.round(fin * self.d**2 / eta), rate)
+            F = mode_factors_gd(ls, jnp.round(fin * self.d**2 / eta), rate)
         if inf.any():
             F = jnp.where(jnp.asarray(inf)[:, None], self.f_infinity()[None, :], F)
         return F
 
     @x64
-    def curves(self, taus, eta: Optional[float] = None) -> dict:
-        """SPEC §2 losses at τ (np.inf allowed) plus ``weight_norm`` = ‖B‖²_F/d and the penalised ``objective``."""
+    def curves(self, taus, eta: Optional[float] = None) -> Curves:
+        """Losses of docs/theory.md §2 at τ (np.inf allowed); ``extra``: ``weight_norm`` = ‖B‖²_F/d and the penalised ``objective``."""
         out = super().curves(taus, eta)
         F = self.f(taus, eta)
-        fy = (F * F) @ jnp.sum(self.Y**2, axis=1) / self.d       # (1/d) Σ_i f_i² ‖Y_i‖² = (Δ_t/d) ‖B‖²_F
-        out["weight_norm"] = np.asarray(fy / delta(self.t))
-        out["objective"] = out["train_loss"] + self.ridge * np.asarray(fy)
-        return out
+        fy = np.asarray((F * F) @ jnp.sum(self.Y**2, axis=1) / self.d)   # (1/d) Σ_i f_i² ‖Y_i‖² = (Δ_t/d) ‖B‖²_F
+        extra = {"weight_norm": fy / delta(self.t), "objective": out.train_loss + self.ridge * fy}
+        return dataclasses.replace(out, extra={**out.extra, **extra}, method=f"exact modes, ridge {self.ridge:g}")
 
     @x64
     def A_infinity(self) -> jnp.ndarray:

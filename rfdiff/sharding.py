@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 from ._util import check_finite_array, check_positive, x64
 from .activations import get_activation
 from .diffusion import delta
-from .matrices import FeatureMoments, MehlerPlan, _mehler_plan, _mehler_rows
+from .matrices import FeatureMoments, MehlerPlan, mehler_plan, mehler_rows_device
 
 
 def row_mesh(devices: Optional[Sequence] = None) -> Mesh:
@@ -36,13 +36,13 @@ def sharded_moment(plan: MehlerPlan, mesh: Mesh) -> jax.Array:
     rows = NamedSharding(mesh, P("p", None))
     rows3 = NamedSharding(mesh, P(None, "p", None))
     rep = NamedSharding(mesh, P())
-    G, Gw, F = (jax.device_put(a, rep) for a in (plan.G, plan.Gw, plan.F))
-    Fb, Gb = jax.device_put(plan.F, rows), jax.device_put(plan.G, rows3)
+    G, Gw, F = (jax.device_put(jnp.asarray(a), rep) for a in (plan.G, plan.G * plan.w, plan.F))
+    Fb, Gb = jax.device_put(jnp.asarray(plan.F), rows), jax.device_put(jnp.asarray(plan.G), rows3)
     diag = jax.device_put(jnp.asarray(plan.diag), NamedSharding(mesh, P("p")))
 
     @jax.jit
     def build(G, Gw, Fb, F, Gb, diag):
-        acc, _ = _mehler_rows(G, Gw, Fb, F, Gb)
+        acc = mehler_rows_device(G, Gw, Fb, F, Gb)
         acc = jax.lax.with_sharding_constraint(acc, rows)
         eye = jnp.arange(p)
         return acc.at[eye, eye].set(diag)
@@ -52,7 +52,7 @@ def sharded_moment(plan: MehlerPlan, mesh: Mesh) -> jax.Array:
 
 @x64
 def sharded_train_matrices(W, X, t: float, mesh: Mesh, activation="tanh", tol: float = 1e-8,
-                           max_order: int = 12, quad_order: int = 48) -> FeatureMoments:
+                           max_order: int = 12, quad_order: Optional[int] = None) -> FeatureMoments:
     """:func:`rfdiff.matrices.train_matrices` with U sharded over ``mesh`` (rows of U per device)."""
     W = jnp.asarray(check_finite_array("W", W), dtype=jnp.float64)
     X = jnp.asarray(check_finite_array("X", X), dtype=jnp.float64)
@@ -63,7 +63,7 @@ def sharded_train_matrices(W, X, t: float, mesh: Mesh, activation="tanh", tol: f
     dt = delta(t)
     M = math.exp(-t) * (W @ X.T) / math.sqrt(d)
     F = math.sqrt(dt) * W / math.sqrt(d)
-    plan = _mehler_plan(act, M, np.full(n, 1.0 / n), F, tol, max_order, quad_order, 1024, 256)
+    plan = mehler_plan(act, np.asarray(M), np.full(n, 1.0 / n), np.asarray(F), tol, max_order, quad_order)
     U = sharded_moment(plan, mesh)
     V = math.sqrt(dt) * plan.g1[:, None] * W / math.sqrt(d)
     info = {"method": "mehler (sharded)", **plan.info, "devices": int(mesh.devices.size), "tol": tol,

@@ -47,6 +47,7 @@ from ._util import check_finite_array, check_positive, check_positive_int, x64
 from .activations import Activation, get_activation
 from .diffusion import delta
 from .metrics import quadratic_loss, score_error
+from .results import Curves, register
 
 OPTIMIZERS = ("gd", "momentum", "adam")
 NOISE_MODES = ("exact", "frozen", "fresh")
@@ -276,7 +277,7 @@ def _array(name: str, x, shape: tuple) -> jnp.ndarray:
 def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=None, X=None,
           activation="tanh", U_pop=None, V_pop=None, fisher: Optional[float] = None,
           emp_cross=None, emp_sq: Optional[float] = None, A0=None,
-          callback: Optional[Callable[[float, float], None]] = None) -> dict:
+          callback: Optional[Callable[[float, float], None]] = None) -> "TrainResult":
     """Train A (d×p) from ``A0`` (default 0) by full-batch ``config.optimizer`` (SPEC §3).
 
     Args:
@@ -294,10 +295,10 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
         callback: called as ``callback(tau_done, tau_max)`` after each jitted chunk.
 
     Returns:
-        Dict of numpy arrays: ``tau`` (T,), ``step`` (T,), the metrics available among
-        ``train_loss``, ``objective`` (frozen: the finite-m loss actually minimised),
-        ``test_loss``, ``gen_gap``, ``score_error``, ``emp_distance`` (each (T,)), the final
-        ``A`` (d, p), and ``A_path`` (T, d, p) if ``config.save_A``.
+        :class:`TrainResult`: ``curves`` (a :class:`~rfdiff.results.Curves` at the checkpoints, with
+        the metrics available among ``train_loss``, ``test_loss``, ``gen_gap``, ``score_error``,
+        ``emp_distance`` and ``extra["objective"]`` — frozen: the finite-m loss actually
+        minimised), ``step`` (T,), the final ``A`` (d, p), and ``A_path`` (T, d, p) if ``config.save_A``.
 
     Raises:
         ValueError: naming the offending parameter (missing or mis-shaped matrices, non-finite
@@ -374,19 +375,40 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
             callback(float(carry[2]) * step_tau, config.tau_max)
 
     T = len(steps)
-    res = {"tau": steps * step_tau, "step": steps}
-    for name in logs[0]:
-        res[name] = np.concatenate([np.asarray(o[name]) for o in logs])[:T]
-    if "A" in res:
-        res["A_path"] = res.pop("A")
-    if "train_loss" in res and "test_loss" in res:
-        res["gen_gap"] = res["test_loss"] - res["train_loss"]
-    res["A"] = np.asarray(carry[0])
-    return res
+    logged = {name: np.concatenate([np.asarray(o[name]) for o in logs])[:T] for name in logs[0]}
+    A_path = logged.pop("A", None)
+    extra = {"objective": logged.pop("objective")} if "objective" in logged else {}
+    curves = Curves(steps * step_tau, logged.get("train_loss"), logged.get("test_loss"), None,
+                    logged.get("score_error"), logged.get("emp_distance"), extra,
+                    method=f"iterative {config.optimizer}, {config.noise} noise")
+    return TrainResult(curves, steps, np.asarray(carry[0]), A_path)
+
+
+@register
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainResult:
+    """What :func:`train` returns: the logged ``curves`` (docs/theory.md §3.7), the optimiser ``step`` of
+    each checkpoint, the final ``A`` (d, p) and ``A_path`` (T, d, p) when asked for.
+
+    Item access reads a curve (``res["train_loss"]``, ``res["tau"]``) or an attribute (``res["A"]``).
+    """
+
+    curves: Curves
+    step: np.ndarray
+    A: np.ndarray
+    A_path: Optional[np.ndarray] = None
+
+    def __getitem__(self, name: str):
+        if name in ("step", "A", "A_path"):
+            return getattr(self, name)
+        return self.curves[name]
+
+    def __contains__(self, name) -> bool:
+        return name in ("step", "A") or (name == "A_path" and self.A_path is not None) or name in self.curves
 
 
 def train_problem(key: jax.Array, config: TrainConfig, problem, A0=None,
-                  callback: Optional[Callable[[float, float], None]] = None) -> dict:
+                  callback: Optional[Callable[[float, float], None]] = None) -> "TrainResult":
     """:func:`train` on an :class:`rfdiff.model.RFProblem` (all metrics available)."""
     return train(key, config, problem.config.t, U=problem.train.U, V=problem.train.V, W=problem.W,
                  X=problem.X, activation=problem.config.activation, U_pop=problem.pop.U,

@@ -32,11 +32,12 @@ from ..data import spectrum_eigenvalues
 from .asymptotics import timescales
 from .constants import ge_constants
 from .generalisation import generalisation_curves
-from .spectrum import (SpectrumParams, bulk_quadrature, find_support, normalize_atoms, solve_resolvent,
-                       spectrum_params, _atom_weight_numeric, _density)
+from ..results import Curves, Prediction, Spectrum
+from .spectrum import (SpectrumParams, atom_weight_numeric, bulk_quadrature, density, find_support, normalize_atoms,
+                       solve_resolvent, spectrum_params)
 
 __all__ = ["VWeightedMeasure", "v_weighted_measure", "train_loss_curve", "ge_lowrank_curves", "ge_finite_curves",
-           "predict"]
+           "predict", "theory_spectrum"]
 
 
 class VWeightedMeasure:
@@ -165,67 +166,53 @@ def ge_finite_curves(taus, activation="tanh", t: float = 0.1, psi_p: float = 64.
     return out
 
 
-def _num(x):
+def _finite(x) -> float:
+    """A float, NaN for None or non-finite values (undefined quantities)."""
     if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: _num(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_num(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None  # unavailable/undefined → None (strict JSON)
-    return x
+        return math.nan
+    x = float(x)
+    return x if math.isfinite(x) else math.nan
 
 
-def spectral_quantile(nodes, masses, atom_weight: float, q: float) -> float:
-    """λ at which the cumulative spectral measure (atom at the bottom + bulk node masses) reaches ``q``."""
-    o = np.argsort(nodes)
-    cdf = atom_weight + np.cumsum(np.clip(masses[o], 0.0, None))
-    return float(np.interp(q, cdf, nodes[o]))
+def theory_spectrum(nodes, masses, atom_location: float, atom_weight: float, method: str) -> Spectrum:
+    """The theory's spectral measure: the atom at s_t² plus the density's quadrature nodes and masses (§6.2)."""
+    return Spectrum(np.concatenate([[atom_location], nodes]), np.concatenate([[atom_weight], np.clip(masses, 0, None)]),
+                    method)
 
 
 def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, atoms=None,
             sigma_x2: Optional[float] = None, taus=None, test_loss: bool = True, ge_d: int = 64,
             ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None,
-            test_method: str = "auto") -> dict:
-    """Theory predictions for one (activation, t, ρ_Σ, ψ_p, ψ_n): timescales, spectrum summary, curves (SPEC §4).
+            test_method: str = "auto") -> Prediction:
+    """Theory predictions for one (activation, t, ρ_Σ, ψ_p, ψ_n): spectrum, spectral timescales, curves (docs/theory.md §4).
 
     ``d`` (optional) switches on the finite-d sample-norm correction of :func:`spectrum_params`
-    (``finite_d`` in the output); the memorisation edge ``lambda_min`` is then the spectral
-    quantile ``1 − ψ_n/ψ_p`` (the bulk may be split into small islands by the discrete norm types,
-    so support edges are not used). ``lambda_min_quantile`` is reported in both modes (half an
-    eigenvalue past 1 − ψ_n/ψ_p with d, 0.1 % of the bulk's mass without; the main job's simulated edge
-    uses the same definition).
+    (docs/theory.md §4.5): the memorisation edge ``lambda_mem`` is then the spectral quantile
+    ``1 − ψ_n/ψ_p + 1/(2p)`` with p = ψ_p d (the rule applied to exact eigenvalues; the bulk may
+    be split into small islands by the discrete norm types, so support edges are not used), and
+    without ``d`` the quantile 0.1 % of the bulk's mass past ``1 − ψ_n/ψ_p``.
 
-    Returns a plain dict (JSON-able floats/lists; numpy arrays only for curves over ``taus``):
-    ``tau_gen`` (Thm 3.2, lower edge of ρ_2), ``tau_gen_exact``, ``tau_mem`` (lower edge of the
-    memorisation bulk from the exact equations), ``tau_mem_asymptotic`` (ψ_p/(Δ λ_min) with the
-    Thm 3.2 edge), ``lambda_min``, ``lambda_min_asymptotic``, ``atom_weight`` (numerical) and
-    ``atom_weight_asymptotic``, ``edges`` and ``bulk_masses`` per bulk, ``bulk_labels``,
-    ``finite_group`` (edges, mass, ``count_over_d``, implied τ; or None), ``train_loss_inf``,
-    ``train_loss_plateau``, ``n_nonconverged`` (non-converged points among the support scan, the
-    quadrature nodes and the atom), ``constants``. Undefined values (e.g. no memorisation bulk) are None.
-    With ``taus``: ``train_loss`` (deterministic equivalent) and, if ``test_loss``, ``test_loss`` and
-    ``score_error`` (plus ``test_loss_inf`` and ``score_error_min`` over the grid), by ``test_method``:
-    ``"de"`` (= ``"auto"``) — the two-resolvent deterministic equivalent of
-    :func:`generalisation_curves` (any ρ_Σ; d → ∞ equations even when ``d`` is given;
-    ``test_contour_error`` and ``test_n_nonconverged`` report its accuracy); ``"ge"`` — the finite-d
-    Gaussian-equivalent cross-check :func:`ge_finite_curves` at ``ge_d`` (also returns
-    ``train_loss_ge``). ``curves_method`` says which was used.
+    With ``taus``: ``curves`` holds ``train_loss`` (deterministic equivalent, §4.6) and, if
+    ``test_loss``, ``test_loss``, ``gen_gap`` and ``score_error`` by ``test_method``: ``"de"``
+    (= ``"auto"``) — the two-resolvent deterministic equivalent of :func:`generalisation_curves`
+    (§4.7; any ρ_Σ; d → ∞ equations even when ``d`` is given), or ``"ge"`` — the finite-d
+    Gaussian-equivalent cross-check :func:`ge_finite_curves` at ``ge_d`` (its train curve in
+    ``curves.extra["train_loss_ge"]``). Undefined values (e.g. no memorisation bulk) are NaN.
     """
     if test_method not in ("auto", "de", "ge"):
         raise ValueError(f"test_method must be 'auto', 'de' or 'ge', got {test_method!r}")
+    if taus is not None:
+        taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
+        if taus.ndim != 1 or taus.size == 0 or np.any(np.isnan(taus)) or np.any(taus < 0):
+            raise ValueError("taus must be a non-empty 1-d array of values >= 0 (np.inf gives the τ → ∞ limit)")
     lam_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
     atoms_n = None if atoms is None else list(zip(lam_s.tolist(), w_s.tolist()))
     P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None, d=d)
     c = ge_constants(activation, t, sx2)
-    w_atom, atom_ok = _atom_weight_numeric(P)
+    w_atom, atom_ok = atom_weight_numeric(P)
     edges, grid_sol = find_support(P, w_atom=w_atom)
     measure = v_weighted_measure(P, edges, n_quad)
-    # ρ masses per bulk on the same nodes
-    rho = _density(measure.solution, measure.nodes, P, w_atom)
+    rho = density(measure.solution, measure.nodes, P, w_atom)       # ρ masses per bulk on the same nodes
     rho_w = rho * (np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges]) if edges else np.zeros(0))
     masses = [float(rho_w[measure.bulk == k].sum()) for k in range(len(edges))]
     ts = timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
@@ -233,51 +220,51 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
         P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
         ts.update({k: v for k, v in timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
                    if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
-    # first eigenvalue of the memorisation bulk: half an eigenvalue (d known) or 0.1 % of its mass past 1 − ψ_n/ψ_p
+    spec = theory_spectrum(measure.nodes, rho_w, P.s2, w_atom,
+                           "Theorem 3.1" + (f" with the finite-d norm correction (d = {d})" if d else " (d → ∞)"))
     q_mem = 1.0 - psi_n / psi_p + (0.5 / (psi_p * d) if d else 1e-3 * psi_n / psi_p)
-    lq = spectral_quantile(measure.nodes, rho_w, w_atom, q_mem) \
-        if edges and 0 < q_mem < 1 else math.nan
-    ts["lambda_min_quantile"] = lq
-    ts["tau_mem_quantile"] = psi_p / (c.delta * lq) if lq > 0 else math.nan
-    if P.typed:
-        ts["lambda_min_support"], ts["tau_mem_support"] = ts["lambda_min"], ts["tau_mem"]
-        ts["lambda_min"], ts["tau_mem"] = lq, ts["tau_mem_quantile"]
+    lam_mem = spec.quantile(q_mem) if edges and 0 < q_mem < 1 and psi_n < psi_p else math.nan
     lab = ts["bulk_labels"] or {"population": []}
-    out = {
-        "activation": c.activation, "t": t, "psi_p": float(psi_p), "psi_n": float(psi_n),
-        "atoms": [[float(a), float(b)] for a, b in zip(lam_s, w_s)], "sigma_x2": sx2,
-        "constants": c.as_dict(), "delta": c.delta, "finite_d": P.d,
-        "atom_location": P.s2, "atom_weight": w_atom, "atom_weight_formula": P.atom_weight_formula(),
-        "edges": edges, "bulk_masses": masses,
-        "bulk_v_masses": [float(measure.weights[measure.bulk == k].sum()) for k in range(len(edges))],
-        "train_loss_inf": float(train_loss_curve([np.inf], P, c.delta, measure)[0]),
-        "train_loss_plateau": float(train_loss_curve([np.inf], P, c.delta, measure, lab["population"])[0])
-        if lab["population"] else math.nan,
-        "n_nonconverged": int(np.sum(~measure.converged) + np.sum(~grid_sol["converged"]) + (0 if atom_ok else 1)),
-        "total_mass": float(w_atom + sum(masses)),
-    }
-    out.update({k: v for k, v in ts.items()})
-    out = _num(out)
+    diagnostics = {"n_nonconverged": int(np.sum(~measure.converged) + np.sum(~grid_sol["converged"])
+                                         + (0 if atom_ok else 1)),
+                   "total_mass": float(w_atom + sum(masses))}
+    curves, test_inf = None, math.nan
     if taus is not None:
-        taus = np.asarray(taus, dtype=np.float64)
-        out["taus"] = taus
-        out["train_loss"] = train_loss_curve(taus, P, c.delta, measure)
+        train = train_loss_curve(taus, P, c.delta, measure)
+        test = score = None
+        extra = {}
+        methods = {"train_loss": "deterministic equivalent (V-weighted measure, Theorem 3.1)"}
         if test_loss:
-            method = "de" if test_method == "auto" else test_method
-            if method == "de":
-                g = generalisation_curves(np.append(taus, np.inf), activation, t, psi_p, psi_n,
+            if test_method in ("auto", "de"):
+                g = generalisation_curves(np.append(np.where(np.isinf(taus), 1e300, taus), np.inf), activation, t,
+                                          psi_p, psi_n,
                                           sigma_x2=sx2 if atoms is None else None, atoms=atoms_n,
                                           edges=None if P.typed else edges)
-                out["test_loss"], out["score_error"] = g["test_loss"][:-1], g["score_error"][:-1]
-                out["test_loss_inf"] = float(g["test_loss"][-1])
-                out["test_contour_error"], out["test_n_nonconverged"] = g["contour_error"], g["n_nonconverged"]
-                name = g["method"]
+                test, score, test_inf = g["test_loss"][:-1], g["score_error"][:-1], float(g["test_loss"][-1])
+                diagnostics.update(test_contour_error=g["contour_error"], test_n_nonconverged=g["n_nonconverged"])
+                methods["test_loss"] = g["method"]
             else:
                 ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=ge_d, atoms=atoms_n, seeds=ge_seeds)
-                out["test_loss"], out["score_error"] = ge["test_loss"], ge["score_error"]
-                out["train_loss_ge"] = ge["train_loss"]
-                name = ge["method"]
-            out["score_error_min"] = float(np.min(out["score_error"]))
-            out["curves_method"] = {"train_loss": "deterministic equivalent (V-weighted measure, Thm 3.1)",
-                                    "test_loss": name, "score_error": name}
-    return out
+                test, score, extra["train_loss_ge"] = ge["test_loss"], ge["score_error"], ge["train_loss"]
+                methods["test_loss"] = ge["method"]
+        diagnostics["curves_method"] = methods
+        curves = Curves(taus, train, test, None, score, None, extra, method="theory: " + "; ".join(
+            f"{k}: {v}" for k, v in methods.items()))
+    return Prediction(
+        activation=c.activation, t=float(t), psi_p=float(psi_p), psi_n=float(psi_n),
+        atoms=[[float(a), float(b)] for a, b in zip(lam_s, w_s)], sigma_x2=float(sx2), d=P.d,
+        constants=c.as_dict(), spectrum=spec, atom_location=float(P.s2), atom_weight=float(w_atom),
+        atom_weight_formula=float(P.atom_weight_formula()), atom_weight_asymptotic=float(ts["atom_weight_asymptotic"]),
+        edges=[[float(a), float(b)] for a, b in edges], bulk_masses=masses,
+        bulk_v_masses=[float(measure.weights[measure.bulk == k].sum()) for k in range(len(edges))],
+        bulk_labels=ts["bulk_labels"], finite_group=ts["finite_group"], lambda_mem=_finite(lam_mem),
+        lambda_mem_support=_finite(ts["lambda_min"]), lambda_mem_asymptotic=_finite(ts["lambda_min_asymptotic"]),
+        tau_gen_spectral=_finite(ts["tau_gen"]), tau_gen_spectral_exact=_finite(ts["tau_gen_exact"]),
+        tau_gen_mean=_finite(ts["tau_gen_mean"]),
+        tau_mem_spectral=psi_p / (c.delta * lam_mem) if lam_mem > 0 else math.nan,
+        tau_mem_asymptotic=_finite(ts["tau_mem_asymptotic"]),
+        rho1_edges_asymptotic=list(ts["rho1_edges_asymptotic"]), rho2_edges_asymptotic=ts["rho2_edges_asymptotic"],
+        train_loss_inf=float(train_loss_curve([np.inf], P, c.delta, measure)[0]),
+        train_loss_plateau=float(train_loss_curve([np.inf], P, c.delta, measure, lab["population"])[0])
+        if lab["population"] else math.nan,
+        test_loss_inf=test_inf, curves=curves, diagnostics=diagnostics)

@@ -19,7 +19,7 @@ from ..data import spectrum_eigenvalues
 from .._util import check_positive, check_positive_int
 from .constants import constants_with_overrides
 
-__all__ = ["ge_train_matrices", "ge_train_lowrank", "ge_population_matrices", "sample_gaussian_equivalent"]
+__all__ = ["ge_train_matrices", "ge_train_lowrank", "ge_population_matrices", "sample_gaussian_equivalent", "ge_dynamics"]
 
 
 def _rng(seed):
@@ -136,3 +136,45 @@ def sample_gaussian_equivalent(seed, d: int, psi_p: float, psi_n: float, t: floa
     if population:
         out["Ut"], out["Vt"] = ge_population_matrices(W, t, activation, cov_eigs=lam, constants=constants)
     return out
+
+
+def ge_dynamics(W, X, t: float, activation="tanh", seed=0, cov_eigs=None):
+    """Exact dynamics of the Gaussian-equivalent model on the same W, X (Lemma C.1; docs/theory.md §4.2).
+
+    ``U = Z Zᵀ + s_t² I`` in low-rank form, ``V = Ṽ = b_t W/√d``, ``Ũ = (μ_1²/Γ_t²) F Σ_t Fᵀ + μ_*² I``
+    (F = W/√d, Σ_t = e^{-2t} diag(cov_eigs) + Δ_t I). The modes are the k non-trivial eigenpairs of
+    U plus an orthonormal basis of V's component in the s_t² eigenspace (any vector there is an
+    eigenvector), so the curves of docs/theory.md §3.2 are exact with O(p (n + 2d)²) work.
+    Returns ``(ExactDynamics, eigenvalues)``: the dynamics (no empirical-score term) and all p
+    eigenvalues of U (the p − k trivial ones equal to s_t²).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from ..dynamics import ExactDynamics
+    W = np.asarray(W, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    p, d = W.shape
+    lam_cov = np.ones(d) if cov_eigs is None else np.asarray(cov_eigs, dtype=np.float64)
+    lr = ge_train_lowrank(W, X, t, activation, seed=seed, sigma_x2=float(lam_cov.mean()))
+    k = lr["constants"]
+    Qn, lam, V = lr["Q"], lr["lam"], lr["V"]
+    Vperp = V - Qn @ (Qn.T @ V)
+    Qp, Rp = np.linalg.qr(Vperp)
+    keep = np.abs(np.diag(Rp)) > 1e-12 * max(1.0, float(np.abs(V).max()))
+    Q = np.concatenate([Qn, Qp[:, keep]], axis=1)
+    lam_all = np.concatenate([lam, np.full(int(keep.sum()), k["s2"])])
+    Y = Q.T @ V
+    F = W / math.sqrt(d)
+    FQ = F.T @ Q                                     # (d, r)
+    lam_t = math.exp(-2.0 * t) * lam_cov + k["delta"]
+    QUQ = (k["mu1"] ** 2 / k["Gamma2"]) * (FQ.T * lam_t) @ FQ + k["mustar2"] * np.eye(Q.shape[1])
+    H = (Y @ Y.T) * QUQ
+    g = np.sum(Y * (k["b"] * FQ.T), axis=1)          # diag of Y (Qᵀ Ṽ)ᵀ with Ṽ = b_t F
+    fisher = float(np.sum(1.0 / lam_t))
+    eig = np.sort(np.concatenate([lam, np.full(p - lam.size, k["s2"])]))
+    with jax.enable_x64(True):
+        j = jnp.asarray
+        dyn = ExactDynamics(d, p, float(t), j(lam_all), j(Q), j(Y), j(H), j(g), None, fisher, None, 0,
+                            {"method": f"Gaussian-equivalent model, exact modes ({Q.shape[1]} of {p})"})
+    return dyn, eig

@@ -47,7 +47,8 @@ from .._util import check_positive
 from .constants import constants_with_overrides
 
 __all__ = ["SpectrumParams", "SpectrumResult", "spectrum_params", "solve_resolvent", "find_support",
-           "solve_spectrum", "solve_spectrum_params", "bulk_quadrature", "normalize_atoms", "continuation"]
+           "solve_spectrum", "solve_spectrum_params", "bulk_quadrature", "normalize_atoms", "continuation",
+           "atom_weight_numeric", "density"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -419,14 +420,14 @@ def solve_resolvent(lambdas, P: SpectrumParams, eps=None, tol: float = 1e-12, ma
 # support, atom, quadrature
 
 
-def _atom_weight_numeric(P: SpectrumParams, rel_eps=1e-9):
+def atom_weight_numeric(P: SpectrumParams, rel_eps=1e-9):
     """``w = lim ε Im q(s_t² + iε)`` at ε = rel_eps × upper bound (error O(ε²/gap²))."""
     e = rel_eps * P.upper_bound()
     sol = solve_resolvent(np.array([P.s2]), P, eps=e)
     return float(e * sol["q"].imag[0]), bool(sol["converged"][0])
 
 
-def _density(sol, lam, P, w_atom):
+def density(sol, lam, P, w_atom):
     """Continuous density (1/π) Im[q + w/(z − s²)] (atom at s² subtracted)."""
     z = lam + 1j * sol["eps"]
     return (sol["q"] + w_atom / (z - P.s2)).imag / math.pi
@@ -443,12 +444,12 @@ def find_support(P: SpectrumParams, n_grid: int = 3000, rel_threshold: float = 1
     """
     ub = P.upper_bound()
     if w_atom is None:
-        w_atom = _atom_weight_numeric(P)[0]
+        w_atom = atom_weight_numeric(P)[0]
     x = np.geomspace(1e-7 * ub, ub, n_grid)
     lam = P.s2 + x
     rel_eps = 1e-10  # ε relative to the local scale λ − s², so bulks of every scale are resolved
     sol = solve_resolvent(lam, P, eps=rel_eps * x)
-    rho = _density(sol, lam, P, w_atom)
+    rho = density(sol, lam, P, w_atom)
     thr = rel_threshold * np.max(rho * x)  # threshold on ρ·(λ−s²): scale-free across bulks
     inside = (rho * x > thr) & sol["converged"]
     if not inside.any():
@@ -472,7 +473,7 @@ def find_support(P: SpectrumParams, n_grid: int = 3000, rel_threshold: float = 1
         if np.all(np.abs(b - a) <= 1e-13 * m):
             break
         s = solve_resolvent(P.s2 + m, P, eps=rel_eps * m)
-        r = _density(s, P.s2 + m, P, w_atom) * m
+        r = density(s, P.s2 + m, P, w_atom) * m
         ins = r > thr
         b = np.where(ins, m, b)
         a = np.where(ins, a, m)
@@ -554,7 +555,7 @@ def solve_spectrum(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n
 def solve_spectrum_params(P: SpectrumParams, lambdas=None, eps=None, tol=1e-12, find_edges=True, n_grid=3000,
                           n_quad=256) -> SpectrumResult:
     """:func:`solve_spectrum` (Theorem 3.1, SPEC §4) for explicit :class:`SpectrumParams`."""
-    w_num, _ = _atom_weight_numeric(P)
+    w_num, _ = atom_weight_numeric(P)
     edges, masses, vmasses = [], [], []
     if find_edges:
         edges, _ = find_support(P, n_grid=n_grid, w_atom=w_num)
@@ -562,7 +563,7 @@ def solve_spectrum_params(P: SpectrumParams, lambdas=None, eps=None, tol=1e-12, 
             nodes = [bulk_quadrature(e, n_quad) for e in edges]
             lam_all = np.concatenate([nd[0] for nd in nodes])
             sol = solve_resolvent(lam_all, P, eps=1e-12 * (lam_all - P.s2), tol=tol)
-            rho_q = _density(sol, lam_all, P, w_num)
+            rho_q = density(sol, lam_all, P, w_num)
             vq = sol["s"].imag / math.pi
             for k, (_, wq) in enumerate(nodes):
                 sl = slice(k * n_quad, (k + 1) * n_quad)
@@ -577,7 +578,7 @@ def solve_spectrum_params(P: SpectrumParams, lambdas=None, eps=None, tol=1e-12, 
     sol = solve_resolvent(lam, P, eps=eps, tol=tol)
     rho_tot = sol["q"].imag / math.pi
     return SpectrumResult(lambdas=lam, eps=sol["eps"], q=sol["q"], s=sol["s"], r=sol["r"], delta=sol["delta"],
-                          rho=_density(sol, lam, P, w_num), rho_total=rho_tot, v_weighted=sol["s"].imag / math.pi,
+                          rho=density(sol, lam, P, w_num), rho_total=rho_tot, v_weighted=sol["s"].imag / math.pi,
                           converged=sol["converged"], residual=sol["residual"], atom_location=P.s2,
                           atom_weight=w_num, atom_weight_formula=P.atom_weight_formula(), edges=edges,
                           bulk_masses=masses, bulk_v_masses=vmasses, params=P)

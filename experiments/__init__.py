@@ -1,0 +1,1 @@
+"""rfdiff_cli: the ``rfdiff`` command, one module per study (installed from ``experiments/``; argparse, printing, plotting)."""

@@ -1,0 +1,153 @@
+"""What every command shares: flag validation, output paths, progress bars, the compilation cache, Ctrl-C.
+
+A command builds its configuration dataclasses from the parsed flags inside :func:`configs`;
+a library ``ValueError`` (which names its parameter) becomes one line naming the flag, exit 2,
+before any computation. :func:`output_stem` checks the output folder and the run name and
+refuses to overwrite an existing result unless asked. :func:`guarded` turns Ctrl-C into one
+line and exit 130 (every write is atomic, so nothing partial is left).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+# XLA logs an ERROR line per kernel loaded from the persistent compilation cache (a tuning-feature mismatch
+# that is harmless on the machine that compiled it): keep the C++ log quiet unless the user asks.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class UsageError(Exception):
+    """A bad flag value; the message names the flag."""
+
+
+# parameters whose flag is not ``--`` + name with dashes
+FLAG_NAMES = {"lanczos_max_steps": "--lanczos-steps", "kind": "--data", "sigma_x": "--sigma-x",
+              "frac": "--gen-frac", "abs_threshold": "--mem-abs"}
+
+
+def flag_of(param: str) -> str:
+    return FLAG_NAMES.get(param, "--" + param.replace("_", "-"))
+
+
+def usage_error(err: ValueError) -> UsageError:
+    """A library ValueError ("eta must be …") as a UsageError naming the flag ("--eta: eta must be …")."""
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    m = re.match(r"(?:unknown )?([A-Za-z_][A-Za-z0-9_]*)", msg)
+    name = m.group(1) if m else ""
+    if msg.startswith("unknown activation"):
+        name = "activation"
+    elif msg.startswith("unknown data kind"):
+        name = "kind"
+    return UsageError(f"{flag_of(name)}: {msg}" if name else msg)
+
+
+def configs(build: Callable[[], object]):
+    """Call ``build()`` (which constructs the frozen configuration dataclasses), mapping ValueErrors to flags."""
+    try:
+        return build()
+    except ValueError as err:
+        raise usage_error(err) from None
+
+
+def short_hash(obj) -> str:
+    """8 hex digits of a hash of a configuration (every field, via the results serialiser)."""
+    from rfdiff.results import to_payload
+    tree, arrays = to_payload(obj)
+    text = json.dumps(tree, sort_keys=True) + "".join(f"{k}{v.tobytes().hex()}" for k, v in sorted(arrays.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def output_stem(out: str, name: str, overwrite: bool, suffixes=(".json", ".npz")) -> Path:
+    """``out/name``, after checking that ``out`` is (or can be made) a writable folder, ``name`` is a plain
+    file name, and no result of that name exists unless ``overwrite``. Creates ``out``."""
+    if not name or name in (".", "..") or os.sep in name or (os.altsep and os.altsep in name) or "\0" in name:
+        raise UsageError(f"--name: must be a plain file name without path separators, got {name!r}")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out: {folder} exists and is not a folder")
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out: cannot create or write to {folder} ({probe} is not writable)")
+    stem = folder / name
+    if not overwrite:
+        existing = [str(stem) + s for s in suffixes if Path(str(stem) + s).exists()]
+        if existing:
+            raise UsageError(f"--name: a result already exists at {existing[0]} (pass --overwrite to replace it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return stem
+
+
+def add_output_flags(ap: argparse.ArgumentParser, default_out: str = "results") -> None:
+    ap.add_argument("--out", default=default_out, help="output folder")
+    ap.add_argument("--name", default=None, help="run name (default: readable parameters + a hash of the whole config)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of the same name")
+    ap.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ap.add_argument("--no-compile-cache", action="store_true",
+                    help="do not use JAX's persistent compilation cache (default: ~/.cache/rfdiff/jax, or $RFDIFF_CACHE)")
+
+
+def add_sweep_flags(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--scheduler", default=None,
+                    help="address of an existing Dask scheduler (tcp://host:8786; or set RFDIFF_SCHEDULER); "
+                         "default: a local cluster started and stopped by this command")
+    ap.add_argument("--workers", type=int, default=None, help="local cluster: worker processes (default: cores)")
+    ap.add_argument("--serial", action="store_true", help="run the units one by one in this process (no Dask)")
+
+
+def cluster_from(args):
+    from rfdiff.sweep import Cluster
+    return configs(lambda: Cluster(scheduler=args.scheduler, n_workers=args.workers, serial=args.serial))
+
+
+def setup(args) -> None:
+    """Process-wide settings of a command (never of the library): the persistent compilation cache."""
+    if not getattr(args, "no_compile_cache", False) and not os.environ.get("RFDIFF_NO_COMPILE_CACHE"):
+        from rfdiff.io import enable_compilation_cache
+        enable_compilation_cache()
+
+
+def progress_bar(args, total: Optional[int], desc: str, unit: str = "it"):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=getattr(args, "no_progress", False), file=sys.stderr,
+                leave=False)
+
+
+def guarded(main: Callable[[Optional[list]], int]) -> Callable[[Optional[list]], int]:
+    """Wrap a command's ``main``: usage errors → one line, exit 2; Ctrl-C → one line, exit 130."""
+
+    def wrapper(argv=None) -> int:
+        try:
+            return main(argv)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("interrupted: nothing partial was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    wrapper.__doc__ = main.__doc__
+    return wrapper
+
+
+@contextlib.contextmanager
+def timer(store: dict, key: str):
+    import time
+    t0 = time.perf_counter()
+    yield
+    store[key] = time.perf_counter() - t0
+
+
+def fmt(x, digits: int = 4) -> str:
+    import math
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"

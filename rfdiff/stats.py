@@ -1,0 +1,175 @@
+"""Estimates with intervals: seed means, power-law exponents and finite-size extrapolations (docs/theory.md §6.3).
+
+Every estimate is a :class:`Estimate` — a value, a confidence interval at a stated level and how
+it was obtained — so that a verdict can be read off it by one rule (``analysis/verdict.py``).
+
+* :func:`mean_ci` — mean over seeds with a Student-t interval.
+* :func:`fit_power_law` — OLS of log y on log x; the exponent with its t-interval, the fitted
+  range ``[x_min, x_max]`` and the local slopes at both ends of that range (an exponent is only
+  meaningful together with its range).
+* :func:`fit_finite_size` — ``y = a + b/n`` (``+ c/n²`` only if an F-test at 1 % asks for it) by
+  OLS over every (n, seed) point; ``a`` is the extrapolation to n → ∞ (d → ∞ at fixed ψ's), ``b``
+  the finite-size coefficient, both with t-intervals.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import stats
+
+from .results import register
+
+__all__ = ["Estimate", "PowerLawFit", "FiniteSizeFit", "mean_ci", "fit_power_law", "fit_finite_size"]
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A value with its ``level`` confidence interval ``[lo, hi]`` (NaN when it cannot be estimated)."""
+
+    value: float
+    lo: float = math.nan
+    hi: float = math.nan
+    level: float = 0.95
+    n: int = 0
+    method: str = ""
+
+    @property
+    def half_width(self) -> float:
+        return 0.5 * (self.hi - self.lo)
+
+    def contains(self, x: float) -> bool:
+        return bool(self.lo <= x <= self.hi)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PowerLawFit:
+    """``y ≈ c x^slope`` over ``x_range``: the exponent (:class:`Estimate`), the local slopes at the two ends."""
+
+    slope: Estimate
+    prefactor: float
+    x_range: tuple
+    local_slope_lo: float
+    local_slope_hi: float
+    r2: float
+    n_points: int
+    n_dropped: int
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class FiniteSizeFit:
+    """``y = a + b/n (+ c/n²)``: extrapolation ``a`` and coefficient ``b`` (each an :class:`Estimate`)."""
+
+    a: Estimate
+    b: Estimate
+    c: Optional[Estimate]
+    n_range: tuple
+    n_points: int
+    residual_sd: float
+    f_test_p: float            # p-value of adding the c/n² term (NaN when too few points)
+
+
+def _check_level(level: float) -> float:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return float(level)
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """Mean of the finite ``values`` with a Student-t interval (a single value: no interval)."""
+    level = _check_level(level)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Estimate(math.nan, level=level, method="mean over seeds (no finite value)")
+    m = float(v.mean())
+    if v.size == 1:
+        return Estimate(m, math.nan, math.nan, level, 1, "one seed (no interval)")
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return Estimate(m, m - half, m + half, level, int(v.size), f"mean over {v.size} seeds, t-interval")
+
+
+def _ols(X: np.ndarray, y: np.ndarray):
+    """Least squares: coefficients, their standard errors, residual sum of squares and degrees of freedom."""
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    rss = float(resid @ resid)
+    dof = X.shape[0] - X.shape[1]
+    if dof <= 0:
+        return coef, np.full(coef.size, math.nan), rss, dof
+    cov = rss / dof * np.linalg.pinv(X.T @ X)
+    return coef, np.sqrt(np.clip(np.diag(cov), 0.0, None)), rss, dof
+
+
+def _est(value, se, dof, level, n, method) -> Estimate:
+    if not (dof > 0 and math.isfinite(se)):
+        return Estimate(float(value), math.nan, math.nan, level, n, method + " (no interval: too few points)")
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return Estimate(float(value), float(value - half), float(value + half), level, n, method)
+
+
+def fit_power_law(x, y, level: float = 0.95) -> PowerLawFit:
+    """OLS fit of ``log y = log c + slope·log x`` over all finite positive points (repeated x = seeds).
+
+    The local slopes are those of the straight lines through the mean log y at the two smallest and
+    at the two largest distinct x (how the exponent drifts across the range).
+    """
+    level = _check_level(level)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    nan = math.nan
+    if lx.size < 2 or np.ptp(lx) == 0:
+        return PowerLawFit(Estimate(nan, level=level), nan, (nan, nan), nan, nan, nan, int(lx.size),
+                           int(x.size - lx.size))
+    coef, se, rss, dof = _ols(np.stack([np.ones_like(lx), lx], axis=1), ly)
+    ux = np.unique(lx)
+    mean_ly = np.array([ly[lx == u].mean() for u in ux])
+    loc = lambda i, j: float((mean_ly[j] - mean_ly[i]) / (ux[j] - ux[i])) if ux.size >= 2 else nan  # noqa: E731
+    ss_tot = float(np.sum((ly - ly.mean()) ** 2))
+    return PowerLawFit(_est(coef[1], se[1], dof, level, int(lx.size), "OLS in log-log, t-interval"),
+                       float(math.exp(coef[0])), (float(np.exp(ux[0])), float(np.exp(ux[-1]))), loc(0, 1),
+                       loc(-2, -1), 1.0 - rss / ss_tot if ss_tot > 0 else 1.0, int(lx.size), int(x.size - lx.size))
+
+
+def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01) -> FiniteSizeFit:
+    """Fit ``y = a + b/n`` (and ``+ c/n²`` when an F-test at ``f_test_alpha`` rejects its absence).
+
+    ``n`` and ``y`` hold one entry per (size, seed); non-finite y are dropped.
+    """
+    level = _check_level(level)
+    n = np.asarray(n, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if n.shape != y.shape:
+        raise ValueError(f"n and y must have the same length, got {n.size} and {y.size}")
+    ok = np.isfinite(n) & np.isfinite(y) & (n > 0)
+    n, y = n[ok], y[ok]
+    nan = math.nan
+    if n.size < 2 or np.unique(n).size < 2:
+        return FiniteSizeFit(Estimate(nan, level=level), Estimate(nan, level=level), None, (nan, nan), int(n.size),
+                             nan, nan)
+    X1 = np.stack([np.ones_like(n), 1.0 / n], axis=1)
+    coef, se, rss1, dof1 = _ols(X1, y)
+    c_est, p_val = None, nan
+    if np.unique(n).size >= 4 and n.size >= 5:
+        X2 = np.concatenate([X1, (1.0 / n**2)[:, None]], axis=1)
+        coef2, se2, rss2, dof2 = _ols(X2, y)
+        if dof2 > 0 and rss2 > 0:
+            F = (rss1 - rss2) / (rss2 / dof2)
+            p_val = float(stats.f.sf(F, 1, dof2))
+            if p_val < f_test_alpha:
+                coef, se, rss1, dof1 = coef2, se2, rss2, dof2
+                c_est = _est(coef[2], se[2], dof1, level, int(n.size), "OLS, t-interval")
+    method = "OLS in 1/n" + (" with a 1/n² term" if c_est is not None else "") + ", t-interval"
+    return FiniteSizeFit(_est(coef[0], se[0], dof1, level, int(n.size), method),
+                         _est(coef[1], se[1], dof1, level, int(n.size), method), c_est,
+                         (float(n.min()), float(n.max())), int(n.size),
+                         math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val)
