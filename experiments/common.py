@@ -110,8 +110,19 @@ def cluster_from(args):
     return configs(lambda: Cluster(scheduler=args.scheduler, n_workers=args.workers, serial=args.serial))
 
 
+def report_warnings(rep) -> None:
+    """One line about the warnings the units of a sweep raised (they are recorded in the cache entries)."""
+    if rep.warnings:
+        units = sorted({i for i, _ in rep.warnings})
+        first = rep.warnings[0][1].splitlines()[0]
+        print(f"warning: {len(units)} unit(s) raised {len(rep.warnings)} warning(s), e.g. {first} "
+              f"(each is recorded in its cache entry)", file=sys.stderr)
+
+
 def setup(args) -> None:
-    """Process-wide settings of a command (never of the library): the persistent compilation cache."""
+    """Process-wide settings of a command (never of the library): the persistent compilation cache, quiet Dask logs."""
+    import logging
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     if not getattr(args, "no_compile_cache", False) and not os.environ.get("RFDIFF_NO_COMPILE_CACHE"):
         from rfdiff.io import enable_compilation_cache
         enable_compilation_cache()

@@ -72,6 +72,18 @@ def check_points(name: str, x, d=None) -> np.ndarray:
     return arr
 
 
+def host_threads() -> int:
+    """Threads this process may use on the host: the BLAS/OpenMP limit if one is set, else the core count."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        try:
+            v = int(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if v > 0:
+            return v
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 def row_chunks(n_rows: int, chunk: int):
     """Yield slices covering ``range(n_rows)`` in blocks of at most ``chunk`` rows."""
     for start in range(0, n_rows, chunk):

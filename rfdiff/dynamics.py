@@ -28,12 +28,13 @@ from .io import device_memory
 from .results import Curves
 
 
-def eigh(U) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Symmetric eigendecomposition in float64; LAPACK's divide-and-conquer on CPU (≈2x faster than jnp there)."""
+def eigh(U):
+    """Symmetric eigendecomposition in float64: numpy arrays from LAPACK's divide-and-conquer on CPU
+    (≈2x faster than jnp there), JAX arrays on an accelerator."""
     if jax.default_backend() == "cpu":
-        lam, Q = scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=False)
-        return jnp.asarray(lam), jnp.asarray(Q)
-    return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
+        return scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=False)
+    with jax.enable_x64(True):
+        return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
 
 
 def eigvalsh(U) -> np.ndarray:
@@ -64,31 +65,55 @@ def dense_fits(p: int, cpu_max_p: int = 8192, fraction: float = 0.7) -> bool:
     return dense_path_bytes(p) <= fraction * mem["bytes_limit"]
 
 
-@jax.jit
+def _xp(*arrays):
+    """numpy for host arrays, jax.numpy when any argument is a JAX array (accelerators keep data on device)."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
 def mode_factors_flow(lam, taus, c):
-    """f_i(τ) = (exp(-c λ_i τ) - 1)/λ_i, stable for λ → 0 (→ -cτ) and any large τ."""
+    """f_i(τ) = (exp(-c λ_i τ) - 1)/λ_i, stable for λ → 0 (→ -cτ) and any large τ (docs/theory.md §3.2)."""
+    xp = _xp(lam, taus)
     x = c * lam[None, :] * taus[:, None]
     small = x < 1e-12
-    return jnp.where(small, -c * taus[:, None] * (1 - 0.5 * x), jnp.expm1(-x) / jnp.where(small, 1.0, lam[None, :]))
+    return xp.where(small, -c * taus[:, None] * (1 - 0.5 * x), xp.expm1(-x) / xp.where(small, 1.0, lam[None, :]))
 
 
-@jax.jit
 def mode_factors_gd(lam, steps, rate):
-    """f_i(k) = ((1 - rate λ_i)^k - 1)/λ_i for discrete GD with k steps (k integer-valued)."""
+    """f_i(k) = ((1 - rate λ_i)^k - 1)/λ_i for discrete GD with k steps (docs/theory.md §3.3)."""
+    xp = _xp(lam, steps)
     r = rate * lam[None, :]
     k = steps[:, None]
-    pos = jnp.expm1(k * jnp.log1p(-jnp.minimum(r, 0.999999999999)))
-    em1 = jnp.where(r < 1.0, pos, (1.0 - r) ** k - 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        pos = xp.expm1(k * xp.log1p(-xp.minimum(r, 0.999999999999)))
+        em1 = xp.where(r < 1.0, pos, (1.0 - r) ** k - 1.0)
     small = r < 1e-14
-    return jnp.where(small, -rate * k, em1 / jnp.where(small, 1.0, lam[None, :]))
+    return xp.where(small, -rate * k, em1 / xp.where(small, 1.0, lam[None, :]))
 
 
-@jax.jit
 def _evaluate(F, lam, ysq, H, g, g_emp):
     """Per-τ quadratic forms (rows of F): train sum, fᵀHf, fᵀg, fᵀg_emp."""
-    train = F * F @ (lam * ysq) + 2 * F @ ysq
-    quad = jnp.sum((F @ H) * F, axis=1)
+    train = (F * F) @ (lam * ysq) + 2 * F @ ysq
+    quad = ((F @ H) * F).sum(axis=1)
     return train, quad, F @ g, F @ g_emp
+
+
+def congruence(M, Q):
+    """Qᵀ M Q for a symmetric M: through M = L Lᵀ as (LᵀQ)ᵀ(LᵀQ) (p³/3 + p³ + p³ flops instead of 4p³)
+    when M is positive definite on the host, else two products."""
+    if isinstance(M, jax.Array) or isinstance(Q, jax.Array):
+        return Q.T @ (M @ Q)
+    M = np.asarray(M, dtype=np.float64)
+    try:
+        L = scipy.linalg.cholesky(M, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return Q.T @ (M @ Q)
+    blas = scipy.linalg.blas
+    Z = blas.dtrmm(1.0, L, np.asfortranarray(Q), side=0, lower=1, trans_a=1)   # Lᵀ Q
+    del L
+    S = blas.dsyrk(1.0, Z, trans=1, lower=0)                                   # Zᵀ Z, upper triangle
+    iu = np.tril_indices_from(S, -1)
+    S[iu] = S.T[iu]
+    return S
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -113,7 +138,7 @@ class ExactDynamics:
     def psi_p(self) -> float:
         return self.p / self.d
 
-    def f(self, taus, eta: Optional[float] = None) -> jnp.ndarray:
+    def f(self, taus, eta: Optional[float] = None):
         """f_i(τ) for τ values (T,) → (T, modes): gradient flow, or discrete GD at step η (docs/theory.md §3.2–3.3).
 
         τ = ∞ gives the limit −1/λ_i (0 for a null mode: the minimum-norm convention).
@@ -121,10 +146,11 @@ class ExactDynamics:
         taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
         if taus.ndim != 1 or np.any(np.isnan(taus)) or np.any(taus < 0):
             raise ValueError("taus must be a 1-d array of values >= 0 (np.inf allowed)")
+        xp = _xp(self.lam)
         dt = delta(self.t)
-        lam_max = float(jnp.max(self.lam))
+        lam_max = float(self.lam.max())
         inf = np.isinf(taus)
-        fin = jnp.asarray(np.where(inf, 0.0, taus))
+        fin = xp.asarray(np.where(inf, 0.0, taus))
         if eta is None:
             F = mode_factors_flow(self.lam, fin, 2.0 * dt / self.psi_p)
         else:
@@ -133,69 +159,82 @@ class ExactDynamics:
             if rate * lam_max >= 2.0:
                 raise ValueError(f"eta={eta:g} is beyond the GD stability limit p d/(Δ_t λ_max) = "
                                  f"{self.p * self.d / (dt * lam_max):g}")
-            F = mode_factors_gd(self.lam, jnp.round(fin * self.d**2 / eta), rate)
+            F = mode_factors_gd(self.lam, xp.round(fin * self.d**2 / eta), rate)
         if inf.any():
             pos = self.lam > 0
-            f_inf = jnp.where(pos, -1.0 / jnp.where(pos, self.lam, 1.0), 0.0)
-            F = jnp.where(jnp.asarray(inf)[:, None], f_inf[None, :], F)
+            f_inf = xp.where(pos, -1.0 / xp.where(pos, self.lam, 1.0), 0.0)
+            F = xp.where(xp.asarray(inf)[:, None], f_inf[None, :], F)
         return F
 
     @x64
     def curves(self, taus, eta: Optional[float] = None) -> Curves:
         """Train/test loss, generalisation gap, score error and distance to the empirical score at τ (docs/theory.md §3.2)."""
         F = self.f(taus, eta)
+        xp = _xp(self.lam)
         r = self.lam.shape[0]  # number of modes (p, or fewer for reduced/Ritz bases)
-        zeros = jnp.zeros(r)
-        H = self.H if self.H is not None else jnp.zeros((r, r))
-        train, quad, lin, lin_emp = _evaluate(F, self.lam, jnp.sum(self.Y**2, 1), H,
+        zeros = xp.zeros(r)
+        H = self.H if self.H is not None else xp.zeros((r, r))
+        train, quad, lin, lin_emp = _evaluate(F, self.lam, (self.Y * self.Y).sum(axis=1), H,
                                               self.g if self.g is not None else zeros,
                                               self.g_emp if self.g_emp is not None else zeros)
+        train, quad, lin, lin_emp = (np.asarray(a) for a in (train, quad, lin, lin_emp))
         d, dt = self.d, delta(self.t)
-        tau = np.asarray(jnp.atleast_1d(jnp.asarray(taus, dtype=jnp.float64)))
+        tau = np.atleast_1d(np.asarray(taus, dtype=np.float64))
         test = score = emp = None
         if self.H is not None:
-            test = np.asarray(1.0 + (quad + 2 * lin) / d)
+            test = 1.0 + (quad + 2 * lin) / d
             if self.fisher is not None:
                 score = (test - 1.0) / dt + self.fisher / d
             if self.g_emp is not None:
-                emp = np.asarray((quad / dt - 2 * lin_emp / math.sqrt(dt) + self.emp_sq) / d)
-        return Curves(tau, np.asarray(1.0 + train / d), test, None, score, emp,
+                emp = (quad / dt - 2 * lin_emp / math.sqrt(dt) + self.emp_sq) / d
+        return Curves(tau, 1.0 + train / d, test, None, score, emp,
                       method=(self.info or {}).get("method", "exact modes"))
 
     @x64
     def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
         """Trained weights A(τ) = √p (1/√Δ_t) Yᵀ diag(f) Qᵀ (d, p) (SPEC eq. 53)."""
-        fv = self.f(jnp.asarray([tau]), eta)[0]
+        fv = self.f([tau], eta)[0]
         return math.sqrt(self.p / delta(self.t)) * (self.Y.T * fv) @ self.Q.T
 
     @x64
     def A_infinity(self) -> jnp.ndarray:
         """τ → ∞ limit A* = -√(p/Δ_t) Vᵀ U⁻¹ (via the eigenbasis)."""
-        inv = jnp.where(self.lam > 0, 1.0 / jnp.where(self.lam > 0, self.lam, 1.0), 0.0)
+        xp = _xp(self.lam)
+        inv = xp.where(self.lam > 0, 1.0 / xp.where(self.lam > 0, self.lam, 1.0), 0.0)
         return -math.sqrt(self.p / delta(self.t)) * (self.Y.T * inv) @ self.Q.T
 
 
-@x64
 def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[float] = None,
                    emp_cross=None, emp_sq: Optional[float] = None) -> ExactDynamics:
-    """Eigendecompose U once and precompute every quadratic form the curves need (SPEC §3)."""
-    V = jnp.asarray(V, dtype=jnp.float64)
+    """Eigendecompose U once and precompute every quadratic form the curves need (docs/theory.md §3.2).
+
+    ``H = (Y Yᵀ) ∘ (Qᵀ Ũ Q)``, ``g = diag(Y (Qᵀ Ṽ)ᵀ)``, ``Y = Qᵀ V``; numpy on the host (LAPACK and
+    BLAS, no compilation), jax.numpy on an accelerator.
+    """
+    V = np.asarray(V, dtype=np.float64)
     p, d = V.shape
     if np.shape(U) != (p, p):
         raise ValueError(f"U must be ({p}, {p}) to match V {V.shape}, got {np.shape(U)}")
     t = check_positive("t", t)
     lam, Q = eigh(U)
-    n_neg = int(jnp.sum(lam < 0))
-    lam = jnp.maximum(lam, 0.0)
+    if jax.default_backend() == "cpu":
+        lam, Q = np.asarray(lam), np.asarray(Q)
+    else:
+        V = jnp.asarray(V)
+    n_neg = int((lam < 0).sum())
+    lam = lam.clip(0.0, None) if isinstance(lam, np.ndarray) else jnp.maximum(lam, 0.0)
     Y = Q.T @ V
     H = g = g_emp = None
     if U_pop is not None:
-        QtUQ = Q.T @ (jnp.asarray(U_pop, dtype=jnp.float64) @ Q)
-        H = (Y @ Y.T) * QtUQ
-        g = jnp.sum(Y * (Q.T @ jnp.asarray(V_pop, dtype=jnp.float64)), axis=1)
+        H = (Y @ Y.T) * congruence(U_pop, Q)
+        g = (Y * (Q.T @ _like(V_pop, Q))).sum(axis=1)
         if emp_cross is not None:
-            g_emp = jnp.sum(Y * (Q.T @ jnp.asarray(emp_cross, dtype=jnp.float64)), axis=1)
+            g_emp = (Y * (Q.T @ _like(emp_cross, Q))).sum(axis=1)
     return ExactDynamics(d, p, t, lam, Q, Y, H, g, g_emp, fisher, emp_sq, n_neg)
+
+
+def _like(M, ref):
+    return jnp.asarray(M, dtype=jnp.float64) if isinstance(ref, jax.Array) else np.asarray(M, dtype=np.float64)
 
 
 def from_problem(problem) -> ExactDynamics:

@@ -150,11 +150,7 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
     info = {"method": f"block Lanczos ({K.shape[1] // d} blocks, basis {K.shape[1]})", "basis_size": int(K.shape[1]),
             "blocks": int(K.shape[1] // d), "change_last_2_blocks": float(est["change"]), "tol": tol,
             "converged": bool(converged)}
-    with jax.enable_x64(True):
-        j = jnp.asarray
-        return ExactDynamics(d, p, t, j(theta), j(basis), j(Z), None if H is None else j(H),
-                             None if g is None else j(g), None if g_emp is None else j(g_emp),
-                             fisher, emp_sq, n_neg, info)
+    return ExactDynamics(d, p, t, theta, basis, Z, H, g, g_emp, fisher, emp_sq, n_neg, info)
 
 
 def _apply(M, X, block):

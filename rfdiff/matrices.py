@@ -12,6 +12,7 @@ finite-m objects and cross-checks.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
@@ -21,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_finite_array, check_positive, check_positive_int, gauss_hermite, row_chunks, warn, x64
+from ._util import (check_finite_array, check_positive, check_positive_int, gauss_hermite, host_threads, row_chunks,
+                    warn, x64)
 from .activations import get_activation
 from .data import GaussianMixture
 from .diffusion import delta
@@ -70,11 +72,20 @@ def smoothed_rows(act, M: np.ndarray, s: np.ndarray, K: int, quad_order: int, bl
     z, H = _hermite_matrix(quad_order, K)
     w = H[:, 0]
     inv = s[None, :] ** -np.arange(K + 1)[:, None]                      # (K+1, p)
-    for sl in row_chunks(p, max(1, block)):
-        arg = M[sl][:, :, None] + s[sl, None, None] * z                 # (b, n, Q)
-        vals = act.numpy(arg)
+
+    def work(sl):
+        vals = act.numpy(M[sl][:, :, None] + s[sl, None, None] * z)     # (b, n, Q)
         G[:, sl] = np.moveaxis(vals @ H, -1, 0) * inv[:, sl, None]
         m2[sl] = (vals * vals) @ w
+
+    blocks = list(row_chunks(p, max(1, block)))
+    threads = min(host_threads(), len(blocks))
+    if threads > 1:   # numpy's ufuncs and matmul release the GIL: row blocks run side by side
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, blocks))
+    else:
+        for sl in blocks:
+            work(sl)
     return G, m2
 
 

@@ -90,6 +90,9 @@ class Curves:
         """``(name, array)`` pairs of :meth:`as_dict`."""
         return self.as_dict().items()
 
+    def values(self):
+        return self.as_dict().values()
+
     def as_dict(self) -> dict:
         """``{name: array}`` of every curve present (``tau`` included)."""
         out = {"tau": self.tau}

@@ -7,9 +7,9 @@ it was obtained — so that a verdict can be read off it by one rule (``analysis
 * :func:`fit_power_law` — OLS of log y on log x; the exponent with its t-interval, the fitted
   range ``[x_min, x_max]`` and the local slopes at both ends of that range (an exponent is only
   meaningful together with its range).
-* :func:`fit_finite_size` — ``y = a + b/n`` (``+ c/n²`` only if an F-test at 1 % asks for it) by
-  OLS over every (n, seed) point; ``a`` is the extrapolation to n → ∞ (d → ∞ at fixed ψ's), ``b``
-  the finite-size coefficient, both with t-intervals.
+* :func:`fit_finite_size` — ``y = a + b n^{-γ}`` (γ = 1, or ½ when that fits better; a second
+  term only if an F-test at 1 % asks for it) by OLS over every (n, seed) point; ``a`` is the
+  extrapolation to n → ∞ (d → ∞ at fixed ψ's), ``b`` the finite-size coefficient, both with t-intervals.
 """
 from __future__ import annotations
 
@@ -63,7 +63,11 @@ class PowerLawFit:
 @register
 @dataclasses.dataclass(frozen=True)
 class FiniteSizeFit:
-    """``y = a + b/n (+ c/n²)``: extrapolation ``a`` and coefficient ``b`` (each an :class:`Estimate`)."""
+    """``y = a + b n^{-γ} (+ c n^{-γ'})``: extrapolation ``a`` and coefficient ``b`` (each an :class:`Estimate`).
+
+    ``gamma``: exponent of the leading correction (chosen among the candidates by the smaller
+    residual); ``c``/``gamma2``: a second term, kept only when an F-test asks for it.
+    """
 
     a: Estimate
     b: Estimate
@@ -71,7 +75,9 @@ class FiniteSizeFit:
     n_range: tuple
     n_points: int
     residual_sd: float
-    f_test_p: float            # p-value of adding the c/n² term (NaN when too few points)
+    f_test_p: float            # p-value of adding the second term (NaN when too few points)
+    gamma: float = 1.0
+    gamma2: Optional[float] = None
 
 
 def _check_level(level: float) -> float:
@@ -140,36 +146,46 @@ def fit_power_law(x, y, level: float = 0.95) -> PowerLawFit:
                        loc(-2, -1), 1.0 - rss / ss_tot if ss_tot > 0 else 1.0, int(lx.size), int(x.size - lx.size))
 
 
-def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01) -> FiniteSizeFit:
-    """Fit ``y = a + b/n`` (and ``+ c/n²`` when an F-test at ``f_test_alpha`` rejects its absence).
+def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
+                    exponents: Sequence[float] = (1.0, 0.5)) -> FiniteSizeFit:
+    """Fit ``y = a + b n^{-γ}`` with γ the candidate of ``exponents`` that fits best (smallest residual), and
+    add the other candidate's term ``c n^{-γ'}`` when an F-test at ``f_test_alpha`` asks for it (docs/theory.md §6.3).
 
-    ``n`` and ``y`` hold one entry per (size, seed); non-finite y are dropped.
+    ``n`` and ``y`` hold one entry per (size, seed); non-finite y are dropped. The first candidate
+    (1/n) is the expected leading correction of the loss-type quantities; 1/√n is that of spectral
+    edges smeared by the spread of the training points' norms (relative s.d. √(2/d)).
     """
     level = _check_level(level)
     n = np.asarray(n, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if n.shape != y.shape:
         raise ValueError(f"n and y must have the same length, got {n.size} and {y.size}")
+    exps = [float(g) for g in exponents]
+    if not exps or any(not g > 0 for g in exps):
+        raise ValueError(f"exponents must be positive, got {exponents!r}")
     ok = np.isfinite(n) & np.isfinite(y) & (n > 0)
     n, y = n[ok], y[ok]
     nan = math.nan
     if n.size < 2 or np.unique(n).size < 2:
         return FiniteSizeFit(Estimate(nan, level=level), Estimate(nan, level=level), None, (nan, nan), int(n.size),
-                             nan, nan)
-    X1 = np.stack([np.ones_like(n), 1.0 / n], axis=1)
-    coef, se, rss1, dof1 = _ols(X1, y)
-    c_est, p_val = None, nan
-    if np.unique(n).size >= 4 and n.size >= 5:
-        X2 = np.concatenate([X1, (1.0 / n**2)[:, None]], axis=1)
-        coef2, se2, rss2, dof2 = _ols(X2, y)
+                             nan, nan, exps[0])
+    fits = []
+    for g in exps:
+        X1 = np.stack([np.ones_like(n), n ** -g], axis=1)
+        fits.append((_ols(X1, y), g, X1))
+    (coef, se, rss1, dof1), gamma, X1 = min(fits, key=lambda f: f[0][2])
+    c_est, p_val, gamma2 = None, nan, None
+    others = [g for g in exps if g != gamma]
+    if others and np.unique(n).size >= 4 and n.size >= 5:
+        g2 = others[0]
+        coef2, se2, rss2, dof2 = _ols(np.concatenate([X1, (n ** -g2)[:, None]], axis=1), y)
         if dof2 > 0 and rss2 > 0:
-            F = (rss1 - rss2) / (rss2 / dof2)
-            p_val = float(stats.f.sf(F, 1, dof2))
+            p_val = float(stats.f.sf((rss1 - rss2) / (rss2 / dof2), 1, dof2))
             if p_val < f_test_alpha:
-                coef, se, rss1, dof1 = coef2, se2, rss2, dof2
+                coef, se, rss1, dof1, gamma2 = coef2, se2, rss2, dof2, g2
                 c_est = _est(coef[2], se[2], dof1, level, int(n.size), "OLS, t-interval")
-    method = "OLS in 1/n" + (" with a 1/n² term" if c_est is not None else "") + ", t-interval"
+    method = f"OLS in n^-{gamma:g}" + (f" + n^-{gamma2:g}" if gamma2 else "") + ", t-interval"
     return FiniteSizeFit(_est(coef[0], se[0], dof1, level, int(n.size), method),
                          _est(coef[1], se[1], dof1, level, int(n.size), method), c_est,
                          (float(n.min()), float(n.max())), int(n.size),
-                         math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val)
+                         math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val, gamma, gamma2)

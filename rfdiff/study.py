@@ -9,12 +9,16 @@ timescales off both sides by the same rules (:func:`rfdiff.timescales.extract`).
 
 Routes (``method``):
 
+* ``"dense"`` — U formed and fully eigendecomposed; curves in its eigenbasis; spectrum exact.
 * ``"lanczos"`` — U formed; curves from block Lanczos in the Ritz basis (adaptive, a-posteriori
-  change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no vectors).
-* ``"dense"`` — U formed and fully eigendecomposed; curves in its eigenbasis (the reference).
+  change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no vectors)
+  up to p = 8192 on CPU, by stochastic Lanczos quadrature beyond.
 * ``"streamed"`` — neither U nor Ũ is formed (their Mehler rows are streamed through every
   product); spectrum by stochastic Lanczos quadrature. For p beyond memory.
-* ``"auto"`` — ``"lanczos"`` while U, Ũ and the eigenvalue workspace fit in memory, else ``"streamed"``.
+* ``"auto"`` — ``"dense"`` up to p = 8192 on CPU (and on an accelerator while it fits), then
+  ``"lanczos"`` while U fits in memory, then ``"streamed"``. The Krylov basis that resolves the
+  curves to 1e-8 holds about half of p at ψ_p = 64 (the spectrum of U has p − n − d eigenvalues
+  spread around s_t² that V sees), so below p ≈ 8192 one eigendecomposition is cheaper.
 
 ``model="ge"`` replaces the exact model by its Gaussian equivalent on the same W and X
 (:func:`rfdiff.theory.ge_dynamics`): the control whose finite-size correction should vanish.
@@ -45,6 +49,7 @@ MODELS = ("exact", "ge")
 SPECTRA = ("auto", "exact", "slq")
 THEORY_MIN_D = 8           # below it the d → ∞ theory is not a meaningful comparison (a warning is recorded)
 EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); SLQ beyond
+DENSE_MAX_P = 8192           # CPU: the "auto" route eigendecomposes U up to this p
 
 
 @register
@@ -191,7 +196,7 @@ def available_memory() -> int:
 
 
 def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] = None) -> str:
-    """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory``.
+    """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory`` (module docstring).
 
     Raises ValueError (naming ``p``) when even the streamed route does not fit, or when an
     explicitly requested route does not.
@@ -199,7 +204,8 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
     memory = available_memory() if memory is None else memory
     need = {m: memory_estimate(config.p, config.n, config.d, m) for m in ("lanczos", "dense", "streamed")}
     if method == "auto":
-        for m in ("lanczos", "streamed"):
+        dense_ok = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu"
+        for m in (("dense",) if dense_ok else ()) + ("lanczos", "streamed"):
             if need[m] <= memory:
                 return m
         method = "streamed"

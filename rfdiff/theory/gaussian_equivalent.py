@@ -148,9 +148,6 @@ def ge_dynamics(W, X, t: float, activation="tanh", seed=0, cov_eigs=None):
     Returns ``(ExactDynamics, eigenvalues)``: the dynamics (no empirical-score term) and all p
     eigenvalues of U (the p − k trivial ones equal to s_t²).
     """
-    import jax
-    import jax.numpy as jnp
-
     from ..dynamics import ExactDynamics
     W = np.asarray(W, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
@@ -173,8 +170,6 @@ def ge_dynamics(W, X, t: float, activation="tanh", seed=0, cov_eigs=None):
     g = np.sum(Y * (k["b"] * FQ.T), axis=1)          # diag of Y (Qᵀ Ṽ)ᵀ with Ṽ = b_t F
     fisher = float(np.sum(1.0 / lam_t))
     eig = np.sort(np.concatenate([lam, np.full(p - lam.size, k["s2"])]))
-    with jax.enable_x64(True):
-        j = jnp.asarray
-        dyn = ExactDynamics(d, p, float(t), j(lam_all), j(Q), j(Y), j(H), j(g), None, fisher, None, 0,
-                            {"method": f"Gaussian-equivalent model, exact modes ({Q.shape[1]} of {p})"})
+    dyn = ExactDynamics(d, p, float(t), lam_all, Q, Y, H, g, None, fisher, None, 0,
+                        {"method": f"Gaussian-equivalent model, exact modes ({Q.shape[1]} of {p})"})
     return dyn, eig
