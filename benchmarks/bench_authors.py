@@ -304,6 +304,35 @@ def time_authors(args):
     }
 
 
+def time_authors_eager(args, W, X):
+    """Their step executed eagerly in float32 numpy (one op at a time, as PyTorch's eager mode runs their
+    script): fresh noise, forward, the same gradient as autograd, the SGD update. Median of blocked steps."""
+    d, p, n, t = args.d, args.p, args.n, args.t
+    lr = their_lr(d, t)
+    rng = np.random.default_rng(args.seed)
+    W32, X32 = np.asarray(W, np.float32), np.asarray(X, np.float32)
+    A = np.zeros((d, p), np.float32)
+    et, sd = np.float32(math.exp(-t)), np.float32(math.sqrt(-math.expm1(-2 * t)))
+    inv = np.float32(1.0 / math.sqrt(d))
+
+    def step(A):
+        xi = rng.standard_normal((n, d), dtype=np.float32)
+        phi = np.tanh(((et * X32 + sd * xi) @ W32.T) * inv)
+        r = sd * (phi @ A.T) + xi
+        grad = (np.float32(2.0 / (d * n)) * sd) * (r.T @ phi)
+        return A - np.float32(lr) * grad
+
+    for _ in range(args.warmup):
+        A = step(A)
+    per = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        A = step(A)
+        per.append(time.perf_counter() - t0)
+    return {"median_seconds_per_step": statistics.median(per), "seconds_per_step": per,
+            "how": "numpy float32, eager (one op at a time, as PyTorch runs the published script)"}
+
+
 # --------------------------------------------------------------------------- 2. rfdiff end to end
 def time_rfdiff(args):
     with tempfile.TemporaryDirectory(prefix="bench_authors_") as tmp:
@@ -409,6 +438,12 @@ def main(argv=None):
     print(f"(1) their trainer, ported (JAX jit, float32) at d={args.d}, p={args.p}, n={args.n}, t={args.t} ...",
           flush=True)
     authors = time_authors(args)
+    W, X, _ = draw_problem(jax.random.PRNGKey(args.seed), args.p, args.d, args.n)
+    eager = time_authors_eager(args, W, X)
+    eager_total = args.num_epochs * eager["median_seconds_per_step"] \
+        + authors["logging_events"] * authors["logging_event"]["median_seconds"]
+    eager["extrapolated_seconds_total"] = eager_total
+    print(f"    eager float32 port: {1e3 * eager['median_seconds_per_step']:.2f} ms/step", flush=True)
     print(f"    {1e3 * authors['median_seconds_per_step']:.2f} ms/step (median of {args.steps} blocked; "
           f"{1e3 * authors['seconds_per_step_pipelined_loop']:.2f} pipelined), logging event "
           f"{authors['logging_event']['median_seconds']:.2f} s (cold {authors['logging_event']['cold_seconds']:.2f} s) "
@@ -425,6 +460,7 @@ def main(argv=None):
             print(f"    FAILED, no ratio: {tail[0]}", flush=True)
     ok = main_side is not None and main_side["returncode"] == 0
     ratio = authors["extrapolated_seconds_total"] / main_side["wall_seconds"] if ok else None
+    ratio_eager = eager_total / main_side["wall_seconds"] if ok else None
     ratio_cpu = authors["extrapolated_cpu_seconds_total"] / main_side["cpu_seconds"] if ok else None
 
     out = {
@@ -432,8 +468,9 @@ def main(argv=None):
         "point": {"d": args.d, "p": args.p, "n": args.n, "t": args.t, "psi_p": args.p / args.d,
                   "psi_n": args.n / args.d, "quick": args.quick},
         "dtype_authors": "float32", "dtype_rfdiff": "float64",
-        "authors_ported": authors, "rfdiff_end_to_end": main_side,
+        "authors_ported": authors, "authors_ported_eager": eager, "rfdiff_end_to_end": main_side,
         "ratio_authors_full_run_over_rfdiff": ratio,
+        "ratio_eager_port_full_run_over_rfdiff": ratio_eager,
         "ratio_cpu_seconds": ratio_cpu,
         "cross_check": check,
         "notes": ["authors' full run EXTRAPOLATED: num_epochs x median blocked step + events x median event "
@@ -457,7 +494,9 @@ def main(argv=None):
                                            f"{authors['extrapolated_seconds_logging']:.4g} s"),
             ("rfdiff end to end (cold process)", f"{main_side['wall_seconds']:.1f} s wall, "
                                                  f"{main_side['cpu_seconds']:.1f} s CPU" if main_side else "skipped"),
-            ("ratio (wall; CPU seconds)", f"{ratio:.0f}x; {ratio_cpu:.0f}x" if ratio else "n/a"),
+            ("ratio, jitted port (wall; CPU s)", f"{ratio:.0f}x; {ratio_cpu:.0f}x" if ratio else "n/a"),
+            ("their step, eager float32 port", f"{1e3 * eager['median_seconds_per_step']:.2f} ms"),
+            ("ratio, eager port (wall)", f"{ratio_eager:.0f}x" if ratio_eager else "n/a"),
             ("check: train loss exact / theirs", f"{check['train_loss_exact']:.6f} / "
                                                   f"{check['train_loss_mc_theirs_m100']:.6f}"),
             ("check: test loss exact / theirs", f"{check['test_loss_exact']:.6f} / "

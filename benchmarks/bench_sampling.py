@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark generation with RF scores (SPEC §5): training of the score grid, sampling, and f_mem.
+"""Benchmark generation with RF scores (docs/theory.md §5): training of the score grid, sampling, and f_mem.
 
 Default problem (the acceptance target of the generation issue): 10 000 samples, d = 64,
 100 reverse SDE steps, p = 4096 features per grid time, 20 grid times (one shared W), n = 512
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from rfdiff import data, io
-    from rfdiff import memorization as M
+    from rfdiff import memorisation as M
     from rfdiff import sampling as S
 
     key = jax.random.PRNGKey(a.seed)

@@ -32,7 +32,7 @@ from rfdiff.theory import ge_finite_curves, generalisation_curves, solve_resolve
 
 
 def lm_residual(x, z, P):
-    """Theorem 3.1 in the unknowns (q, r, s) (SPEC §4), real-ified for Levenberg–Marquardt."""
+    """Theorem 3.1 in the unknowns (q, r, s) (docs/theory.md §4), real-ified for Levenberg–Marquardt."""
     try:
         return _lm_residual(x, z, P)
     except (ZeroDivisionError, OverflowError):

@@ -29,8 +29,15 @@ class UsageError(Exception):
     """A bad flag value; the message names the flag."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: argument --p: invalid int value: 'x'``), exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+
+
 # parameters whose flag is not ``--`` + name with dashes
-FLAG_NAMES = {"lanczos_max_steps": "--lanczos-steps", "kind": "--data", "sigma_x": "--sigma-x",
+FLAG_NAMES = {"lanczos_max_steps": "--lanczos-steps", "kind": "--data", "sigma_x": "--sigma-x", "n_workers": "--workers",
               "frac": "--gen-frac", "abs_threshold": "--mem-abs"}
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def parse_args(argv=None):
     from rfdiff.pipelines.paper import FIGURES
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes on 2 cores)")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of: {','.join(FIGURES)}")
     ap.add_argument("--out", default=str(ROOT / "results" / "figures_cache"), help="unit cache folder")

@@ -23,7 +23,7 @@ TABLE = [  # label, field of Timescales (or final curve value), printed for simu
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = ap.add_argument
     a("--p", type=int, default=4096, help="number of random features p (default 4096)")
     a("--n", type=int, default=512, help="number of training points n (default 512)")
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     a("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gap reaches this value")
     a("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
     a("--method", default="auto", help="auto, lanczos, dense or streamed (see docs/theory.md §3.4)")
-    a("--lanczos-tol", type=float, default=1e-10, help="block Lanczos stops when f(U)V changes less than this")
+    a("--lanczos-tol", type=float, default=1e-8, help="block Lanczos stops when U⁻¹V changes less than this")
     a("--lanczos-steps", type=int, default=64, help="at most this many block-Lanczos steps")
     a("--spectrum", default="auto", help="auto, exact (eigenvalues of U) or slq")
     a("--slq-probes", type=int, default=16, help="SLQ probe vectors (streamed route)")
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if not args.no_plot:
         from rfdiff_analysis import plots
         t0 = time.perf_counter()
-        files += plots.save(plots.main_job_figure(res), stem)
+        files += plots.save(plots.main_job_figure(res), stem, tight=False)
         res.timings["figure"] = time.perf_counter() - t0
     res.timings["total"] = time.perf_counter() - t_all
     meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),

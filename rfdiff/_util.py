@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import warnings
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import numpy as np
@@ -52,21 +52,59 @@ def check_positive(name: str, value) -> float:
     return v
 
 
-def check_finite_array(name: str, x) -> np.ndarray:
-    """Raise ValueError naming ``name`` if ``x`` has a non-finite entry."""
-    arr = np.asarray(x)
+def check_array(name: str, x, ndim: Optional[int] = None, shape: Optional[tuple] = None,
+                allow_empty: bool = False) -> np.ndarray:
+    """``x`` as a float64 numpy array, or a ValueError naming ``name``: not numeric, complex, non-finite,
+    of the wrong number of dimensions or shape (``None`` entries of ``shape`` match anything), or empty."""
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # noqa: BLE001 - anything numpy cannot read is a bad argument
+        raise ValueError(f"{name} must be a numeric array, got {type(x).__name__} ({err})") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf" and arr.dtype.kind != "c":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name} must be real, got a complex array")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if shape is not None and (arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape))):
+        want = "(" + ", ".join("·" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
     return arr
 
 
+def check_finite_array(name: str, x) -> np.ndarray:
+    """Raise ValueError naming ``name`` if ``x`` is not a real, finite, non-empty numeric array (float64 copy-free)."""
+    return check_array(name, x)
+
+
+def check_symmetric(name: str, M, rtol: float = 1e-8) -> np.ndarray:
+    """A square, symmetric (to ``rtol`` of its largest entry), real finite matrix; ValueError naming ``name`` otherwise."""
+    M = check_array(name, M, ndim=2)
+    if M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name} must be square, got shape {M.shape}")
+    n = M.shape[0]
+    if n * n <= 1 << 20:
+        i, j = np.triu_indices(n, 1)
+    else:   # large: a random sample of pairs (a non-symmetric input is almost never asymmetric in few entries)
+        rng = np.random.default_rng(0)
+        i, j = rng.integers(0, n, 1 << 18), rng.integers(0, n, 1 << 18)
+    gap = float(np.max(np.abs(M[i, j] - M[j, i]))) if i.size else 0.0
+    scale = float(np.max(np.abs(M.diagonal()))) if n else 0.0
+    if gap > rtol * max(scale, float(np.max(np.abs(M[i, j]))) if i.size else 0.0):
+        raise ValueError(f"{name} must be symmetric (max |M − Mᵀ| = {gap:.3g} over the entries checked)")
+    return M
+
+
 def check_points(name: str, x, d=None) -> np.ndarray:
     """Validate a finite, non-empty (count, d) array of points; ValueError naming ``name`` otherwise."""
-    arr = check_finite_array(name, x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (count, d), got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} must contain at least one point")
+    arr = check_array(name, x, ndim=2)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must contain at least one point of dimension ≥ 1, got shape {arr.shape}")
     if d is not None and arr.shape[1] != d:
         raise ValueError(f"{name} has dimension {arr.shape[1]}, expected d = {d}")
     return arr

@@ -1,8 +1,8 @@
-"""Activation functions σ of the random-features score (SPEC §1) and their Gaussian smoothings.
+"""Activation functions σ of the random-features score (docs/theory.md §1) and their Gaussian smoothings.
 
 Named activations live in a registry so command-line tools can refer to them by name; any
 callable ``jnp.ndarray -> jnp.ndarray`` may also be passed directly wherever an activation is
-expected. The Mehler construction of U (SPEC §2) needs the Gaussian-smoothed derivatives
+expected. The Mehler construction of U (docs/theory.md §2) needs the Gaussian-smoothed derivatives
 ``g_k(m, s) = E_z σ^{(k)}(m + s z)``; they come from Gauss–Hermite quadrature unless the
 activation supplies a closed form (centred ReLU does, because its kink defeats quadrature).
 """
@@ -135,7 +135,7 @@ def get_activation(act) -> Activation:
 
 
 def smoothed_derivatives(act, m: Array, s: Array, K: int, order: int = 48):
-    """Gaussian-smoothed derivatives (SPEC §2): ``g_k = E σ^{(k)}(m + s z) = s^{-k} E[σ(m + s z) He_k(z)]``.
+    """Gaussian-smoothed derivatives (docs/theory.md §2): ``g_k = E σ^{(k)}(m + s z) = s^{-k} E[σ(m + s z) He_k(z)]``.
 
     ``m`` and ``s`` broadcast together; returns ``(g, m2)`` with ``g`` of shape ``(K+1,) + shape``
     and ``m2 = E σ(m + s z)²``. Uses the activation's closed form when it has one, otherwise

@@ -1,9 +1,9 @@
-"""Class-resolved losses and timescales for Gaussian-mixture data (extends SPEC §2–4 to classes).
+"""Class-resolved losses and timescales for Gaussian-mixture data (extends docs/theory.md §2–4 to classes).
 
 P_0 = Σ_c π_c P_c with P_c = N(μ_c, Σ_c). One RF score is trained on the whole training set
-(the shared A(τ) of SPEC §3); it is evaluated on each class separately:
+(the shared A(τ) of docs/theory.md §3); it is evaluated on each class separately:
 
-- train loss of class c: the quadratic form of SPEC §2 with ``U_c = (1/n_c) Σ_{ν∈c} E_ξ φ_νφ_νᵀ``,
+- train loss of class c: the quadratic form of docs/theory.md §2 with ``U_c = (1/n_c) Σ_{ν∈c} E_ξ φ_νφ_νᵀ``,
   ``V_c`` likewise (class c's training points); ``Σ_c (n_c/n) U_c = U``;
 - test loss of class c: with ``Ũ_c, Ṽ_c`` = population matrices of the single component P_c
   (``Σ_c π_c Ũ_c = Ũ``); gap = test − train;

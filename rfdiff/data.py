@@ -1,4 +1,4 @@
-"""Data models P_0 (SPEC §1), all represented as Gaussian mixtures with a shared eigenbasis.
+"""Data models P_0 (docs/theory.md §1), all represented as Gaussian mixtures with a shared eigenbasis.
 
 Isotropic Gaussian, Gaussian with a covariance spectrum, Gaussian mixtures and Gaussian data on
 a D-dimensional subspace are all ``GaussianMixture`` objects: component c has weight π_c, mean
@@ -76,36 +76,43 @@ class GaussianMixture:
         """True for a single zero-mean Gaussian (exact Fisher information, Stein cross terms)."""
         return self.n_components == 1 and not np.any(self.means)
 
-    def _basis(self) -> np.ndarray:
+    def orthonormal_basis(self) -> np.ndarray:
+        """The eigenbasis O of every component's covariance (d, d); the identity when none was given."""
         return np.eye(self.d) if self.basis is None else self.basis
 
     def covariance(self) -> np.ndarray:
         """Total covariance Σ of P_0 (d, d)."""
-        O = self._basis()
+        O = self.orthonormal_basis()
         mbar = self.weights @ self.means
         S = sum(wc * ((O * lc) @ O.T + np.outer(mc, mc)) for wc, mc, lc in zip(self.weights, self.means, self.eigvals))
         return S - np.outer(mbar, mbar)
 
     @property
     def sigma_x2(self) -> float:
-        """σ_x² = Tr Σ / d (SPEC §1)."""
+        """σ_x² = Tr Σ / d (docs/theory.md §1)."""
         return float(np.trace(self.covariance()) / self.d)
 
     def sample(self, key: jax.Array, n: int, return_labels: bool = False):
-        """Draw n samples (n, d) from P_0 (and their component labels on request)."""
+        """Draw n samples (n, d) from P_0 (and their component labels on request), float64 numpy arrays.
+
+        The draw is made in float64 whatever the global JAX setting, so a key gives the same points everywhere.
+        """
         n = check_positive_int("n", n)
-        kc, kz = jax.random.split(key)
-        labels = jax.random.choice(kc, self.n_components, (n,), p=jnp.asarray(self.weights))
-        z = jax.random.normal(kz, (n, self.d), dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
-        lam = jnp.asarray(self.eigvals)[labels]
-        x = z * jnp.sqrt(lam)
+        with jax.enable_x64(True):
+            kc, kz = jax.random.split(key)
+            if self.n_components == 1:          # every label is 0 (the same draws as choosing among one class)
+                labels = np.zeros(n, dtype=np.int32)
+            else:
+                labels = np.asarray(jax.random.choice(kc, self.n_components, (n,), p=jnp.asarray(self.weights)))
+            z = np.asarray(jax.random.normal(kz, (n, self.d), dtype=jnp.float64))
+        x = z * np.sqrt(self.eigvals[labels])
         if self.basis is not None:
-            x = x @ jnp.asarray(self.basis).T
-        x = x + jnp.asarray(self.means)[labels]
+            x = x @ self.basis.T
+        x = x + self.means[labels]
         return (x, labels) if return_labels else x
 
     def noised(self, t: float) -> "GaussianMixture":
-        """The noised law P_t (SPEC §1): means e^{-t}μ_c, eigenvalues e^{-2t}λ_c + Δ_t."""
+        """The noised law P_t (docs/theory.md §1): means e^{-t}μ_c, eigenvalues e^{-2t}λ_c + Δ_t."""
         dt = delta(t)
         return dataclasses.replace(self, means=math.exp(-t) * self.means,
                                    eigvals=math.exp(-2 * t) * self.eigvals + dt, name=f"{self.name}@t={t:g}")
@@ -115,7 +122,7 @@ class GaussianMixture:
         y = jnp.asarray(y)
         if np.any(self.eigvals <= 0):
             raise ValueError("score needs positive covariance eigenvalues (use .noised(t) first)")
-        O = jnp.asarray(self._basis())
+        O = jnp.asarray(self.orthonormal_basis())
         yo = y @ O                                   # coordinates in the eigenbasis
         mo = jnp.asarray(self.means) @ O             # (C, d)
         lam = jnp.asarray(self.eigvals)              # (C, d)
@@ -140,7 +147,7 @@ class GaussianMixture:
         """Per component, mean ``W μ_c/√d`` (C, p) and covariance factor ``F_c = W O diag(√λ_c)/√d`` (C, p, d); float64."""
         W = np.asarray(W, dtype=np.float64)
         sd = math.sqrt(self.d)
-        WO = W @ self._basis() / sd
+        WO = W @ self.orthonormal_basis() / sd
         means = self.means @ W.T / sd
         factors = WO[None] * np.sqrt(self.eigvals)[:, None, :]
         return means, factors

@@ -1,4 +1,4 @@
-"""Forward Ornstein–Uhlenbeck process (SPEC §1): ``x_t = e^{-t} x_0 + sqrt(Δ_t) ξ``."""
+"""Forward Ornstein–Uhlenbeck process (docs/theory.md §1): ``x_t = e^{-t} x_0 + sqrt(Δ_t) ξ``."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from ._util import check_positive
 
 
 def delta(t: float) -> float:
-    """Noise variance of the forward process, ``Δ_t = 1 - e^{-2t}`` (SPEC §1)."""
+    """Noise variance of the forward process, ``Δ_t = 1 - e^{-2t}`` (docs/theory.md §1)."""
     t = check_positive("t", t)
     return -math.expm1(-2.0 * t)
 

@@ -1,4 +1,4 @@
-"""Exact training dynamics of the RF score from one eigendecomposition of U (SPEC §3, eq. 53).
+"""Exact training dynamics of the RF score from one eigendecomposition of U (docs/theory.md §3, eq. 53).
 
 With ``U = Q diag(λ) Qᵀ``, ``Y = Qᵀ V`` and A(0) = 0, gradient descent keeps every mode on
 its own: ``B(τ) = A/√p = (1/√Δ_t) Yᵀ diag(f(τ)) Qᵀ`` with ``f_i = (e_i(τ) - 1)/λ_i`` where
@@ -14,60 +14,72 @@ Eigenvalues are clipped at 0 and ``expm1`` keeps the small-λ limit exact (f →
 from __future__ import annotations
 
 import dataclasses
+import ctypes
+import glob
+import functools
 import math
+import os
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
-from ._util import check_positive, x64
+from ._util import check_array, check_positive, check_symmetric, x64
 from .diffusion import delta
-from .io import device_memory
 from .results import Curves
 
 
+# All the large LAPACK/BLAS calls of the exact route go through numpy's own OpenBLAS. scipy ships a
+# second OpenBLAS; alternating between the two leaves one library's threads spinning while the other
+# works, which slowed an eigendecomposition after the (numpy) Mehler products by up to 25× on 2 cores.
+
+
 def eigh(U):
-    """Symmetric eigendecomposition in float64: numpy arrays from LAPACK's divide-and-conquer on CPU
-    (≈2x faster than jnp there), JAX arrays on an accelerator."""
+    """Symmetric eigendecomposition in float64 (LAPACK's divide and conquer): numpy arrays on CPU, JAX
+    arrays on an accelerator."""
     if jax.default_backend() == "cpu":
-        return scipy.linalg.eigh(np.asarray(U, dtype=np.float64), driver="evd", check_finite=False)
+        return np.linalg.eigh(np.asarray(U, dtype=np.float64))
     with jax.enable_x64(True):
         return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
 
 
+@functools.lru_cache(maxsize=1)
+def _dsyevd_2stage():
+    """LAPACKE's two-stage symmetric eigenvalue driver from numpy's OpenBLAS (64-bit integers), or None.
+
+    Neither numpy nor scipy wraps ``dsyevd_2stage``; the OpenBLAS that numpy ships exports it. The
+    two-stage reduction is BLAS-3 heavy: eigenvalues only, 1.4–1.75× faster than ``dsyevd`` at
+    p = 4096–6400 on 2 cores (measured; eigenvalues equal to 1e-14 relative).
+    """
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so*"))
+    for path in libs:
+        try:
+            fn = ctypes.CDLL(path).scipy_LAPACKE_dsyevd_2stage64_
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_int64
+        fn.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_char, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                       ctypes.c_void_p]
+        return fn
+    return None
+
+
 def eigvalsh(U) -> np.ndarray:
-    """Eigenvalues only (ascending, float64): LAPACK on CPU, ``jnp.linalg.eigvalsh`` on an accelerator."""
+    """Eigenvalues only (ascending, float64): LAPACK on CPU (the two-stage driver for p ≥ 3000 when numpy's
+    OpenBLAS has it), ``jnp.linalg.eigvalsh`` on an accelerator."""
     if jax.default_backend() == "cpu":
-        return scipy.linalg.eigvalsh(np.asarray(U, dtype=np.float64), check_finite=False, driver="evd")
+        A = np.array(U, dtype=np.float64, order="C", copy=True)
+        fn = _dsyevd_2stage() if A.ndim == 2 and A.shape[0] >= 3000 else None
+        if fn is not None and A.shape[0] == A.shape[1]:
+            w = np.empty(A.shape[0])
+            # row-major, no vectors, lower triangle (the matrix is symmetric)
+            if fn(101, b"N", b"L", A.shape[0], A.ctypes.data, A.shape[0], w.ctypes.data) == 0:
+                return w
+            A = np.array(U, dtype=np.float64)
+        return np.linalg.eigvalsh(A)
     with jax.enable_x64(True):
         return np.asarray(jnp.linalg.eigvalsh(jnp.asarray(U, dtype=jnp.float64)))
-
-
-DENSE_ARRAYS = 8  # p×p float64 arrays alive at the peak of the dense path (U, Ũ, Q, QᵀŨQ, H, temporaries)
-
-
-def dense_path_bytes(p: int) -> int:
-    """Peak memory of the dense path (:func:`exact_dynamics`): about ``DENSE_ARRAYS`` p×p float64 arrays."""
-    return DENSE_ARRAYS * 8 * int(p) ** 2
-
-
-def dense_fits(p: int, cpu_max_p: int = 8192, fraction: float = 0.7) -> bool:
-    """Whether the dense eigendecomposition path suits p on the default JAX device.
-
-    CPU: p ≤ ``cpu_max_p`` (above it the O(p³) eigendecomposition dominates; use Lanczos).
-    Accelerator: :func:`dense_path_bytes` ≤ ``fraction`` of the device's memory limit.
-    """
-    mem = device_memory()
-    if not mem or "bytes_limit" not in mem:
-        return int(p) <= cpu_max_p
-    return dense_path_bytes(p) <= fraction * mem["bytes_limit"]
-
-
-def _xp(*arrays):
-    """numpy for host arrays, jax.numpy when any argument is a JAX array (accelerators keep data on device)."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
 def mode_factors_flow(lam, taus, c):
@@ -98,27 +110,15 @@ def _evaluate(F, lam, ysq, H, g, g_emp):
 
 
 def congruence(M, Q):
-    """Qᵀ M Q for a symmetric M: through M = L Lᵀ as (LᵀQ)ᵀ(LᵀQ) (p³/3 + p³ + p³ flops instead of 4p³)
-    when M is positive definite on the host, else two products."""
+    """Qᵀ M Q (two products, in numpy's BLAS on the host)."""
     if isinstance(M, jax.Array) or isinstance(Q, jax.Array):
         return Q.T @ (M @ Q)
-    M = np.asarray(M, dtype=np.float64)
-    try:
-        L = scipy.linalg.cholesky(M, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return Q.T @ (M @ Q)
-    blas = scipy.linalg.blas
-    Z = blas.dtrmm(1.0, L, np.asfortranarray(Q), side=0, lower=1, trans_a=1)   # Lᵀ Q
-    del L
-    S = blas.dsyrk(1.0, Z, trans=1, lower=0)                                   # Zᵀ Z, upper triangle
-    iu = np.tril_indices_from(S, -1)
-    S[iu] = S.T[iu]
-    return S
+    return Q.T @ (np.asarray(M, dtype=np.float64) @ Q)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExactDynamics:
-    """Eigen-data of one problem; call :meth:`curves` or :meth:`A` at any τ (SPEC §3)."""
+    """Eigen-data of one problem; call :meth:`curves` or :meth:`A` at any τ (docs/theory.md §3)."""
 
     d: int
     p: int
@@ -192,7 +192,7 @@ class ExactDynamics:
 
     @x64
     def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
-        """Trained weights A(τ) = √p (1/√Δ_t) Yᵀ diag(f) Qᵀ (d, p) (SPEC eq. 53)."""
+        """Trained weights A(τ) = √p (1/√Δ_t) Yᵀ diag(f) Qᵀ (d, p) (docs/theory.md §3.2)."""
         fv = self.f([tau], eta)[0]
         return math.sqrt(self.p / delta(self.t)) * (self.Y.T * fv) @ self.Q.T
 
@@ -211,11 +211,28 @@ def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[floa
     ``H = (Y Yᵀ) ∘ (Qᵀ Ũ Q)``, ``g = diag(Y (Qᵀ Ṽ)ᵀ)``, ``Y = Qᵀ V``; numpy on the host (LAPACK and
     BLAS, no compilation), jax.numpy on an accelerator.
     """
-    V = np.asarray(V, dtype=np.float64)
+    V = check_array("V", V, ndim=2)
     p, d = V.shape
-    if np.shape(U) != (p, p):
-        raise ValueError(f"U must be ({p}, {p}) to match V {V.shape}, got {np.shape(U)}")
+    if isinstance(U, jax.Array) and jax.default_backend() != "cpu":
+        if U.shape != (p, p):
+            raise ValueError(f"U must have shape ({p}, {p}) to match V {V.shape}, got {U.shape}")
+    else:
+        U = check_symmetric("U", U)
+        if U.shape != (p, p):
+            raise ValueError(f"U must have shape ({p}, {p}) to match V {V.shape}, got {U.shape}")
     t = check_positive("t", t)
+    if (U_pop is None) != (V_pop is None):
+        raise ValueError("U_pop and V_pop must be given together")
+    if U_pop is not None:
+        U_pop = check_symmetric("U_pop", U_pop)
+        if U_pop.shape != (p, p):
+            raise ValueError(f"U_pop must have shape ({p}, {p}), got {U_pop.shape}")
+        V_pop = check_array("V_pop", V_pop, shape=(p, d))
+    if emp_cross is not None:
+        emp_cross = check_array("emp_cross", emp_cross, shape=(p, d))
+        emp_sq = float(check_array("emp_sq", emp_sq, ndim=0))
+    if fisher is not None:
+        fisher = float(check_array("fisher", fisher, ndim=0))
     lam, Q = eigh(U)
     if jax.default_backend() == "cpu":
         lam, Q = np.asarray(lam), np.asarray(Q)

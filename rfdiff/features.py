@@ -1,21 +1,27 @@
-"""Random features and the RF score ``s_A(x) = A σ(W x/√d)/√p`` (SPEC §1, eq. 7)."""
+"""Random features and the RF score ``s_A(x) = A σ(W x/√d)/√p`` (docs/theory.md §1, eq. 7)."""
 from __future__ import annotations
 
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._util import check_positive_int
 from .activations import get_activation
 
 
-def init_W(key: jax.Array, p: int, d: int, dtype=None) -> jnp.ndarray:
-    """Frozen first layer W ∈ R^{p×d}, i.i.d. N(0, 1) (SPEC §1)."""
+def init_W(key: jax.Array, p: int, d: int, dtype=np.float64) -> np.ndarray:
+    """Frozen first layer W ∈ R^{p×d}, i.i.d. N(0, 1) (docs/theory.md §1.3).
+
+    Drawn in float64 whatever the global JAX setting, so a key gives the same W everywhere;
+    returned as a numpy array of ``dtype`` (float64 by default).
+    """
     p = check_positive_int("p", p)
     d = check_positive_int("d", d)
-    dtype = dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
-    return jax.random.normal(key, (p, d), dtype=dtype)
+    with jax.enable_x64(True):
+        W = np.asarray(jax.random.normal(key, (p, d), dtype=jnp.float64))
+    return W.astype(dtype, copy=False)
 
 
 def features(W: jnp.ndarray, X: jnp.ndarray, activation="tanh") -> jnp.ndarray:
@@ -25,5 +31,5 @@ def features(W: jnp.ndarray, X: jnp.ndarray, activation="tanh") -> jnp.ndarray:
 
 
 def rf_score(A: jnp.ndarray, W: jnp.ndarray, X: jnp.ndarray, activation="tanh") -> jnp.ndarray:
-    """s_A(x) = A σ(W x/√d)/√p for X (N, d) → (N, d) (SPEC eq. 7)."""
+    """s_A(x) = A σ(W x/√d)/√p for X (N, d) → (N, d) (docs/theory.md §1.3)."""
     return features(W, X, activation) @ A.T / math.sqrt(W.shape[0])

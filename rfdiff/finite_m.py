@@ -1,4 +1,4 @@
-"""Exact time-resolved dynamics with m frozen noise draws per training point (SPEC §2 "finite m").
+"""Exact time-resolved dynamics with m frozen noise draws per training point (docs/theory.md §2 "finite m").
 
 The N = n·m noised points ``z^{ν,a} = e^{-t} x^ν + √Δ_t ξ^{ν,a}`` (a = 1..m) are fixed once;
 with features Φ (N × p, rows φ(z)) and noises Ξ (N × d),
@@ -9,7 +9,7 @@ with features Φ (N × p, rows φ(z)) and noises Ξ (N × d),
     L^{(m)}_{train} = c_Ξ + \\frac{Δ_t}{d} Tr(B U_m B^T) + \\frac{2\\sqrt{Δ_t}}{d} Tr(B V_m),
     \\quad c_Ξ = \\frac{\\|Ξ\\|_F^2}{N d}
 
-(c_Ξ → 1 only as m → ∞). Training on L^{(m)}_train from A(0) = 0 is the dynamics of SPEC §3 with
+(c_Ξ → 1 only as m → ∞). Training on L^{(m)}_train from A(0) = 0 is the dynamics of docs/theory.md §3 with
 (U_m, V_m) in place of (U, V). Primal form (N ≥ p): one eigendecomposition of U_m via
 :func:`rfdiff.dynamics.exact_dynamics`. Dual form (N < p): U_m has rank N; from the Gram
 ``K = Φ Φᵀ/N = P diag(μ) Pᵀ`` the non-null modes are ``q_k = Φᵀ p_k/√(N μ_k)`` with
@@ -17,7 +17,7 @@ with features Φ (N × p, rows φ(z)) and noises Ξ (N × d),
 move and the τ → ∞ limit is the minimum-norm interpolator. Both forms give a
 :class:`rfdiff.ridge.RidgeDynamics` (ridge λ and τ = ∞ supported). Losses reported: the train
 loss on the frozen draws, the noise-averaged train loss (exact U, V), the test loss, the score
-error and the distance to the empirical score (SPEC §2).
+error and the distance to the empirical score (docs/theory.md §2).
 
 Weighted draws (``weights`` w_a, Σ_a w_a = 1) generalise 1/m: U_m = (1/n) Σ_ν Σ_a w_a φφᵀ.
 With a product Gauss–Hermite rule as the "draws" the object converges to the exact average
@@ -39,18 +39,19 @@ from ._util import check_finite_array, check_positive_int, gauss_hermite, x64
 from .activations import get_activation
 from .diffusion import delta
 from .dynamics import exact_dynamics
-from .matrices import FeatureMoments
 from .results import Curves
-from .ridge import RidgeDynamics, _check_ps, _check_rcond, _check_ridge, static_losses, with_ridge
+from .ridge import RidgeDynamics, check_ps, check_rcond, check_ridge, static_losses, with_ridge
 
 FORMS = ("auto", "primal", "dual")
 
 
 @x64
-def frozen_noise(key: jax.Array, m: int, n: int, d: int) -> jnp.ndarray:
-    """m i.i.d. N(0, I_d) noise draws per training point, shape (m, n, d) (SPEC §2 finite m)."""
+def frozen_noise(key: jax.Array, m: int, n: int, d: int) -> np.ndarray:
+    """m i.i.d. N(0, I_d) noise draws per training point, (m, n, d) (docs/theory.md §2.6): draw a is
+    ``normal(fold_in(key, a), (n, d))``, the draws ``TrainConfig(noise="frozen")`` trains on with this key."""
     m, n, d = (check_positive_int(k, v) for k, v in (("m", m), ("n", n), ("d", d)))
-    return jax.random.normal(key, (m, n, d), dtype=jnp.float64)
+    return np.stack([np.asarray(jax.random.normal(jax.random.fold_in(key, a), (n, d), dtype=jnp.float64))
+                     for a in range(m)])
 
 
 def gauss_hermite_noise(d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,15 +106,6 @@ def frozen_features(W, X, t: float, noise, weights=None, activation="tanh"):
     Phi = Phi * jnp.asarray(np.broadcast_to(scale, (m, n, 1)).reshape(m * n, 1))
     Xi = (noise * scale).reshape(m * n, d)
     return Phi, jnp.asarray(Xi), float(np.sum(Xi * Xi) / d)
-
-
-@x64
-def finite_m_matrices(W, X, t: float, noise, weights=None, activation="tanh") -> FeatureMoments:
-    """U_m = Φ̃ᵀΦ̃ and V_m = Φ̃ᵀΞ̃ for the given frozen draws (SPEC §2 finite m); info holds c_Ξ and m."""
-    Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
-    m = int(np.shape(noise)[0])
-    return FeatureMoments(np.asarray(Phi.T @ Phi), Phi.T @ Xi, None, 0.0,
-                          {"method": "frozen_draws", "m": m, "noise_sq": c})
 
 
 def _dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq):
@@ -185,7 +177,7 @@ class FiniteMDynamics:
                       method=f"exact modes on m = {self.m} frozen draws ({self.form})")
 
     def A(self, tau: float, eta: Optional[float] = None) -> jnp.ndarray:
-        """Trained weights A(τ) (d, p) (SPEC eq. 53 with U_m, V_m); τ = np.inf gives the min-norm / ridge solution."""
+        """Trained weights A(τ) (d, p) (docs/theory.md §3.2 with U_m, V_m); τ = np.inf gives the min-norm / ridge solution."""
         return self.core.A(tau, eta)
 
     def A_infinity(self) -> jnp.ndarray:
@@ -194,7 +186,7 @@ class FiniteMDynamics:
 
     def with_ridge(self, ridge: float) -> "FiniteMDynamics":
         """The same frozen draws with ridge λ (rfdiff.ridge normalisation); no new eigendecomposition."""
-        r = _check_ridge(ridge)
+        r = check_ridge(ridge)
         avg = None if self.avg is None else dataclasses.replace(self.avg, ridge=r)
         return dataclasses.replace(self, core=dataclasses.replace(self.core, ridge=r), avg=avg)
 
@@ -204,7 +196,7 @@ def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", U_
                       fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
                       U_avg=None, V_avg=None, ridge: float = 0.0, form: str = "auto",
                       rcond: float = 1e-12) -> FiniteMDynamics:
-    """Exact dynamics on the frozen draws ``noise`` (m, n, d) (module docstring; SPEC §2–3 with U_m, V_m).
+    """Exact dynamics on the frozen draws ``noise`` (m, n, d) (module docstring; docs/theory.md §2–3 with U_m, V_m).
 
     ``form``: "primal" (eigh of U_m, p×p), "dual" (eigh of the N×N Gram) or "auto" (dual iff N < p).
     U_pop/V_pop (Ũ, Ṽ) give the test loss, ``fisher`` the score error, emp_cross/emp_sq the distance
@@ -212,8 +204,8 @@ def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", U_
     """
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    _check_ridge(ridge)
-    _check_rcond(rcond)
+    check_ridge(ridge)
+    check_rcond(rcond)
     Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
     N, p = Phi.shape
     d = Xi.shape[1]
@@ -257,7 +249,7 @@ def finite_m_from_problem(key: jax.Array, problem, m: int, ridge: float = 0.0, f
 
 
 @x64
-def statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activation="tanh", U_pop=None,
+def frozen_statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activation="tanh", U_pop=None,
                  V_pop=None, U_avg=None, V_avg=None, fisher: Optional[float] = None, rcond: float = 1e-12) -> dict:
     """τ → ∞ frozen-draw losses of the models made of the first p rows of W (p ∈ ps), per ridge: arrays (P, R).
 
@@ -268,7 +260,7 @@ def statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activat
     """
     Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
     Phi, Xi = np.asarray(Phi), np.asarray(Xi)
-    ps = _check_ps(ps, Phi.shape[1])
+    ps = check_ps(ps, Phi.shape[1])
     rows = []
     for p in ps:
         S, s, Rt = np.linalg.svd(Phi[:, :p], full_matrices=False)

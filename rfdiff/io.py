@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import tempfile
 from pathlib import Path
@@ -68,8 +69,6 @@ def device_memory() -> dict | None:
 
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process in bytes (Linux ru_maxrss is in KiB)."""
-    import resource
-
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
@@ -123,11 +122,12 @@ def save_npz(path, arrays: dict) -> Path:
     return path
 
 
-def save_figure(fig, stem) -> list[Path]:
-    """Save a matplotlib figure as ``stem.png`` and ``stem.pdf`` atomically."""
+def save_figure(fig, stem, tight: bool = True) -> list[Path]:
+    """Save a matplotlib figure as ``stem.png`` and ``stem.pdf`` atomically (``tight``: crop to the drawn area)."""
     out = []
     for ext in ("png", "pdf"):
         path = Path(f"{stem}.{ext}")
-        atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150, bbox_inches="tight"))
+        atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150,
+                                                          bbox_inches="tight" if tight else None))
         out.append(path)
     return out

@@ -1,4 +1,4 @@
-"""Exact noise-averaged matrices U, V (training set) and Ũ, Ṽ (population) at finite d (SPEC §2).
+"""Exact noise-averaged matrices U, V (training set) and Ũ, Ṽ (population) at finite d (docs/theory.md §2).
 
 V and Ṽ are exact by Stein's lemma. U and Ũ use the Mehler expansion: for preactivations
 h ~ N(m, C), ``E σ(h_i) σ(h_j) = Σ_k C_ij^k/k! g_k(m_i, s_i) g_k(m_j, s_j)`` (i ≠ j) with
@@ -92,18 +92,18 @@ def smoothed_rows(act, M: np.ndarray, s: np.ndarray, K: int, quad_order: int, bl
 def mehler_rows(G: np.ndarray, w: np.ndarray, F: np.ndarray, rows: slice, cols: slice = slice(None)) -> np.ndarray:
     """Off-diagonal Mehler sum on a block, ``Σ_k (C^k/k!) ∘ (G_k[rows] diag(w) G_k[cols]ᵀ)``, C = F Fᵀ (numpy).
 
-    The diagonal entries of a block that contains it are not exact (see :meth:`MehlerPlan.dense`).
+    Evaluated by Horner's rule in C, ``T_0 + C ∘ (T_1 + C ∘ (T_2 + …))`` with ``T_k = G_k diag(w/k!) G_kᵀ``:
+    one product and two elementwise passes per order. The diagonal entries of a block that contains
+    it are not exact (see :meth:`MehlerPlan.dense`).
     """
     Cb = F[rows] @ F[cols].T
-    Gc = G[:, cols] * w
-    acc = G[0, rows] @ Gc[0].T
-    Ck = np.ones_like(Cb)
-    tmp = np.empty_like(Cb)
-    for k in range(1, G.shape[0]):
-        Ck *= Cb
-        Ck *= 1.0 / k
-        np.matmul(G[k, rows], Gc[k].T, out=tmp)
-        tmp *= Ck
+    K = G.shape[0] - 1
+    fact = np.cumprod(np.concatenate([[1.0], np.arange(1, K + 1)]))       # k!
+    acc = G[K, rows] @ (G[K, cols] * (w / fact[K])).T
+    tmp = np.empty_like(acc)
+    for k in range(K - 1, -1, -1):
+        acc *= Cb
+        np.matmul(G[k, rows], (G[k, cols] * (w / fact[k])).T, out=tmp)
         acc += tmp
     return acc
 
@@ -373,7 +373,7 @@ def _mc_finish(sums_U, sums_V, sq_norms, count_per_chunk, method_info):
 @x64
 def train_matrices_mc(key: jax.Array, W, X, t: float, m: int, activation="tanh",
                       draws_per_chunk: int | None = None) -> FeatureMoments:
-    """Finite-m estimator: U_m = (1/(nm)) Σ_ν Σ_a φ(x_t^{ν,a}) φᵀ, V_m likewise with ξ^{ν,a} (SPEC §2).
+    """Finite-m estimator: U_m = (1/(nm)) Σ_ν Σ_a φ(x_t^{ν,a}) φᵀ, V_m likewise with ξ^{ν,a} (docs/theory.md §2).
 
     m frozen noise draws per training point (the finite-m training object, and a Monte Carlo
     cross-check of :func:`train_matrices`). ``trunc_error`` is the relative standard error of U

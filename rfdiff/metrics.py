@@ -1,4 +1,4 @@
-"""Losses and score errors of an RF score as quadratic forms in B = A/√p (SPEC §2, eqs. 55, 164–165)."""
+"""Losses and score errors of an RF score as quadratic forms in B = A/√p (docs/theory.md §2, eqs. 55, 164–165)."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ from .diffusion import delta
 
 @x64
 def quadratic_loss(B, U, V, t: float) -> jnp.ndarray:
-    """Denoising loss ``1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)`` (SPEC §2); train with U, V, test with Ũ, Ṽ."""
+    """Denoising loss ``1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)`` (docs/theory.md §2); train with U, V, test with Ũ, Ṽ."""
     dt = delta(t)
     d = B.shape[0]
     return 1.0 + (dt / d) * jnp.sum((B @ U) * B) + (2.0 * math.sqrt(dt) / d) * jnp.sum(B * V.T)
@@ -21,7 +21,7 @@ def quadratic_loss(B, U, V, t: float) -> jnp.ndarray:
 
 @x64
 def score_error(B, U_pop, V_pop, t: float, fisher: float) -> jnp.ndarray:
-    """E_score = (1/d) E‖s_A(y) - ∇log P_t(y)‖² = (L_test - 1)/Δ_t + J/d, J = E‖∇log P_t‖² (SPEC §2).
+    """E_score = (1/d) E‖s_A(y) - ∇log P_t(y)‖² = (L_test - 1)/Δ_t + J/d, J = E‖∇log P_t‖² (docs/theory.md §2).
 
     Uses E[φ ∇log P_tᵀ] = -Ṽ/√Δ_t (integration by parts), exact for any P_t.
     """
@@ -48,7 +48,7 @@ def empirical_score_np(Y: np.ndarray, X: np.ndarray, t: float) -> np.ndarray:
 
 @x64
 def empirical_score(Y: jnp.ndarray, X: jnp.ndarray, t: float) -> jnp.ndarray:
-    """Score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) at Y (N, d) (SPEC §2): (e^{-t} Σ_ν w_ν x^ν - y)/Δ_t."""
+    """Score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) at Y (N, d) (docs/theory.md §2): (e^{-t} Σ_ν w_ν x^ν - y)/Δ_t."""
     dt = delta(t)
     et = math.exp(-t)
     sq = jnp.sum(Y * Y, 1)[:, None] - 2 * et * Y @ X.T + et**2 * jnp.sum(X * X, 1)[None]

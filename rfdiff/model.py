@@ -1,4 +1,4 @@
-"""Configuration and construction of one RF-score problem at a fixed diffusion time (SPEC §1–2)."""
+"""Configuration and construction of one RF-score problem at a fixed diffusion time (docs/theory.md §1–2)."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +21,7 @@ DATA_KINDS = ("isotropic", "spectrum", "power_law", "mixture", "subspace")
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    """Which P_0 to use (SPEC §1). ``kind`` ∈ DATA_KINDS.
+    """Which P_0 to use (docs/theory.md §1). ``kind`` ∈ DATA_KINDS.
 
     isotropic: N(0, σ_x² I); spectrum: atoms [(λ, weight), ...]; power_law: λ_k ∝ k^{-alpha}
     (Tr Σ/d = σ_x²); mixture: ½N(μ, σ_x² I) + ½N(-μ, σ_x² I) with ‖μ‖ = mu_norm;
@@ -57,7 +57,7 @@ class DataSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RFConfig:
-    """One RF-score problem: sizes, diffusion time, activation, data and seed (SPEC §1)."""
+    """One RF-score problem: sizes, diffusion time, activation, data and seed (docs/theory.md §1)."""
 
     d: int = 64
     p: int = 4096
@@ -97,6 +97,13 @@ class Draw:
     data: GaussianMixture
     W: np.ndarray
     X: np.ndarray
+
+
+def data_law(config: RFConfig) -> GaussianMixture:
+    """The data law P_0 of ``config`` (its random basis, if any, from the seed's first subkey; docs/theory.md §1.1)."""
+    with jax.enable_x64(True):
+        k_data = jax.random.split(jax.random.PRNGKey(config.seed), 5)[0]
+    return config.data.build(config.d, k_data)
 
 
 def draw(config: RFConfig) -> Draw:

@@ -11,6 +11,7 @@ frozen dataclass made of them, numbers, strings, arrays, lists and dicts) as ``s
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import zipfile
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
+
+from .io import atomic_write, to_jsonable
 
 __all__ = ["Curves", "Spectrum", "Timescales", "Thresholds", "Prediction", "CorruptResult", "register", "save", "load",
            "to_payload", "from_payload"]
@@ -331,7 +334,7 @@ def from_payload(tree, arrays: Mapping[str, np.ndarray]):
         if "__dict__" in x:
             return {_hashable(walk(k)): walk(v) for k, v in x["__dict__"]}
         if "__type__" in x:
-            cls = _REGISTRY.get(x["__type__"])
+            cls = _REGISTRY.get(x["__type__"]) or _import_type(x["__type__"])
             if cls is None:
                 raise CorruptResult(f"unknown result type {x['__type__']!r}")
             kw = {k: walk(v) for k, v in x.items() if k != "__type__"}
@@ -339,6 +342,23 @@ def from_payload(tree, arrays: Mapping[str, np.ndarray]):
         return {k: walk(v) for k, v in x.items()}
 
     return walk(tree)
+
+
+def _import_type(name: str):
+    """Import the module of a type of rfdiff's own packages (whose import registers it) and look it up again.
+
+    Only rfdiff, rfdiff_cli and rfdiff_analysis modules are imported: a saved file never imports other code.
+    """
+    module, _, qual = name.rpartition(".")
+    if module.split(".")[0] not in ("rfdiff", "rfdiff_cli", "rfdiff_analysis"):
+        return None
+    try:
+        cls = getattr(importlib.import_module(module), qual, None)
+    except ImportError:
+        return None
+    if cls is not None and dataclasses.is_dataclass(cls):
+        register(cls)
+    return _REGISTRY.get(name)
 
 
 def _hashable(k):
@@ -350,8 +370,6 @@ def save(obj, stem, meta: Optional[dict] = None) -> list[Path]:
 
     The NPZ is written first, so a JSON that exists always has its arrays.
     """
-    from .io import atomic_write
-
     stem = Path(stem)
     tree, arrays = to_payload(obj)
     text = json.dumps({"result": tree, "meta": _jsonable(meta or {})}, indent=1, sort_keys=True) + "\n"
@@ -378,5 +396,4 @@ def load(stem, with_meta: bool = False):
 
 
 def _jsonable(x):
-    from .io import to_jsonable
     return to_jsonable(x)

@@ -1,7 +1,7 @@
-"""Ridge-regularised training of the RF score, in dynamics and statics (extends SPEC §2–3).
+"""Ridge-regularised training of the RF score, in dynamics and statics (extends docs/theory.md §2–3).
 
 Normalisation (chosen so that the ridge is a shift of the spectrum of U, in the units of its
-eigenvalues, and the penalty carries the same 1/d as every loss of SPEC §2):
+eigenvalues, and the penalty carries the same 1/d as every loss of docs/theory.md §2):
 
 .. math::
 
@@ -10,7 +10,7 @@ eigenvalues, and the penalty carries the same 1/d as every loss of SPEC §2):
 
 Since ``L_train = 1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)``, the penalised objective is
 the same quadratic form with ``U → U + λ I``: the eigenvectors of U are unchanged and every mode
-sees ``λ_i → λ_i + λ``. Gradient flow ``dA/dτ = -d² ∇L_λ`` (τ = kη/d², SPEC §3) from A(0) = 0
+sees ``λ_i → λ_i + λ``. Gradient flow ``dA/dτ = -d² ∇L_λ`` (τ = kη/d², docs/theory.md §3) from A(0) = 0
 gives ``B(τ) = (1/√Δ_t) Yᵀ diag(f) Qᵀ`` with
 
 .. math::
@@ -22,7 +22,7 @@ gives ``B(τ) = (1/√Δ_t) Yᵀ diag(f) Qᵀ`` with
 ``A*_λ = -√(p/Δ_t) Vᵀ (U + λ I)^{-1}``; at λ = 0 it is the minimum-norm minimiser (modes with
 ``λ_i ≤ rcond · λ_max`` are treated as null, the pseudo-inverse convention of ``A_infinity``).
 Reported losses (train, test, score error, distance to the empirical score) are those of
-SPEC §2, without the penalty; the penalised objective is reported as ``objective``.
+docs/theory.md §2, without the penalty; the penalised objective is reported as ``objective``.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from .dynamics import ExactDynamics, exact_dynamics, mode_factors_flow, mode_fac
 from .results import Curves
 
 
-def _check_ridge(ridge) -> float:
+def check_ridge(ridge) -> float:
     try:
         r = float(ridge)
     except (TypeError, ValueError):
@@ -50,7 +50,7 @@ def _check_ridge(ridge) -> float:
     return r
 
 
-def _check_rcond(rcond) -> float:
+def check_rcond(rcond) -> float:
     r = check_positive("rcond", rcond)
     if r >= 1:
         raise ValueError(f"rcond must be in (0, 1), got {rcond!r}")
@@ -69,8 +69,8 @@ class RidgeDynamics(ExactDynamics):
     rcond: float = 1e-12
 
     def __post_init__(self):
-        object.__setattr__(self, "ridge", _check_ridge(self.ridge))
-        object.__setattr__(self, "rcond", _check_rcond(self.rcond))
+        object.__setattr__(self, "ridge", check_ridge(self.ridge))
+        object.__setattr__(self, "rcond", check_rcond(self.rcond))
 
     def _lam_shifted(self) -> jnp.ndarray:
         return self.lam + self.ridge
@@ -132,11 +132,11 @@ def with_ridge(dyn: ExactDynamics, ridge: float, rcond: float = 1e-12) -> RidgeD
 def ridge_dynamics(U, V, t: float, ridge: float, U_pop=None, V_pop=None, fisher: Optional[float] = None,
                    emp_cross=None, emp_sq: Optional[float] = None, rcond: float = 1e-12) -> RidgeDynamics:
     """:func:`~rfdiff.dynamics.exact_dynamics` for the objective L_train + (Δ_t λ/(d p))‖A‖²_F."""
-    _check_ridge(ridge)
+    check_ridge(ridge)
     return with_ridge(exact_dynamics(U, V, t, U_pop, V_pop, fisher, emp_cross, emp_sq), ridge, rcond)
 
 
-def from_problem(problem, ridge: float) -> RidgeDynamics:
+def ridge_from_problem(problem, ridge: float) -> RidgeDynamics:
     """:func:`ridge_dynamics` for an :class:`rfdiff.model.RFProblem`."""
     return ridge_dynamics(problem.train.U, problem.train.V, problem.config.t, ridge, problem.pop.U, problem.pop.V,
                           problem.fisher, problem.emp_cross, problem.emp_sq)
@@ -147,7 +147,7 @@ def ridge_statics(U, V, t: float, ridge: float) -> np.ndarray:
     """Static ridge solution A*_λ = -√(p/Δ_t) Vᵀ (U + λI)^{-1} by a direct solve (λ > 0 or U invertible)."""
     U = np.asarray(check_finite_array("U", U), dtype=np.float64)
     V = np.asarray(check_finite_array("V", V), dtype=np.float64)
-    r = _check_ridge(ridge)
+    r = check_ridge(ridge)
     p = V.shape[0]
     if V.ndim != 2 or U.shape != (p, p):
         raise ValueError(f"U must be (p, p) and V (p, d); got {U.shape} and {V.shape}")
@@ -181,12 +181,12 @@ def _ridge_grid(ridges) -> np.ndarray:
     if r.ndim != 1 or r.size == 0:
         raise ValueError("ridges must be a non-empty 1-d sequence")
     for x in r:
-        _check_ridge(x)
+        check_ridge(x)
     return r
 
 
 def _mode_losses(lam, Q, Y, t, F, U_pop, V_pop, U_avg, V_avg, fisher, const) -> dict:
-    """SPEC §2 losses for rows of mode functions F (K, r) with B = (1/√Δ_t) Yᵀ diag(f) Qᵀ (numpy, no JIT)."""
+    """docs/theory.md §2 losses for rows of mode functions F (K, r) with B = (1/√Δ_t) Yᵀ diag(f) Qᵀ (numpy, no JIT)."""
     d, dt = Y.shape[1], delta(t)
     ysq = np.sum(Y * Y, axis=1)
     out = {"train_loss": const + (F * F @ (lam * ysq) + 2 * F @ ysq) / d, "weight_norm": (F * F) @ ysq / (d * dt)}
@@ -211,7 +211,7 @@ def static_losses(lam, Q, Y, t: float, ridges, U_pop=None, V_pop=None, U_avg=Non
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
     ridges = _ridge_grid(ridges)
-    _check_rcond(rcond)
+    check_rcond(rcond)
     ls = lam[None, :] + ridges[:, None]                                    # (R, r)
     cut = np.where(ridges == 0.0, rcond * (lam.max() if lam.size else 0.0), 0.0)[:, None]
     keep = ls > cut
@@ -222,7 +222,7 @@ def static_losses(lam, Q, Y, t: float, ridges, U_pop=None, V_pop=None, U_avg=Non
     return out
 
 
-def _check_ps(ps, p_max):
+def check_ps(ps, p_max):
     ps = np.atleast_1d(np.asarray(ps))
     if ps.ndim != 1 or ps.size == 0 or not np.issubdtype(ps.dtype, np.integer) or np.any(ps < 1) or np.any(ps > p_max):
         raise ValueError(f"ps must be a non-empty list of integers in [1, {p_max}]")
@@ -241,7 +241,7 @@ def statics_vs_p(U, V, t: float, ps, ridges, U_pop=None, V_pop=None, fisher: Opt
     V = np.asarray(check_finite_array("V", V), dtype=np.float64)
     if V.ndim != 2 or U.shape != (V.shape[0],) * 2:
         raise ValueError(f"U must be (p, p) and V (p, d); got {U.shape} and {V.shape}")
-    ps = _check_ps(ps, V.shape[0])
+    ps = check_ps(ps, V.shape[0])
     rows = []
     for p in ps:
         lam, Q = scipy.linalg.eigh(U[:p, :p], driver="evd")
@@ -266,7 +266,7 @@ def lower_envelope(sweep: dict, key: str = "test_loss") -> dict:
 
 @x64
 def early_stopping_vs_p(U, V, t: float, ps, taus, U_pop, V_pop, ridge: float = 0.0) -> dict:
-    """Minimum over τ ∈ ``taus`` of the test loss of gradient flow (SPEC §3) for the first-p-feature models, p ∈ ps.
+    """Minimum over τ ∈ ``taus`` of the test loss of gradient flow (docs/theory.md §3) for the first-p-feature models, p ∈ ps.
 
     The comparison point for the ridge envelope (early stopping as implicit regularisation).
     Returns per p the minimum, the minimising τ and the whole test-loss curve (P, T).
@@ -275,11 +275,11 @@ def early_stopping_vs_p(U, V, t: float, ps, taus, U_pop, V_pop, ridge: float = 0
     V = np.asarray(check_finite_array("V", V), dtype=np.float64)
     if V.ndim != 2 or U.shape != (V.shape[0],) * 2:
         raise ValueError(f"U must be (p, p) and V (p, d); got {U.shape} and {V.shape}")
-    ps = _check_ps(ps, V.shape[0])
+    ps = check_ps(ps, V.shape[0])
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     if taus.ndim != 1 or np.any(~np.isfinite(taus)) or np.any(taus < 0):
         raise ValueError("taus must be a 1-d array of finite values >= 0")
-    r = _check_ridge(ridge)
+    r = check_ridge(ridge)
     d, dt = V.shape[1], delta(t)
     curves = []
     for p in ps:

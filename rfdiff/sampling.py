@@ -1,8 +1,8 @@
-"""Generation with random-features scores: time-dependent RF score and reverse-time samplers (SPEC §5).
+"""Generation with random-features scores: time-dependent RF score and reverse-time samplers (docs/theory.md §5).
 
 * :func:`train_score_grid` trains one RF score per diffusion time of a grid (log-spaced
   t_min..t_max by default; one shared W or an independent W per time) with the exact
-  gradient-flow solution (SPEC §3, eq. 53): one eigendecomposition of U per grid time gives
+  gradient-flow solution (docs/theory.md §3, eq. 53): one eigendecomposition of U per grid time gives
   A(τ) for any number of training times τ at once (τ = ∞ gives A* = -√(p/Δ_t) Vᵀ U⁻¹).
 * The score at any t uses the nearest grid time (in log t) or linear interpolation in t between
   the two neighbouring grid times.
@@ -12,7 +12,7 @@
   (``x ← x + h (x + s(x, t))``). Steps are log-spaced by default: the score's stiffness grows
   like 1/Δ_t ≈ 1/(2t) at small t, so a step proportional to t keeps Euler stable.
 * Reference samplers use the exact population score of a Gaussian mixture (closed form,
-  SPEC §2) or the exact empirical score of the training set (which can only reproduce
+  docs/theory.md §2) or the exact empirical score of the training set (which can only reproduce
   training points).
 
 All samplers are vectorised over samples, jit-compiled once per shape (``lax.scan`` over the
@@ -61,7 +61,7 @@ def _check_time_range(t_min, t_max):
 
 
 def time_grid(t_min: float, t_max: float, n_times: int, spacing: str = "log") -> np.ndarray:
-    """Ascending grid of diffusion times from t_min to t_max (log- or uniformly spaced), SPEC §5."""
+    """Ascending grid of diffusion times from t_min to t_max (log- or uniformly spaced), docs/theory.md §5."""
     t_min, t_max = _check_time_range(t_min, t_max)
     n_times = check_positive_int("n_times", n_times)
     _check_choice("spacing", spacing, SCHEDULES)
@@ -112,7 +112,7 @@ def grid_lookup(grid_times, t_query, interpolation: str = "nearest"):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RFScoreGrid:
-    """RF scores ``s_k(x) = A_k σ(W_k x/√d)/√p`` at grid times t_k, trained to one or several τ (SPEC §5).
+    """RF scores ``s_k(x) = A_k σ(W_k x/√d)/√p`` at grid times t_k, trained to one or several τ (docs/theory.md §5).
 
     Attributes:
         times: (K,) ascending grid times.
@@ -219,7 +219,7 @@ def train_score_grid(key: jax.Array, X, taus, p: int, *, t_min: float = 0.01, t_
                      shared_W: bool = True, activation="tanh", eta: Optional[float] = None,
                      tol: float = 1e-8, data: Optional[GaussianMixture] = None, curve_taus=None,
                      callback: Optional[Callable[[int, float], None]] = None) -> RFScoreGrid:
-    """Train one RF score per grid time to each τ in ``taus`` with the exact dynamics (SPEC §3 eq. 53, §5).
+    """Train one RF score per grid time to each τ in ``taus`` with the exact dynamics (docs/theory.md §3 eq. 53, §5).
 
     Per grid time t_k: U, V from :func:`~rfdiff.matrices.train_matrices` (exact noise average),
     one eigendecomposition (:func:`~rfdiff.dynamics.exact_dynamics`), then A(τ) for every τ.
@@ -324,7 +324,7 @@ def _rf_score_indep_linear(x, step, params, act):
 
 
 def _mixture_score(y, step, params, act=None):
-    """∇log P_t for a Gaussian mixture with shared eigenbasis O (SPEC §2): same formula as GaussianMixture.score."""
+    """∇log P_t for a Gaussian mixture with shared eigenbasis O (docs/theory.md §2): same formula as GaussianMixture.score."""
     O, logw = params
     mo, lam = step                                  # (C, d) means and eigenvalues of P_t in the eigenbasis
     yo = y @ O
@@ -335,7 +335,7 @@ def _mixture_score(y, step, params, act=None):
 
 
 def _empirical_score(y, step, params, act=None):
-    """Score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) (SPEC §2), as metrics.empirical_score."""
+    """Score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) (docs/theory.md §2), as metrics.empirical_score."""
     X, X2 = params
     et, dt = step
     sq = jnp.sum(y * y, axis=1)[:, None] - 2.0 * et * (y @ X.T) + (et * et) * X2[None]
@@ -408,7 +408,7 @@ def sample_rf(key: jax.Array, scores: RFScoreGrid, n_samples: int, *, tau_index:
               n_steps: int = 100, method: str = "sde", schedule: str = "log",
               interpolation: str = "nearest", t_min: Optional[float] = None, t_max: Optional[float] = None,
               denoise: bool = False, dtype=jnp.float64, batch_size: Optional[int] = None, x0=None) -> jnp.ndarray:
-    """Generate samples with the time-dependent RF score trained to ``scores.taus[tau_index]`` (SPEC §5).
+    """Generate samples with the time-dependent RF score trained to ``scores.taus[tau_index]`` (docs/theory.md §5).
 
     Reverse-time SDE ``-dx = [x + 2 s(x, t)] dt + dB`` (variance 2dt, Euler–Maruyama) or the
     probability-flow ODE ``-dx = [x + s(x, t)] dt``, from x ~ N(0, I) at t_max (default: the
@@ -461,7 +461,7 @@ def sample_population(key: jax.Array, data: GaussianMixture, n_samples: int, *, 
                       t_max: float = 5.0, n_steps: int = 100, method: str = "sde", schedule: str = "log",
                       grid_times=None, denoise: bool = False, dtype=jnp.float64,
                       batch_size: Optional[int] = None, x0=None) -> jnp.ndarray:
-    """Reference sampler with the exact population score ∇log P_t of a Gaussian mixture (SPEC §5).
+    """Reference sampler with the exact population score ∇log P_t of a Gaussian mixture (docs/theory.md §5).
 
     ``grid_times``: evaluate the score at the nearest of these times instead of the step time
     (isolates the time-quantisation error of an RF grid from the RF approximation error).
@@ -471,7 +471,7 @@ def sample_population(key: jax.Array, data: GaussianMixture, n_samples: int, *, 
         raise ValueError("data must be a GaussianMixture")
     ts = reverse_times(t_min, t_max, n_steps, schedule)
     st = _score_times(ts, grid_times)
-    O = jnp.asarray(data._basis())
+    O = jnp.asarray(data.orthonormal_basis())
     mo = jnp.asarray(np.exp(-st)[:, None, None] * (data.means @ np.asarray(O))[None])
     lam = jnp.asarray(np.exp(-2 * st)[:, None, None] * data.eigvals[None] + (-np.expm1(-2 * st))[:, None, None])
     params = (O, jnp.log(jnp.asarray(data.weights)))
@@ -484,7 +484,7 @@ def sample_empirical(key: jax.Array, X, n_samples: int, *, t_min: float = 0.01, 
                      n_steps: int = 100, method: str = "sde", schedule: str = "log", grid_times=None,
                      denoise: bool = False, dtype=jnp.float64, batch_size: Optional[int] = None,
                      x0=None) -> jnp.ndarray:
-    """Reference sampler with the exact empirical score of the training set X (SPEC §2, §5).
+    """Reference sampler with the exact empirical score of the training set X (docs/theory.md §2, §5).
 
     The score of P_t^emp = (1/n) Σ_ν N(e^{-t} x^ν, Δ_t I) drives every trajectory onto a
     training point as t_min → 0. ``batch_size`` defaults to keep batch × n ≤ 2²⁴ kernel entries.
@@ -505,7 +505,7 @@ def sample_empirical(key: jax.Array, X, n_samples: int, *, t_min: float = 0.01, 
 
 def euler_covariance(data: GaussianMixture, *, t_min: float = 0.01, t_max: float = 5.0, n_steps: int = 100,
                      method: str = "sde", schedule: str = "log", grid_times=None) -> np.ndarray:
-    """Exact covariance of the discretised population-score sampler for zero-mean Gaussian data (SPEC §5).
+    """Exact covariance of the discretised population-score sampler for zero-mean Gaussian data (docs/theory.md §5).
 
     In the eigenbasis of Σ the score is linear, ``s = -y/Γ²(t)`` with ``Γ² = e^{-2t}λ + Δ_t``, so
     one Euler step maps the variance v to ``a² v + 2h`` (SDE) or ``a² v`` (ODE) with
@@ -525,12 +525,12 @@ def euler_covariance(data: GaussianMixture, *, t_min: float = 0.01, t_max: float
         g2 = math.exp(-2 * st[k]) * lam - math.expm1(-2 * st[k])
         a = 1.0 + h * (1.0 - c / g2)
         v = a * a * v + (2.0 * h if method == "sde" else 0.0)
-    O = data._basis()
+    O = data.orthonormal_basis()
     return (O * v) @ O.T
 
 
 def activation_is_odd(activation, atol: float = 1e-12) -> bool:
-    """True if σ(-x) = -σ(x) on a grid; then every RF score is odd, s(-x) = -s(x) (SPEC §1, eq. 7).
+    """True if σ(-x) = -σ(x) on a grid; then every RF score is odd, s(-x) = -s(x) (docs/theory.md §1, eq. 7).
 
     An odd score cannot tell x^ν from -x^ν: its memorising limit reproduces the symmetrised
     training set {±x^ν}, so f_mem against X alone saturates near ½ (measure it against

@@ -1,6 +1,6 @@
 """Multi-device U, V: the Mehler products sharded over the p (feature) axis with ``jax.sharding``.
 
-Each device computes its own rows of U = Σ_k (C^k/k!) ∘ (G_k Gw_kᵀ) (SPEC §2); the column-side
+Each device computes its own rows of U = Σ_k (C^k/k!) ∘ (G_k Gw_kᵀ) (docs/theory.md §2); the column-side
 factors (G, F: O(p·n), O(p·d)) are replicated, the p×p result never sits on one device. On CPU
 the path is exercised with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
 """

@@ -15,10 +15,11 @@ Routes (``method``):
   up to p = 8192 on CPU, by stochastic Lanczos quadrature beyond.
 * ``"streamed"`` — neither U nor Ũ is formed (their Mehler rows are streamed through every
   product); spectrum by stochastic Lanczos quadrature. For p beyond memory.
-* ``"auto"`` — ``"dense"`` up to p = 8192 on CPU (and on an accelerator while it fits), then
+* ``"auto"`` — ``"dense"`` up to p = 3000 on CPU (and on an accelerator while it fits), then
   ``"lanczos"`` while U fits in memory, then ``"streamed"``. The Krylov basis that resolves the
   curves to 1e-8 holds about half of p at ψ_p = 64 (the spectrum of U has p − n − d eigenvalues
-  spread around s_t² that V sees), so below p ≈ 8192 one eigendecomposition is cheaper.
+  spread around s_t² that V sees; measured 28 blocks of 64 at p = 4096), so with few blocks
+  (p/(2d) > ``lanczos_max_steps``, small d) one eigendecomposition is the route.
 
 ``model="ge"`` replaces the exact model by its Gaussian equivalent on the same W and X
 (:func:`rfdiff.theory.ge_dynamics`): the control whose finite-size correction should vanish.
@@ -37,8 +38,10 @@ import numpy as np
 from . import dynamics, lanczos
 from ._util import check_positive, check_positive_int
 from .io import device_memory
-from .model import RFConfig, RFProblem, build_problem
-from .results import Curves, Prediction, Spectrum, Thresholds, Timescales, register
+from .model import RFConfig, RFProblem, build_problem, data_law
+from .model import draw
+from .theory import ge_dynamics, predict
+from .results import CURVE_FIELDS, Curves, Prediction, Spectrum, Thresholds, Timescales, register
 from .timescales import extract
 
 __all__ = ["TauGrid", "StudyOptions", "Study", "Side", "StudyResult", "run", "run_study", "memory_estimate",
@@ -49,7 +52,7 @@ MODELS = ("exact", "ge")
 SPECTRA = ("auto", "exact", "slq")
 THEORY_MIN_D = 8           # below it the d → ∞ theory is not a meaningful comparison (a warning is recorded)
 EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); SLQ beyond
-DENSE_MAX_P = 8192           # CPU: the "auto" route eigendecomposes U up to this p
+DENSE_MAX_P = 3000           # CPU: the "auto" route eigendecomposes U up to this p, then Krylov
 
 
 @register
@@ -88,7 +91,7 @@ class StudyOptions:
     thresholds: Thresholds = Thresholds()
     theory: bool = True
     spectrum: str = "auto"                    # "exact" eigenvalues, "slq", or auto (exact when U is formed)
-    lanczos_tol: float = 1e-10
+    lanczos_tol: float = 1e-8
     lanczos_max_steps: int = 64
     slq_probes: int = 16
     slq_steps: int = 80
@@ -195,7 +198,8 @@ def available_memory() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
-def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] = None) -> str:
+def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] = None,
+                  max_steps: int = 64) -> str:
     """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory`` (module docstring).
 
     Raises ValueError (naming ``p``) when even the streamed route does not fit, or when an
@@ -204,8 +208,12 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
     memory = available_memory() if memory is None else memory
     need = {m: memory_estimate(config.p, config.n, config.d, m) for m in ("lanczos", "dense", "streamed")}
     if method == "auto":
-        dense_ok = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu"
-        for m in (("dense",) if dense_ok else ()) + ("lanczos", "streamed"):
+        # the Krylov basis that resolves the curves holds about half of p (module docstring), i.e. about
+        # p/(2d) blocks: beyond ``max_steps`` of them (small d) one eigendecomposition is the better route
+        krylov_ok = 0.5 * config.p / config.d <= max_steps
+        dense_first = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu" or \
+            (not krylov_ok and config.p <= EXACT_SPECTRUM_MAX_P)
+        for m in (("dense",) if dense_first else ()) + ("lanczos", "streamed"):
             if need[m] <= memory:
                 return m
         method = "streamed"
@@ -239,8 +247,6 @@ def _atoms(data) -> list:
 def _theory(config: RFConfig, problem_data, taus: np.ndarray) -> tuple[Prediction, Prediction]:
     """Theory with the finite-d correction and as d → ∞; the test loss and score error are the d → ∞
     deterministic equivalents in both (computed once)."""
-    from .theory import predict
-
     kw = dict(activation=config.activation, t=config.t, psi_p=config.psi_p, psi_n=config.psi_n,
               atoms=_atoms(problem_data))
     inf = predict(taus=taus, **kw)
@@ -264,7 +270,6 @@ def _side(curves: Curves, spectrum: Optional[Spectrum], config: RFConfig, thresh
 
 
 def _fields(curves: Curves) -> dict:
-    from .results import CURVE_FIELDS
     return {k: getattr(curves, k) for k in CURVE_FIELDS}
 
 
@@ -288,12 +293,18 @@ def run(config: RFConfig, options: StudyOptions = StudyOptions(),
         timings[name] = now - clock[0]
         clock[0] = now
 
+    # the theory runs after the simulation, not beside it: on 2 cores a second thread slowed the
+    # simulation's BLAS by more than the theory's own time (measured at p = 4096)
+    method = choose_method(config, options.method, max_steps=options.lanczos_max_steps) \
+        if options.model == "exact" else "ge"
+    return _run(config, options, method, tell, timings, diag, lap)
+
+
+def _run(config, options, method, tell, timings, diag, lap) -> StudyResult:
     if options.model == "ge":
         if config.data.kind == "mixture":
             raise ValueError("model='ge' needs zero-mean Gaussian data (the Gaussian equivalent of Lemma C.1)")
         tell("matrices")
-        from .model import draw
-        from .theory import ge_dynamics
         dr = draw(config)
         problem_data = dr.data
         dyn, eig = ge_dynamics(dr.W, dr.X, config.t, config.activation, seed=config.seed, cov_eigs=dr.data.eigvals[0])
@@ -302,7 +313,6 @@ def run(config: RFConfig, options: StudyOptions = StudyOptions(),
         lap("matrices")
         spectrum = Spectrum.from_eigenvalues(eig, "exact eigenvalues of the Gaussian-equivalent U")
     else:
-        method = choose_method(config, options.method)
         diag["method"] = method
         diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method)
         tell("matrices")
@@ -328,7 +338,7 @@ def run(config: RFConfig, options: StudyOptions = StudyOptions(),
     theory = theory_inf = pred = pred_inf = None
     if options.theory and config.data.kind != "mixture":
         tell("theory")
-        pred, pred_inf = _theory(config, problem_data, taus)
+        pred, pred_inf = _theory(config, data_law(config), taus)
         theory = _side(pred.curves, pred.spectrum, config, options.thresholds)
         theory_inf = _side(pred_inf.curves, pred_inf.spectrum, config, options.thresholds)
         pred = dataclasses.replace(pred, curves=None, spectrum=None)

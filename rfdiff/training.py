@@ -1,4 +1,4 @@
-"""Iterative full-batch training of the RF score with optax (SPEC §3, "Iterative training").
+"""Iterative full-batch training of the RF score with optax (docs/theory.md §3, "Iterative training").
 
 The exact dynamics (:mod:`rfdiff.dynamics`) covers gradient descent and gradient flow in closed
 form; this module trains ``A`` step by step for the optimisers that have none (momentum, Adam)
@@ -10,7 +10,7 @@ paper's (eq. 10), for every optimiser:
 k the number of optimiser steps of learning rate η. With ``B = A/√p`` the objectives are
 
 - ``noise="exact"``: the noise-averaged loss
-  ``L_train = 1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)`` (SPEC §2), gradient
+  ``L_train = 1 + (Δ_t/d) Tr(B U Bᵀ) + (2√Δ_t/d) Tr(B V)`` (docs/theory.md §2), gradient
   ``∇_A L = (2Δ_t/(d p)) A U + (2√Δ_t/(d√p)) Vᵀ``;
 - ``noise="frozen"``: m noise draws per training point, drawn once from the key,
   ``L_m = (1/(n m d)) Σ_{ν,a} ‖√Δ_t s_A(x_t^{ν,a}) + ξ^{ν,a}‖²``. It is the same quadratic form with
@@ -20,7 +20,7 @@ k the number of optimiser steps of learning rate η. With ``B = A/√p`` the obj
   scripts did); the gradient of the batch loss is an unbiased estimate of ∇L_train.
 
 Draws are reproducible and independent of chunking: frozen draw a is
-``normal(fold_in(key, a), (n, d))`` (see :func:`frozen_noise`); the fresh draws of step k are
+``normal(fold_in(key, a), (n, d))`` (see :func:`rfdiff.finite_m.frozen_noise`); the fresh draws of step k are
 ``normal(fold_in(key, k), (m n, d))``, row ``a n + ν`` belonging to point ν.
 
 Training runs as one jitted ``lax.scan`` over log-spaced checkpoint segments, each an inner
@@ -28,7 +28,7 @@ Training runs as one jitted ``lax.scan`` over log-spaced checkpoint segments, ea
 padded with empty ones) so one compiled function serves every η, τ range and key. Metrics are
 evaluated exactly at the checkpoints: ``train_loss`` is the noise-averaged L_train from U, V (when
 given, whatever the noise mode), ``test_loss``/``score_error``/``emp_distance`` from Ũ, Ṽ, J and
-the empirical-score moments (SPEC §2).
+the empirical-score moments (docs/theory.md §2).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import numpy as np
 import optax
 import scipy.linalg
 
-from ._util import check_finite_array, check_positive, check_positive_int, x64
+from ._util import check_finite_array, check_positive, check_positive_int, warn, x64
 from .activations import Activation, get_activation
 from .diffusion import delta
 from .metrics import quadratic_loss, score_error
@@ -65,7 +65,7 @@ def _check_unit_interval(name: str, value) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one iterative training run (SPEC §3).
+    """Settings of one iterative training run (docs/theory.md §3).
 
     Attributes:
         optimizer: ``"gd"`` (optax.sgd), ``"momentum"`` (optax.sgd with ``momentum``) or
@@ -154,7 +154,7 @@ def _optimizer(name: str, hyper: dict) -> optax.GradientTransformation:
 
 
 def _quadratic_grad(A, U, V, t: float):
-    """∇_A of the quadratic loss: (2Δ_t/(d p)) A U + (2√Δ_t/(d√p)) Vᵀ (SPEC §3)."""
+    """∇_A of the quadratic loss: (2Δ_t/(d p)) A U + (2√Δ_t/(d√p)) Vᵀ (docs/theory.md §3)."""
     d, p = A.shape
     dt = delta(t)
     return (2.0 * dt / (d * p)) * (A @ U) + (2.0 * math.sqrt(dt) / (d * math.sqrt(p))) * V.T
@@ -238,22 +238,28 @@ def _frozen_moments(key, W, Xs, sqrt_dt, m, act: Activation):
     return U / N, V / N, c / (N * d)
 
 
-@x64
-def frozen_noise(key: jax.Array, n: int, d: int, m: int) -> jnp.ndarray:
-    """The m frozen noise draws (m, n, d) that ``noise="frozen"`` training uses with this key."""
-    _check_key(key)
-    n, d, m = check_positive_int("n", n), check_positive_int("d", d), check_positive_int("m", m)
-    return jnp.stack([jax.random.normal(jax.random.fold_in(key, a), (n, d), dtype=jnp.float64)
-                      for a in range(m)])
-
-
 def gd_stability_limit(U, d: int, t: float) -> float:
-    """Largest stable GD step on the exact loss, ``η_max = p d/(Δ_t λ_max(U))`` (SPEC §3)."""
+    """Largest stable GD step on the exact loss, ``η_max = p d/(Δ_t λ_max(U))`` (docs/theory.md §3)."""
     U = np.asarray(check_finite_array("U", U), dtype=np.float64)
     d = check_positive_int("d", d)
     p = U.shape[0]
     lam_max = scipy.linalg.eigh(U, eigvals_only=True, subset_by_index=[p - 1, p - 1], check_finite=False)[0]
     return p * d / (delta(t) * float(lam_max))
+
+
+def _check_stability(config: "TrainConfig", U, d: int, t: float) -> None:
+    """Refuse a gradient-descent step past the stability limit of the quadratic loss (as the exact curves do):
+    η < p d/(Δ_t λ_max) for GD, (1 + β) p d/(Δ_t λ_max) with heavy-ball momentum β (docs/theory.md §3.3, §3.7)."""
+    if U is None or config.optimizer == "adam":
+        return
+    limit = gd_stability_limit(np.asarray(U), d, t) * (1.0 + (config.momentum if config.optimizer == "momentum" else 0.0))
+    if config.eta >= limit:
+        msg = (f"eta={config.eta:g} is beyond the {config.optimizer} stability limit {limit:.6g} "
+               f"(p d/(Δ_t λ_max(U)){' × (1 + momentum)' if config.optimizer == 'momentum' else ''})")
+        if config.noise == "fresh":   # the limit is that of the mean dynamics: the run would diverge
+            warn(msg + ": the iterates diverge")
+        else:
+            raise ValueError(msg)
 
 
 def _check_key(key):
@@ -278,7 +284,7 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
           activation="tanh", U_pop=None, V_pop=None, fisher: Optional[float] = None,
           emp_cross=None, emp_sq: Optional[float] = None, A0=None,
           callback: Optional[Callable[[float, float], None]] = None) -> "TrainResult":
-    """Train A (d×p) from ``A0`` (default 0) by full-batch ``config.optimizer`` (SPEC §3).
+    """Train A (d×p) from ``A0`` (default 0) by full-batch ``config.optimizer`` (docs/theory.md §3).
 
     Args:
         key: PRNG key for the noise draws (frozen: once; fresh: every step). Unused by "exact".
@@ -355,6 +361,7 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
         else:
             data["W"], data["Xs"], data["key"] = Wj, jnp.tile(Xs, (config.m, 1)), key
 
+    _check_stability(config, data["Uo"] if data["Uo"] is not None else data["U"], d, t)
     steps = config.checkpoint_steps(d)
     segs = np.diff(steps, prepend=0)
     L = config.log_chunk

@@ -1,16 +1,26 @@
-"""Beyond the paper: finite-m dynamics, ridge, class-resolved timescales (issue 6).
+"""Beyond the paper: finite-m dynamics, ridge, class-resolved timescales, subspace data.
 
-Small sizes; the whole file runs in well under a minute (most of it is JIT compilation of the
-Mehler matrices for the two problems below).
+Library objects at small sizes (rfdiff.finite_m, rfdiff.ridge, rfdiff.classes; docs/theory.md
+§2.6, §2.8, §3.5, §3.6), the study's pipeline (rfdiff.pipelines.beyond) on tiny sizes, and one
+run of the script in its own process.
 """
 import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from rfdiff import classes, data, dynamics, features, finite_m, matrices, metrics, ridge
+from rfdiff import classes, data, dynamics, features, finite_m, matrices, metrics, results, ridge, timescales
 from rfdiff.diffusion import delta
+from rfdiff.pipelines import beyond
+from rfdiff.sweep import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
 
 D4, P4, T4 = 4, 48, 0.02      # small d so that a product Gauss–Hermite rule over the noise is affordable
 
@@ -22,7 +32,9 @@ def small():
     dat = data.isotropic(D4)
     X = dat.sample(jax.random.PRNGKey(2), 3)
     tr = matrices.train_matrices(W, X, T4, tol=1e-12, max_order=16)
-    pop = matrices.population_matrices(W, dat, T4, tol=1e-8, max_order=12)  # shared by both sides: any order
+    with warnings.catch_warnings():   # Ũ truncated at order 12 (not converged to 1e-8): shared by both sides, any order
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pop = matrices.population_matrices(W, dat, T4, tol=1e-8, max_order=12)
     J = dat.noised(T4).fisher_information()[0]
     ex = dynamics.exact_dynamics(tr.U, tr.V, T4, pop.U, pop.V, J)
     return dict(W=W, X=X, data=dat, tr=tr, pop=pop, J=J, ex=ex)
@@ -50,8 +62,8 @@ def test_m_to_infinity_quadrature_draws_reach_exact_average(small):
         fm = _fm(small, nodes, weights=w)
         assert abs(fm.noise_sq - 1.0) < 1e-12      # the rule integrates ‖ξ‖²/d exactly (k ≥ 2)
         c = fm.curves(taus)
-        errs.append([np.abs(c["train_loss"] - ref["train_loss"]).max(),
-                     np.abs(c["train_loss_avg"] - ref["train_loss"]).max(),
+        errs.append([np.abs(c["train_loss_frozen"] - ref["train_loss"]).max(),
+                     np.abs(c["train_loss"] - ref["train_loss"]).max(),
                      np.abs(c["test_loss"] - ref["test_loss"]).max()])
     errs = np.array(errs)
     print("quadrature draws k=4,6,8,10: sup errors (frozen train, averaged train, test) =\n", errs)
@@ -78,7 +90,7 @@ def test_m_to_infinity_iid_draws_rate_one_over_sqrt_m(small):
         big = finite_m.frozen_noise(jax.random.PRNGKey(100 + r), int(ms[-1]), 3, D4)
         for j, m in enumerate(ms):
             c = _fm(small, big[:m]).curves(taus)
-            dev[r, j] = [np.abs(c["train_loss"] - ref["train_loss"]).max(),
+            dev[r, j] = [np.abs(c["train_loss_frozen"] - ref["train_loss"]).max(),
                          np.abs(c["test_loss"] - ref["test_loss"]).max()]
     med = np.median(dev, axis=0)
     slopes = [np.polyfit(np.log(ms), np.log(med[:, i]), 1)[0] for i in range(2)]
@@ -94,7 +106,7 @@ def test_dual_equals_primal_and_direct_evaluation(small):
     assert fd.form == "dual" and fd.n_modes == 12 and fp.n_modes == P4
     taus = np.array([0.5, 30.0, 2e3, 1e5, np.inf])
     cd, cp = fd.curves(taus), fp.curves(taus)
-    for k in ("train_loss", "train_loss_avg", "test_loss", "score_error"):
+    for k in ("train_loss_frozen", "train_loss", "test_loss", "score_error", "gen_gap", "gen_gap_frozen"):
         np.testing.assert_allclose(cd[k], cp[k], rtol=1e-7, atol=1e-9, err_msg=k)
     W, X, t = small["W"], small["X"], T4
     Z = math.exp(-t) * np.asarray(X)[None] + math.sqrt(delta(t)) * np.asarray(noise)
@@ -102,13 +114,15 @@ def test_dual_equals_primal_and_direct_evaluation(small):
     for i, tau in enumerate(taus):
         A = np.asarray(fd.A(tau))
         direct = np.mean(np.sum((math.sqrt(delta(t)) * np.asarray(features.rf_score(A, W, Z)) + Xi) ** 2, 1)) / D4
-        np.testing.assert_allclose(cd["train_loss"][i], direct, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(cd["train_loss_frozen"][i], direct, rtol=1e-9, atol=1e-12)
         B = A / math.sqrt(P4)
-        np.testing.assert_allclose(cd["train_loss_avg"][i], metrics.quadratic_loss(B, small["tr"].U, small["tr"].V, t),
+        np.testing.assert_allclose(cd["train_loss"][i], metrics.quadratic_loss(B, small["tr"].U, small["tr"].V, t),
                                    rtol=1e-9)
         np.testing.assert_allclose(cd["test_loss"][i], metrics.quadratic_loss(B, small["pop"].U, small["pop"].V, t),
                                    rtol=1e-9)
-    assert cd["train_loss"][-1] < 1e-9          # min-norm interpolator of the N noised points
+    assert cd["train_loss_frozen"][-1] < 1e-9   # min-norm interpolator of the N noised points
+    np.testing.assert_allclose(cd["gen_gap"], cd["test_loss"] - cd["train_loss"], rtol=1e-12)
+    np.testing.assert_allclose(cd["gen_gap_frozen"], cd["test_loss"] - cd["train_loss_frozen"], rtol=1e-12)
     np.testing.assert_allclose(fd.noise_sq, np.mean(np.sum(Xi**2, 1)) / D4, rtol=1e-12)
 
 
@@ -125,7 +139,7 @@ def test_m1_interpolation_peak_at_p_equals_nm(small):
     ps = [4, 8, 10, 12, 14, 16, 20, 24, 32, 48]
     W, Up, Vp = small["W"], small["pop"].U, small["pop"].V
     ridges = np.append(0.0, np.logspace(-8, 3, 34))
-    sw = finite_m.statics_vs_p(W, X, T4, noise, ps, ridges, U_pop=Up, V_pop=Vp)
+    sw = finite_m.frozen_statics_vs_p(W, X, T4, noise, ps, ridges, U_pop=Up, V_pop=Vp)
     test = sw["test_loss"][:, 0]
     i = int(np.argmax(test))
     print("m = 1 interpolation: p =", ps, "test(τ=∞) =", np.round(test, 3), "envelope =",
@@ -152,7 +166,7 @@ def test_ridge_zero_and_small_recover_unregularised(small):
     c0 = ridge.with_ridge(ex, 0.0).curves(taus)
     c1 = ridge.with_ridge(ex, 1e-13).curves(taus)
     for k in ref:
-        np.testing.assert_array_equal(c0[k], ref[k])
+        np.testing.assert_allclose(c0[k], ref[k], rtol=1e-14, atol=1e-15, err_msg=k)   # to round-off (measured 3e-16)
         np.testing.assert_allclose(c1[k], ref[k], rtol=1e-6, atol=1e-10, err_msg=k)
     np.testing.assert_allclose(ridge.with_ridge(ex, 0.0).A_infinity(), ex.A_infinity(), rtol=1e-10, atol=1e-12)
     # statics over a ridge grid → 0 converge to the unregularised τ = ∞ loss
@@ -224,14 +238,13 @@ def test_higher_variance_class_has_shorter_tau_gen(two_class):
     """Variances 1 and 4 (centroids ±2e_1, equal weights): measured τ_gen ratio (var 4 / var 1) ≈ 0.43."""
     c = two_class["cd"].curves(np.logspace(-2, 7, 181))
     ts = classes.class_timescales(c)
-    tg = [x["tau_gen"]["tau_gen"] for x in ts]
-    print(f"two classes (var 1, 4): tau_gen = {tg}, ratio = {tg[1] / tg[0]:.3f}; tau_mem = "
-          f"{[x['tau_mem']['tau_mem'] for x in ts]}")
+    tg = [x.tau_gen for x in ts]
+    print(f"two classes (var 1, 4): tau_gen = {tg}, ratio = {tg[1] / tg[0]:.3f}; tau_mem = {[x.tau_mem for x in ts]}")
     assert tg[1] < 0.7 * tg[0], tg
     # same conclusion with the distance to the class-conditional score (exact, no Monte Carlo)
-    tg_c = [x["tau_gen"]["tau_gen"] for x in classes.class_timescales(c, gen_key="class_score_error")]
+    tg_c = [timescales.tau_gen(c.tau, e)["tau_gen"] for e in c["class_score_error"]]
     assert tg_c[1] < 0.7 * tg_c[0], tg_c
-    assert all(np.isfinite(x["tau_mem"]["tau_mem"]) and x["tau_mem"]["tau_mem"] > 10 * g for x, g in zip(ts, tg))
+    assert all(np.isfinite(x.tau_mem) and x.tau_mem > 10 * g for x, g in zip(ts, tg))
 
 
 def test_class_curves_sum_to_total(two_class):
@@ -303,3 +316,120 @@ def test_validation_errors(small, two_class):
         classes.class_timescales({"tau": np.ones(3)})
 
 
+
+
+# ---------------------------------------------------------------- (f) the study's pipeline
+
+TINY = beyond.Sizes(d=8, n=12, p_max=96, ms=(1, 4), sweep_ms=(1,), n_tau=41, n_ridge=17, cls_d=8, cls_p=64, cls_n=32,
+                    variances=(1.0, 4.0), weights=(0.25,), sub_d=8, sub_p=64, sub_n=16, Ds=(2, 8), n_mc=1024)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Every unit of the four parts at tiny sizes, through the sweep (serial, cached in a temporary folder)."""
+    cache = tmp_path_factory.mktemp("beyond_cache")
+    with warnings.catch_warnings():   # Ũ at d = 8 stops at Mehler order 32, 2e-8 > tol 1e-8: immaterial here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res, rep = beyond.run(TINY, seed=0, cache_dir=cache, cluster=Cluster(serial=True))
+    return res, rep, cache
+
+
+def test_pipeline_units_and_summaries(tiny, tmp_path):
+    """Tiny sizes (d = 8, n = 12, p_max = 96; classes d = 8, p = 64; subspace d = 8, p = 64; about 9 s).
+
+    Asserted: one unit per (part, m / value / D); the m = 1 interpolation peak at p = N = n·m with a
+    train loss on the draws of 0 there and at p_max; the ridge envelope and early stopping below the
+    λ = 0 test loss at every p; λ* > 0; finite-m gaps = test − (noise-averaged / frozen) train;
+    class 1 of variance 4 generalises first; τ_mem reported only when the final gap ≥ 0.05;
+    the result survives results.save/load and the cache answers a second run.
+    """
+    res, rep, cache = tiny
+    assert rep.n_computed == len(beyond.units(TINY)) == 3 + 1 + 3 + 2
+    assert [r.label for r in res.finite_m] == ["1", "4", "inf"] and res.parts == (1, 2, 3, 4)
+    assert [r.form for r in res.finite_m] == ["dual", "dual", "exact"]
+    for r in res.finite_m[:2]:
+        c = r.curves
+        np.testing.assert_allclose(c.gen_gap, c.test_loss - c.train_loss, rtol=1e-12)
+        np.testing.assert_allclose(c["gen_gap_frozen"], c.test_loss - c["train_loss_frozen"], rtol=1e-12)
+        assert r.limit["train_loss_frozen"][0] < 1e-9 and math.isfinite(r.tau_mem_frozen)
+    assert math.isnan(res.finite_m[-1].tau_mem_frozen) and res.finite_m[-1].noise_sq == 1.0
+    s1, sw1 = res.statics["1"], res.finite_m[0].statics
+    assert s1.N == 12 and s1.p_peak == 12 and s1.test_at_peak > 10 * s1.min_test, s1
+    assert np.all(sw1.train_loss_frozen[list(sw1.p).index(12):, 0] < 1e-9)
+    assert res.finite_m[1].statics is None and set(res.statics) == {"1", "inf"}
+    rd, sw = res.ridge, res.finite_m[-1].statics
+    assert rd.lambda_opt > 0 and rd.lambdas[2] == rd.lambda_opt and len(rd.curves) == 4
+    assert np.all(sw.envelope()["value"] <= sw.test_loss[:, 0] + 1e-12)
+    assert np.all(rd.early_stopping_test <= sw.test_loss[:, 0] + 1e-12)
+    assert res.statics["inf"].early_stopping_max == pytest.approx(rd.early_stopping_test.max())
+    var = {c.unit.value: c for c in res.classes if c.unit.kind == "variance"}
+    assert var[4.0].curves.test_loss.shape == (2, TINY.n_tau)
+    assert var[4.0].timescales[1].tau_gen < var[4.0].timescales[0].tau_gen
+    w = [c for c in res.classes if c.unit.kind == "weight"][0].row()
+    assert w["counts"] == [24, 8] and w["weights"] == [0.75, 0.25]
+    for s in res.subspace:
+        row = s.row()
+        assert (row["tau_mem"] is None) == (row["final_gap"] < beyond.MEMORISES_GAP)
+        assert row["J_over_d"] > 0 and row["tau_gen"] > 0
+    assert res.subspace[-1].row()["J_over_d"] == pytest.approx(1.0)       # D = d: isotropic, J = d
+    back = results.load(results.save(res, tmp_path / "b")[0].with_suffix(""))
+    np.testing.assert_array_equal(back.finite_m[0].statics.test_loss, sw1.test_loss)
+    assert [(x.tau_gen, x.tau_mem) for x in back.classes[0].timescales] == \
+        [(x.tau_gen, x.tau_mem) for x in res.classes[0].timescales]
+    again, rep2 = beyond.run(TINY, seed=0, parts=[3, 4], cache_dir=cache, cluster=Cluster(serial=True))
+    assert rep2.n_loaded == 5 and rep2.n_computed == 0 and again.finite_m == [] and again.ridge is None
+
+
+def test_pipeline_figures_and_printing(tiny, capsys):
+    """Every figure and the printed summary from the tiny result (plotting only)."""
+    from rfdiff_analysis import plots_beyond
+    from rfdiff_cli import beyond as script
+    res = tiny[0]
+    assert plots_beyond.figure_names(res) == list(plots_beyond.FIGURES)
+    plt = plots_beyond.pyplot()
+    for name in plots_beyond.figure_names(res):
+        fig = plots_beyond.FIGURES[name](res)
+        assert fig.axes, name
+        plt.close(fig)
+    script.print_summary(res)
+    out = capsys.readouterr().out
+    assert "[1] finite m" in out and "[2] ridge" in out and "[3] weight" in out and "[4] D/d" in out
+
+
+def test_pipeline_validation(capsys):
+    for bad, name in ((lambda: beyond.FiniteMUnit(8, 12, 96, -1), "m"),
+                      (lambda: beyond.FiniteMUnit(8, 12, 96, 1, t=0), "t"),
+                      (lambda: beyond.FiniteMUnit(8, 12, 96, 1, ps=(200,)), "ps"),
+                      (lambda: beyond.ClassUnit(8, 64, 32, "mean", 1.0), "kind"),
+                      (lambda: beyond.ClassUnit(8, 64, 32, "weight", 1.5), "value"),
+                      (lambda: beyond.ClassUnit(8, 64, 32, "weight", 0.5, mu_norm=-1), "mu_norm"),
+                      (lambda: beyond.SubspaceUnit(8, 64, 16, 9), "D"),
+                      (lambda: beyond.units(TINY, parts=[5]), "parts"),
+                      (lambda: beyond.units(TINY, seed=-1), "seed"), (lambda: beyond.beyond_unit("x"), "unit"),
+                      (lambda: beyond.Sizes(**{**vars(TINY), "Ds": (2, 9)}), "Ds")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            bad()
+    from rfdiff_cli import beyond as script
+    with pytest.raises(SystemExit):
+        script.parse_args(["--parts", "1,5"])
+    assert "--parts must be a subset" in capsys.readouterr().err
+    assert script.parse_args(["--parts", "2"]).parts == {1, 2}
+    for argv, flag in ((["--t", "0"], "--t"), (["--seed", "-2"], "--seed"), (["--mu-norm", "-1"], "--mu-norm")):
+        assert script.main(argv + ["--no-plot", "--no-progress"]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {flag}:")
+
+
+def test_beyond_script_smoke(tmp_path):
+    """The script end to end at its smallest (--quick) sizes, parts 3 and 4, in its own process (about 6 s)."""
+    cmd = [sys.executable, str(ROOT / "experiments" / "beyond.py"), "--quick", "--parts", "3,4", "--serial",
+           "--no-progress", "--out", str(tmp_path), "--figdir", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[3] variance of class 1" in proc.stdout and "[4] D/d" in proc.stdout
+    res, meta = results.load(tmp_path / "beyond_quick_s0", with_meta=True)
+    assert isinstance(res, beyond.BeyondResult) and res.parts == (3, 4)
+    assert len(res.classes) == 6 and len(res.subspace) == 4 and meta["sweep"]["computed"] == 10
+    for name in ("classes", "subspace"):
+        assert (tmp_path / f"beyond_{name}_quick.png").stat().st_size > 0
+    assert not (tmp_path / "beyond_finite_m_quick.png").exists()

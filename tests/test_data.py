@@ -1,4 +1,4 @@
-"""Data models (SPEC §1): sampling moments, closed-form scores, Fisher information, validation."""
+"""Data models (docs/theory.md §1): sampling moments, closed-form scores, Fisher information, validation."""
 import jax
 import jax.numpy as jnp
 import numpy as np

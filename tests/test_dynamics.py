@@ -1,4 +1,4 @@
-"""Exact eigenmode dynamics (SPEC §3) against direct evaluation, explicit GD iteration and the minimiser."""
+"""Exact eigenmode dynamics (docs/theory.md §3) against direct evaluation, explicit GD iteration and the minimiser."""
 import jax
 import numpy as np
 import pytest

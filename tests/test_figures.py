@@ -99,7 +99,7 @@ def test_quick_run_end_to_end(tmp_path):
         e = man["figures"][name]
         assert e["command"] and e["run_time_s"] >= 0 and e["key_numbers"]
     sc = man["figures"]["scaling"]["key_numbers"]["vs_n"]["fits"]
-    # τ_mem ∝ n is the ψ_n ≫ 1 law (SPEC §4): fit over ψ_n ≥ 2 (quick run measured 1.19 ± 0.16)
+    # τ_mem ∝ n is the ψ_n ≫ 1 law (docs/theory.md §4): fit over ψ_n ≥ 2 (quick run measured 1.19 ± 0.16)
     fm, fg = sc["tm_s_psin_ge2"], sc["tg_s_psin_ge2"]
     assert 0.7 <= fm["slope"] <= 1.3, fm
     assert -0.3 <= fg["slope"] <= 0.3, fg

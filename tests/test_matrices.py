@@ -1,4 +1,4 @@
-"""Exact noise-averaged matrices (SPEC §2) against Monte Carlo and against themselves at higher order."""
+"""Exact noise-averaged matrices (docs/theory.md §2) against Monte Carlo and against themselves at higher order."""
 import jax
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Generation and memorisation metrics (SPEC §5): samplers, f_mem, bootstrap, EMM, early stopping."""
+"""Generation and memorisation metrics (docs/theory.md §5): samplers, f_mem, bootstrap, EMM, early stopping."""
 import math
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rfdiff import data as D
-from rfdiff import memorization as M
+from rfdiff import memorisation as M
 from rfdiff import sampling as S
 from rfdiff.features import rf_score
 from rfdiff.metrics import empirical_score
@@ -79,7 +79,7 @@ def test_reference_scores_match_library():
         assert float(jnp.max(jnp.abs(a - b))) < 1e-12
         mix = D.mixture([0.3, 0.7], np.random.default_rng(1).standard_normal((2, 6)), [0.5, 2.0])
         Pt = mix.noised(t)
-        O = jnp.asarray(Pt._basis())
+        O = jnp.asarray(Pt.orthonormal_basis())
         s1 = S._mixture_score(jnp.asarray(y), (jnp.asarray(Pt.means) @ O, jnp.asarray(Pt.eigvals)),
                               (O, jnp.log(jnp.asarray(Pt.weights))))
         s2 = Pt.score(jnp.asarray(y))

@@ -1,4 +1,4 @@
-"""Tests of the spectral theory (SPEC §4): constants, Theorem 3.1 solver, Theorem 3.2, curves.
+"""Tests of the spectral theory (docs/theory.md §4): constants, Theorem 3.1 solver, Theorem 3.2, curves.
 
 Fast tests are self-contained (quadrature identities, Monte Carlo, closed forms, Gaussian-equivalent
 samplers at small d). Tests against the exact finite-d simulator (rfdiff.matrices / dynamics) come
@@ -30,7 +30,7 @@ TWO_ATOMS = [(0.5, 0.5), (1.5, 0.5)]
 @pytest.mark.parametrize("act", ["tanh", "erf", "relu_centered", "gelu"])
 @pytest.mark.parametrize("t,sx2", [(0.01, 1.0), (0.1, 1.0), (1.0, 2.5), (0.3, 0.4)])
 def test_constants_identities(act, t, sx2):
-    """a = μ1/Γ, b = √Δ μ1/Γ, s² + v² = E σ(Γz)² − μ0² − μ1² (SPEC §4), quadrature accurate to 1e-10."""
+    """a = μ1/Γ, b = √Δ μ1/Γ, s² + v² = E σ(Γz)² − μ0² − μ1² (docs/theory.md §4), quadrature accurate to 1e-10."""
     c = ge_constants(act, t, sx2)
     dt = -math.expm1(-2 * t)
     gam = math.sqrt(math.exp(-2 * t) * sx2 + dt)
@@ -129,7 +129,7 @@ def test_density_normalisation_and_trace(which, spec_iso, spec_two):
 
 
 def test_spec_reference_numbers(spec_iso, spec_two):
-    """SPEC §6: population bulk ≈ [10, 45] at (64, 8, 0.01); atom 1 − (1+ψ_n)/ψ_p; two-atom ρ_1 unchanged."""
+    """docs/theory.md §6: population bulk ≈ [10, 45] at (64, 8, 0.01); atom 1 − (1+ψ_n)/ψ_p; two-atom ρ_1 unchanged."""
     lo, hi = spec_iso.edges[-1]
     assert 9.0 < lo < 11.0 and 42.0 < hi < 47.0
     assert spec_iso.atom_weight == pytest.approx(1 - 9 / 64, abs=1e-8)
@@ -340,7 +340,7 @@ def test_performance_1000_points():
 
 
 def test_v_weighted_measure_mass():
-    """The V-weighted measure (1/π) Im s has mass 1 and no atom at s² (SPEC §4)."""
+    """The V-weighted measure (1/π) Im s has mass 1 and no atom at s² (docs/theory.md §4)."""
     for atoms in (None, TWO_ATOMS):
         res = solve_spectrum("tanh", 0.1, 64.0, 8.0, atoms=atoms)
         assert sum(res.bulk_v_masses) == pytest.approx(1.0, abs=1e-6)

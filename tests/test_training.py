@@ -1,4 +1,4 @@
-"""Iterative optax training against the exact dynamics (SPEC §3; issue 2, point 6).
+"""Iterative optax training against the exact dynamics (docs/theory.md §3; issue 2, point 6).
 
 One small problem (d = 16, p = 64, n = 32, t = 0.1, tanh) is built once; every run is cheap
 (the whole file takes ~20 s of CPU on 2 cores). Losses are compared in relative terms with the
@@ -44,7 +44,7 @@ def eta_max(prob):
 
 
 def _qloss(A, U, V, t=T):
-    """Quadratic loss (SPEC §2) in numpy float64."""
+    """Quadratic loss (docs/theory.md §2) in numpy float64."""
     d, p = A.shape
     B = A / math.sqrt(p)
     dt = delta(t)

@@ -16,13 +16,17 @@ import dataclasses
 import math
 from typing import Callable, Optional
 
+import jax
 import numpy as np
 
+from .. import dynamics, fluctuations, training
 from ..diffusion import delta
-from ..model import DataSpec, RFConfig
-from ..results import Curves, Thresholds, register
+from ..model import build_problem, DataSpec, RFConfig
+from ..results import Curves, register, Thresholds
 from ..stats import Estimate, fit_finite_size, fit_power_law, mean_ci
-from ..study import Study, StudyOptions, StudyResult, TauGrid, run_study
+from ..study import run_study, Study, StudyOptions, StudyResult, TauGrid
+from ..theory import classify_bulks, ge_constants, solve_spectrum
+from ..timescales import extract, first_crossing, tau_mem as tm_rule
 
 __all__ = ["FIGURES", "PRESETS", "DensityUnit", "Density", "TrainingUnit", "TrainingOutcome", "run_unit", "units",
            "summarize", "LADDER_QUANTITIES", "collapse_spread"]
@@ -44,8 +48,8 @@ PRESETS: dict = {
         "sigma_x": dict(d=100, psi_p=64.0, psi_ns=(4.0, 8.0, 16.0, 32.0), t=0.1, sigma_x=(0.5, 2.0), seeds=(0,)),
         "adam": dict(d=32, psi_p=32.0, psi_ns=(2.0, 4.0, 8.0, 16.0), t=0.1, eta=1e-3, steps=60000, gap_level=0.3,
                      seeds=(0, 1, 2, 3, 4)),
-        "scaling": dict(d=8, p=8192, ns=(12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512), t=0.1,
-                        seeds=(0, 1, 2, 3, 4), n_fixed=64, p_scan=(1024, 2048, 4096, 8192)),
+        "scaling": dict(d=8, p=8192, ns=(12, 16, 24, 32, 64, 128, 256, 512), t=0.1,
+                        seeds=(0, 1, 2), n_fixed=64, p_scan=(1024, 2048, 4096, 8192)),
         "heatmap": dict(d=12, psi_ns=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), psi_ps=(4.0, 8.0, 16.0, 32.0, 64.0, 128.0),
                         t=0.1, taus=(1e3, 1e4)),
         "phase": dict(taus=(1e2, 1e3, 1e4, 1e5), gap_thr=0.1),
@@ -143,12 +147,10 @@ class TrainingOutcome:
 
 
 def run_density(unit: DensityUnit) -> Density:
-    from ..theory import solve_spectrum
     lo, hi, k = unit.grid
     atoms = [tuple(a) for a in unit.atoms] if unit.atoms else None
     res = solve_spectrum("tanh", unit.t, unit.psi_p, unit.psi_n, atoms=atoms, d=unit.d,
                          lambdas=np.geomspace(lo, hi, int(k)))
-    from ..theory import classify_bulks, ge_constants
     c = ge_constants("tanh", unit.t, float(res.params.sigma_x2))
     labels = classify_bulks(res.edges, res.bulk_masses, res.params, c.mu1, c.Gamma2, unit.t) if res.edges else {}
     return Density(res.lambdas, res.rho, [list(map(float, e)) for e in res.edges], float(res.atom_location),
@@ -156,10 +158,7 @@ def run_density(unit: DensityUnit) -> Density:
 
 
 def run_training(unit: TrainingUnit) -> TrainingOutcome:
-    import jax
 
-    from .. import dynamics, fluctuations, training
-    from ..model import build_problem
     cfg = unit.config
     prob = build_problem(cfg)
     tc = training.TrainConfig(optimizer=unit.optimizer, eta=unit.eta, tau_max=unit.steps * unit.eta / cfg.d**2,
@@ -280,6 +279,14 @@ def units(figure: str, P: dict) -> list:
 # summaries
 
 
+def timescales_of(res: StudyResult, side: str):
+    """The timescales of one side, re-read from its stored curves and spectrum by the current rule
+    (:func:`rfdiff.timescales.extract`), so a cached unit never carries a stale definition."""
+    s = getattr(res, side)
+    c = res.config
+    return extract(s.curves, res.study.options.thresholds, s.spectrum, n=c.n, p=c.p, d=c.d, t=c.t)
+
+
 def _value(res: StudyResult, side: str, q: str) -> float:
     """Quantity ``q`` of one side ("simulation", "theory", "theory_d_inf") of a study result."""
     s = getattr(res, side)
@@ -289,7 +296,7 @@ def _value(res: StudyResult, side: str, q: str) -> float:
         return float(s.limit.train_loss[-1])
     if q == "test_loss_inf":
         return float(s.limit.test_loss[-1]) if s.limit.test_loss is not None else math.nan
-    return float(getattr(s.timescales, q))
+    return float(getattr(timescales_of(res, side), q))
 
 
 def _theory_d_inf(res: StudyResult, q: str) -> float:
@@ -339,7 +346,6 @@ def ladder_summary(P: dict, get: Callable) -> dict:
 def collapse_spread(curves: list, tau_mem: list, fractions=(0.1, 0.25, 0.75, 0.9)) -> dict:
     """Spread (max − min of log10) across curves of the rescaled time τ/τ_mem at which each gap reaches a
     fraction of its final value; one number per fraction (the collapse of Fig. 5A/B, docs/theory.md §6.1)."""
-    from ..timescales import first_crossing
     out = {}
     for f in fractions:
         xs = []
@@ -355,7 +361,6 @@ def collapse_spread(curves: list, tau_mem: list, fractions=(0.1, 0.25, 0.75, 0.9
 
 def tau_mem_asymptotic(t: float, psi_p, psi_n) -> np.ndarray:
     """Theorem 3.2: ψ_p/(Δ_t λ_min), λ_min = s_t² + v_t²(1 − √(ψ_p/ψ_n))² for ψ_p > ψ_n, else ∞ (docs/theory.md §4.8)."""
-    from ..theory import ge_constants
     c = ge_constants("tanh", t, 1.0)
     pp, pn = np.broadcast_arrays(np.asarray(psi_p, float), np.asarray(psi_n, float))
     lmin = c.s2 + c.v2 * (1 - np.sqrt(pp / pn)) ** 2
@@ -380,11 +385,11 @@ def summarize(figure: str, P: dict, get: Callable) -> dict:
                 r = get(study(M["d"], int(M["psi_p"] * M["d"]), int(pn * M["d"]), M["t"], s, theory=(s == M["seeds"][0])))
                 if r is None:
                     continue
-                v = r.simulation.timescales.min_score_error
+                v = _value(r, "simulation", "min_score_error")
                 vals.append(v)
                 pts["simulation"].append((pn, v))
                 if r.theory_d_inf is not None:
-                    pts["theory"].append((pn, r.theory_d_inf.timescales.min_score_error))
+                    pts["theory"].append((pn, _value(r, "theory_d_inf", "min_score_error")))
             per[f"{pn:g}"] = {"simulation": mean_ci(vals), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan}
         return {"per_psi_n": per, "fit_simulation": fit_power_law(*zip(*pts["simulation"])) if pts["simulation"] else None,
                 "fit_theory": fit_power_law(*zip(*pts["theory"])) if pts["theory"] else None, "points": pts}
@@ -398,9 +403,9 @@ def summarize(figure: str, P: dict, get: Callable) -> dict:
                     r = get(study(S["d"], int(S["psi_p"] * S["d"]), int(pn * S["d"]), S["t"], s, sigma_x=sx))
                     if r is None:
                         continue
-                    sim.append((pn, r.simulation.timescales.tau_mem))
+                    sim.append((pn, _value(r, "simulation", "tau_mem")))
                     if r.theory_d_inf is not None:
-                        th.append((pn, r.theory_d_inf.timescales.tau_mem))
+                        th.append((pn, _value(r, "theory_d_inf", "tau_mem")))
                     if s == S["seeds"][0]:
                         curves[f"{pn:g}"] = r
             out[f"{sx:g}"] = {"fit_simulation": fit_power_law(*zip(*sim)) if sim else None,
@@ -436,10 +441,10 @@ def _spectrum_summary(P, get) -> dict:
             atom_mass = lambda sp: float(sp.weights[sp.nodes < cut].sum())  # noqa: E731  the same rule on both sides
             out[f"{data}_psin{pn:g}"] = {
                 "theory_pop_bulk": [min(e[0] for e in pop), max(e[1] for e in pop)] if pop else None,
-                "simulation_pop_bulk": [r.simulation.timescales.lambda_pop, float(sim_sp.nodes.max())],
+                "simulation_pop_bulk": [_value(r, "simulation", "lambda_pop"), float(sim_sp.nodes.max())],
                 "theory_mem_bulk": mem,
-                "simulation_mem_bulk": [r.simulation.timescales.lambda_mem, r.simulation.timescales.lambda_mem_upper],
-                "theory_finite_d_mem_bulk": [r.theory.timescales.lambda_mem, r.theory.timescales.lambda_mem_upper],
+                "simulation_mem_bulk": [_value(r, "simulation", "lambda_mem"), _value(r, "simulation", "lambda_mem_upper")],
+                "theory_finite_d_mem_bulk": [_value(r, "theory", "lambda_mem"), _value(r, "theory", "lambda_mem_upper")],
                 "atom_weight_formula": pred.atom_weight_formula, "atom_weight_asymptotic": pred.atom_weight_asymptotic,
                 "theory_atom_mass": atom_mass(th_sp), "simulation_atom_mass": atom_mass(sim_sp), "atom_cut": cut,
                 "theory_nonconverged": pred.diagnostics.get("n_nonconverged")}
@@ -457,27 +462,26 @@ def _curves_summary(P, get) -> dict:
             r = get(study(L["d"], int(L["psi_p"] * L["d"]), int(pn * L["d"]), L["t"], s, theory=(s == seeds[0])))
             if r is None:
                 continue
-            tg.append(r.simulation.timescales.tau_gen)
-            tm.append(r.simulation.timescales.tau_mem)
-            sim_gen.append((pn * L["d"], r.simulation.timescales.tau_gen))
+            tg.append(_value(r, "simulation", "tau_gen"))
+            tm.append(_value(r, "simulation", "tau_mem"))
+            sim_gen.append((pn * L["d"], _value(r, "simulation", "tau_gen")))
             if r.theory_d_inf is not None:
-                th_gen.append((pn * L["d"], r.theory_d_inf.timescales.tau_gen))
+                th_gen.append((pn * L["d"], _value(r, "theory_d_inf", "tau_gen")))
                 first[f"{pn:g}"] = r
         per[f"{pn:g}"] = {"tau_gen": mean_ci(tg), "tau_mem": mean_ci(tm)}
     rs = list(first.values())
     col = {"by_simulation_tau_mem": collapse_spread([r.simulation.curves for r in rs],
-                                                    [r.simulation.timescales.tau_mem for r in rs]),
+                                                    [_value(r, "simulation", "tau_mem") for r in rs]),
            "by_theory_tau_mem": collapse_spread([r.simulation.curves for r in rs],
-                                                [r.theory_d_inf.timescales.tau_mem for r in rs]),
+                                                [_value(r, "theory_d_inf", "tau_mem") for r in rs]),
            "theory_by_theory_tau_mem": collapse_spread([r.theory_d_inf.curves for r in rs],
-                                                       [r.theory_d_inf.timescales.tau_mem for r in rs])}
+                                                       [_value(r, "theory_d_inf", "tau_mem") for r in rs])}
     return {"per_psi_n": per, "tau_gen_fit_simulation": fit_power_law(*zip(*sim_gen)) if sim_gen else None,
             "tau_gen_fit_theory": fit_power_law(*zip(*th_gen)) if th_gen else None, "collapse": col,
             "seeds": list(seeds)}
 
 
 def _adam_summary(P, get) -> dict:
-    from ..timescales import tau_mem as tm_rule
     A = P["adam"]
     pts, per = [], {}
     for pn in A["psi_ns"]:
@@ -511,12 +515,12 @@ def _scaling_summary(P, get) -> dict:
                     continue
                 x = n if var == "n" else p
                 if n > S["d"]:                         # the stated degenerate-point rule (n ≤ d: no memorisation bulk)
-                    pts["tau_mem_sim"].append((x, r.simulation.timescales.tau_mem))
-                pts["tau_gen_sim"].append((x, r.simulation.timescales.tau_gen))
+                    pts["tau_mem_sim"].append((x, _value(r, "simulation", "tau_mem")))
+                pts["tau_gen_sim"].append((x, _value(r, "simulation", "tau_gen")))
                 if r.theory_d_inf is not None:
                     if n > S["d"]:
-                        pts["tau_mem_theory"].append((x, r.theory_d_inf.timescales.tau_mem))
-                    pts["tau_gen_theory"].append((x, r.theory_d_inf.timescales.tau_gen))
+                        pts["tau_mem_theory"].append((x, _value(r, "theory_d_inf", "tau_mem")))
+                    pts["tau_gen_theory"].append((x, _value(r, "theory_d_inf", "tau_gen")))
         out[f"vs_{var}"] = {k: (fit_power_law(*zip(*v)) if len(v) >= 2 else None) for k, v in pts.items()}
         out[f"vs_{var}"]["points"] = pts
     out["psi_p_over_psi_n_min"] = S["p"] / max(S["ns"])
@@ -534,8 +538,8 @@ def _heatmap_summary(P, get, figure) -> dict:
                 grid[f"{pn:g},{pp:g}"] = {
                     "gap_at": {f"{tau:g}": float(np.interp(np.log(tau), np.log(c.tau), c.gen_gap))
                                for tau in set(H["taus"]) | set(P["phase"]["taus"])},
-                    "final_gap": float(c.gen_gap[-1]), "tau_mem_sim": r.simulation.timescales.tau_mem,
-                    "tau_mem_theory": r.theory_d_inf.timescales.tau_mem if r.theory_d_inf else math.nan}
+                    "final_gap": float(c.gen_gap[-1]), "tau_mem_sim": _value(r, "simulation", "tau_mem"),
+                    "tau_mem_theory": _value(r, "theory_d_inf", "tau_mem") if r.theory_d_inf else math.nan}
     if figure == "heatmap":
         pn, pp = np.geomspace(min(H["psi_ns"]) / 1.5, max(H["psi_ns"]) * 1.5, 200), \
             np.geomspace(min(H["psi_ps"]) / 1.5, max(H["psi_ps"]) * 1.5, 200)
@@ -575,5 +579,5 @@ def _procedure_summary(P, get) -> dict:
                         "measured_score_excess": c.score_error[j] - m.score_error[j],
                         "predicted_score_excess": f.score_excess}
     if st is not None:
-        out["gradient_flow_min_score_error"] = st.simulation.timescales.min_score_error
+        out["gradient_flow_min_score_error"] = _value(st, "simulation", "min_score_error")
     return out

@@ -1,4 +1,4 @@
-"""Spectral theory of the random-features score model (SPEC §4).
+"""Spectral theory of the random-features score model (docs/theory.md §4).
 
 * :func:`ge_constants` — Gaussian-equivalence constants a_t, b_t, v_t², s_t², μ_1, μ_*² (eqs. 12–14).
 * :func:`solve_spectrum` — Theorem 3.1 for any ρ_Σ given as atoms: ρ(λ), the atom at s_t², bulk
@@ -12,7 +12,7 @@
 * :mod:`.gaussian_equivalent` — Lemma C.1 samplers of U, V, Ũ, Ṽ.
 """
 from .asymptotics import (atom_weight_asymptotic, classify_bulks, rho1_density, rho1_edges, rho2_edges,  # noqa: F401
-                          rho2_solve, timescales)
+                          rho2_solve, spectral_timescales)
 from .constants import GEConstants, ge_constants  # noqa: F401
 from .curves import (VWeightedMeasure, ge_finite_curves, ge_lowrank_curves, predict, train_loss_curve,  # noqa: F401
                      v_weighted_measure)
@@ -27,6 +27,6 @@ __all__ = [
     "SpectrumParams", "SpectrumResult", "find_support", "predict", "train_loss_curve", "v_weighted_measure",
     "VWeightedMeasure", "ge_finite_curves", "ge_lowrank_curves", "atom_weight_asymptotic", "rho1_edges",
     "rho1_density", "rho2_edges",
-    "rho2_solve", "classify_bulks", "timescales", "ge_train_matrices", "ge_train_lowrank", "ge_population_matrices",
+    "rho2_solve", "classify_bulks", "spectral_timescales", "ge_train_matrices", "ge_train_lowrank", "ge_population_matrices",
     "sample_gaussian_equivalent", "ge_dynamics", "generalisation_curves", "mp_quadrature", "sample_covariance_law",
 ]

@@ -1,4 +1,4 @@
-"""Asymptotics of the spectrum of U and the two timescales: Theorem 3.2 (SPEC §4).
+"""Asymptotics of the spectrum of U and the two timescales: Theorem 3.2 (docs/theory.md §4).
 
 For ψ_p > ψ_n ≫ 1, ``ρ = (1 − (1+ψ_n)/ψ_p) δ(λ − s_t²) + (ψ_n/ψ_p) ρ_1 + (1/ψ_p) ρ_2``
 (underparameterised ψ_n > ψ_p: ``(1 − 1/ψ_p) ρ_1 + (1/ψ_p) ρ_2``), where
@@ -26,22 +26,22 @@ import numpy as np
 from .spectrum import SpectrumParams, continuation
 
 __all__ = ["atom_weight_asymptotic", "rho1_edges", "rho1_density", "rho2_solve", "rho2_edges", "classify_bulks",
-           "timescales"]
+           "spectral_timescales"]
 
 
 def atom_weight_asymptotic(psi_p: float, psi_n: float) -> float:
-    """Weight of the atom at s_t² in Theorem 3.2 (SPEC §4): ``1 − (1+ψ_n)/ψ_p`` when positive, else 0."""
+    """Weight of the atom at s_t² in Theorem 3.2 (docs/theory.md §4): ``1 − (1+ψ_n)/ψ_p`` when positive, else 0."""
     return max(0.0, 1.0 - (1.0 + psi_n) / psi_p)
 
 
 def rho1_edges(P: SpectrumParams) -> tuple[float, float]:
-    """Edges ``s_t² + v_t² (1 ∓ √(ψ_p/ψ_n))²`` of the memorisation bulk ρ_1 (Theorem 3.2, SPEC §4)."""
+    """Edges ``s_t² + v_t² (1 ∓ √(ψ_p/ψ_n))²`` of the memorisation bulk ρ_1 (Theorem 3.2, docs/theory.md §4)."""
     g = math.sqrt(P.psi_p / P.psi_n)
     return P.s2 + P.v2 * (1.0 - g) ** 2, P.s2 + P.v2 * (1.0 + g) ** 2
 
 
 def rho1_density(lam, P: SpectrumParams) -> np.ndarray:
-    """Shifted Marchenko–Pastur density ρ_1 (normalised to 1) of Theorem 3.2 (SPEC §4).
+    """Shifted Marchenko–Pastur density ρ_1 (normalised to 1) of Theorem 3.2 (docs/theory.md §4).
 
     ρ_1 is the law of the nonzero eigenvalues of ``s_t² + v_t² ΩΩᵀ/n`` (Ω p×n): with
     ``x = λ − s_t²`` and edges ``x_± = v_t²(1 ± √(ψ_p/ψ_n))²``,
@@ -92,7 +92,7 @@ def _bs_newton(z, mu, tau, h, y, tol, max_iter):
 
 
 def rho2_solve(lam, P: SpectrumParams, mu1: float, Gamma2: float, t: float, eps=None, tol=1e-12):
-    """ρ_2(λ) (normalised to 1) from the Bai–Silverstein equation (Theorem 3.2, SPEC §4).
+    """ρ_2(λ) (normalised to 1) from the Bai–Silverstein equation (Theorem 3.2, docs/theory.md §4).
 
     ρ_2 is the law of the d non-trivial eigenvalues of Ũ: ``λ = s_t² + v_t² + κ x`` with
     ``κ = ψ_p μ_1²/Γ_t²`` and x an eigenvalue of ``Σ_t^{1/2} (WᵀW/p) Σ_t^{1/2}``, whose Stieltjes
@@ -116,7 +116,7 @@ def rho2_solve(lam, P: SpectrumParams, mu1: float, Gamma2: float, t: float, eps=
 
 
 def rho2_edges(P: SpectrumParams, mu1: float, Gamma2: float, t: float, n_grid: int = 4000):
-    """Edges of each bulk of ρ_2 from the companion Bai–Silverstein map (Theorem 3.2, SPEC §4).
+    """Edges of each bulk of ρ_2 from the companion Bai–Silverstein map (Theorem 3.2, docs/theory.md §4).
 
     Outside the support ``x(m̲) = −1/m̲ + y Σ_k h_k τ_k/(1 + τ_k m̲)`` is increasing on the real
     m̲ axis; support edges are its critical values (Silverstein–Choi). Returns a list of ``[lo, hi]``
@@ -167,7 +167,7 @@ def _critical_points(grid, tau, h, y):
 
 
 def classify_bulks(edges, masses, P: SpectrumParams, mu1: float, Gamma2: float, t: float) -> dict:
-    """Label the numerically found bulks of Theorem 3.1 as population / memorisation / finite group (SPEC §4).
+    """Label the numerically found bulks of Theorem 3.1 as population / memorisation / finite group (docs/theory.md §4).
 
     A bulk is *population* when its centre is closer (in log scale) to the ρ_2 range than to the
     ρ_1 range of Theorem 3.2; among the others the heaviest is the *memorisation* bulk and those
@@ -189,8 +189,8 @@ def classify_bulks(edges, masses, P: SpectrumParams, mu1: float, Gamma2: float, 
     return {"population": pop, "memorisation": mem, "finite_group": fg, "other": other}
 
 
-def timescales(P: SpectrumParams, delta: float, mu1: float, Gamma2: float, t: float, edges=None, masses=None) -> dict:
-    """τ_gen, τ_mem (Theorem 3.2 and from the exact bulks), and the finite-ψ group (SPEC §4).
+def spectral_timescales(P: SpectrumParams, delta: float, mu1: float, Gamma2: float, t: float, edges=None, masses=None) -> dict:
+    """τ_gen, τ_mem (Theorem 3.2 and from the exact bulks), and the finite-ψ group (docs/theory.md §4).
 
     ``τ = ψ_p/(Δ_t λ)``: τ_gen uses the lower edge of the population bulk (slowest population
     mode; ``tau_gen_mean`` its mean), τ_mem the lower edge of the memorisation bulk.

@@ -1,4 +1,4 @@
-"""Gaussian-equivalence constants a_t, b_t, v_t², s_t², μ_1, μ_*² (SPEC §4, eqs. 12–14).
+"""Gaussian-equivalence constants a_t, b_t, v_t², s_t², μ_1, μ_*² (docs/theory.md §4, eqs. 12–14).
 
 With u, v, w, z i.i.d. N(0, 1), ``Γ_t² = e^{-2t} σ_x² + Δ_t`` and ``α = e^{-t} σ_x``:
 
@@ -8,7 +8,7 @@ With u, v, w, z i.i.d. N(0, 1), ``Γ_t² = e^{-2t} σ_x² + Δ_t`` and ``α = e^
 * ``s_t² = E σ(Γ_t z)² − μ_0² − a_t² α² − v_t² − b_t²``,
 * ``μ_*² = E σ(Γ_t z)² − μ_0² − μ_1² = s_t² + v_t²``.
 
-SPEC §4 writes v_t² and s_t² for a centred σ (μ_0 = 0); the −μ_0² terms make the same
+docs/theory.md §4 writes v_t² and s_t² for a centred σ (μ_0 = 0); the −μ_0² terms make the same
 formulas right for activations with a non-zero Gaussian mean (GELU, or centred ReLU at Γ_t ≠ 1).
 
 Everything is Gauss–Hermite quadrature (nested for v_t²), never Monte Carlo. Activations with
@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import math
 
-import jax.numpy as jnp
 import numpy as np
 
 from .._util import check_positive, gauss_hermite, x64
@@ -35,7 +34,7 @@ __all__ = ["GEConstants", "ge_constants"]
 
 @dataclasses.dataclass(frozen=True)
 class GEConstants:
-    """Gaussian-equivalence constants at one diffusion time (SPEC §4, eqs. 12–14).
+    """Gaussian-equivalence constants at one diffusion time (docs/theory.md §4, eqs. 12–14).
 
     Attributes are floats. ``c = a_t² e^{-2t}`` is the coefficient of the data term in Lemma C.1
     (``G = √c (W/√d) X' + v_t Ω`` with X' whitened by Σ). Supports ``c["a"]`` item access and
@@ -80,8 +79,8 @@ class GEConstants:
 
 
 def _np_act(act):
-    """Activation as a float64 numpy function."""
-    return lambda x: np.asarray(act.fn(jnp.asarray(x, dtype=jnp.float64)), dtype=np.float64)
+    """Activation as a float64 numpy function (its numpy version when it has one: no compilation)."""
+    return lambda x: act.numpy(np.asarray(x, dtype=np.float64))
 
 
 def _composite_normal_rule(h: float, half_width: float = 10.0, per_panel: int = 8):
@@ -104,12 +103,12 @@ def _raw_constants(act, t: float, sigma_x2: float, order: int):
     if act.smoothed is not None:
         # closed-form smoothing: exact 1-D moments and inner expectation; the outer integrand
         # g_0(αu) varies on the scale √Δ/α, so use a composite rule that resolves it.
-        g, m2 = act.smoothed(jnp.zeros(1, dtype=jnp.float64), jnp.full(1, gamma, dtype=jnp.float64), 1)
+        g, m2 = act.smoothed(np.zeros(1), np.full(1, gamma), 1, np)
         g = np.asarray(g, dtype=np.float64)
         mu0, mu1, m2 = float(g[0, 0]), float(g[1, 0]) * gamma, float(np.asarray(m2)[0])
         h = min(0.5, math.sqrt(dt) / alpha) * 64.0 / order
         u, wu = _composite_normal_rule(h)
-        gi, _ = act.smoothed(jnp.asarray(alpha * u), jnp.full(u.shape, math.sqrt(dt)), 0)
+        gi, _ = act.smoothed(alpha * u, np.full(u.shape, math.sqrt(dt)), 0, np)
         inner = np.asarray(gi, dtype=np.float64)[0]
         return mu0, mu1, m2, float((inner * inner) @ wu)
     z, w = gauss_hermite(order)
@@ -130,7 +129,7 @@ def _cached(act_key, act, t, sigma_x2, order):
 
 @x64
 def ge_constants(activation="tanh", t: float = 0.1, sigma_x2: float = 1.0, order: int = 256) -> GEConstants:
-    """Gaussian-equivalence constants a_t, b_t, v_t², s_t², μ_1, μ_*² by Gauss–Hermite quadrature (SPEC §4, eqs. 12–14).
+    """Gaussian-equivalence constants a_t, b_t, v_t², s_t², μ_1, μ_*² by Gauss–Hermite quadrature (docs/theory.md §4, eqs. 12–14).
 
     Args:
         activation: registered name, :class:`~rfdiff.activations.Activation` or callable.
@@ -171,12 +170,10 @@ def _derive(raw, t, sigma_x2):
 
 
 def constants_with_overrides(activation, t: float, sigma_x2: float, constants=None) -> dict:
-    """GE constants as a dict, with optional overrides (e.g. ``{"a": 0, "b": 0}`` switches the RF structure off, SPEC §4).
+    """GE constants as a dict, with optional overrides (e.g. ``{"a": 0, "b": 0}`` switches the RF structure off, docs/theory.md §4).
 
     Overriding ``b`` also sets ``b2``; overriding ``a`` also sets ``c = a² e^{-2t}``.
     """
-    import math
-
     k = dict(ge_constants(activation, t, sigma_x2).as_dict())
     if constants:
         k.update(dict(constants))

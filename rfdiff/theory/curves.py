@@ -1,6 +1,6 @@
-"""Theoretical learning curves (SPEC §3–§4) and the one-call public prediction :func:`predict`.
+"""Theoretical learning curves (docs/theory.md §3–§4) and the one-call public prediction :func:`predict`.
 
-**Train loss — deterministic equivalent.** In the eigenbasis of U (SPEC §3)
+**Train loss — deterministic equivalent.** In the eigenbasis of U (docs/theory.md §3)
 ``L_train(τ) = 1 − (1/d) Σ_i ‖Vᵀq_i‖²/λ_i (1 − e^{−4Δ_t λ_i τ/ψ_p})``. With ``V ≃ b_t W/√d``
 (Lemma C.1), ``(1/d) Σ_i ‖Vᵀq_i‖² h(λ_i) = b_t² ψ_p (1/(pd)) Tr(Wᵀ h(U) W) = b_t² ψ_p ∫ h dμ_s``,
 where ``μ_s = (1/π) Im s(λ + i0) dλ`` is the V-weighted spectral measure of Theorem 3.1 (mass 1,
@@ -15,7 +15,7 @@ population bulk has relaxed (memorisation bulks frozen).
 **Test loss and score error.** The two-resolvent deterministic equivalent of
 ``Tr(Vᵀ f(U) Ũ f(U) V)`` is :func:`.generalisation.generalisation_curves` (used by :func:`predict`,
 any ρ_Σ). The finite-d cross-check (not a deterministic equivalent): :func:`ge_finite_curves`
-evaluates the exact eigen-mode formulas of SPEC §3 on finite-d draws of the Lemma C.1
+evaluates the exact eigen-mode formulas of docs/theory.md §3 on finite-d draws of the Lemma C.1
 Gaussian-equivalent matrices (U, Ũ sampled; V = Ṽ = b_t W/√d), averaged over seeds, using the
 low-rank structure ``U = Z Zᵀ + s_t² I`` so that d of a few hundred costs seconds; its train curve
 is returned too, as a finite-d cross-check of the deterministic one. For Gaussian data the score
@@ -29,9 +29,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..data import spectrum_eigenvalues
-from .asymptotics import timescales
+from .asymptotics import spectral_timescales
 from .constants import ge_constants
 from .generalisation import generalisation_curves
+from .gaussian_equivalent import ge_train_lowrank
 from ..results import Curves, Prediction, Spectrum
 from .spectrum import (SpectrumParams, atom_weight_numeric, bulk_quadrature, density, find_support, normalize_atoms,
                        solve_resolvent, spectrum_params)
@@ -41,7 +42,7 @@ __all__ = ["VWeightedMeasure", "v_weighted_measure", "train_loss_curve", "ge_low
 
 
 class VWeightedMeasure:
-    """Quadrature representation of μ_s = (1/π) Im s(λ+i0) dλ per bulk (SPEC §4): nodes, weights, bulk index."""
+    """Quadrature representation of μ_s = (1/π) Im s(λ+i0) dλ per bulk (docs/theory.md §4): nodes, weights, bulk index."""
 
     def __init__(self, nodes: np.ndarray, weights: np.ndarray, bulk: np.ndarray, edges: list, converged: np.ndarray,
                  solution: Optional[dict] = None):
@@ -55,7 +56,7 @@ class VWeightedMeasure:
 
 
 def v_weighted_measure(P: SpectrumParams, edges=None, n_quad: int = 512) -> VWeightedMeasure:
-    """V-weighted measure (1/π) Im s(λ + i0) of Theorem 3.1 (SPEC §4) on Chebyshev nodes of each bulk."""
+    """V-weighted measure (1/π) Im s(λ + i0) of Theorem 3.1 (docs/theory.md §4) on Chebyshev nodes of each bulk."""
     if edges is None:
         edges, _ = find_support(P)
     nodes, wts, idx = [], [], []
@@ -71,7 +72,7 @@ def v_weighted_measure(P: SpectrumParams, edges=None, n_quad: int = 512) -> VWei
 
 def train_loss_curve(taus, P: SpectrumParams, delta: float, measure: Optional[VWeightedMeasure] = None,
                      bulks: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Deterministic-equivalent ``L_train(τ) = 1 − b_t² ψ_p ∫ dμ_s (1 − e^{−4Δλτ/ψ_p})/λ`` (SPEC §3–§4).
+    """Deterministic-equivalent ``L_train(τ) = 1 − b_t² ψ_p ∫ dμ_s (1 − e^{−4Δλτ/ψ_p})/λ`` (docs/theory.md §3–§4).
 
     ``taus`` may include ``np.inf`` (gives the τ → ∞ limit). ``bulks`` restricts the integral.
     """
@@ -89,15 +90,14 @@ def train_loss_curve(taus, P: SpectrumParams, delta: float, measure: Optional[VW
 
 
 def ge_lowrank_curves(taus, W, X, t: float, activation="tanh", cov_eigs=None, seed=0) -> dict:
-    """Exact eigen-mode L_train, L_test, E_score (SPEC §3) for one Lemma C.1 draw, via its low-rank structure.
+    """Exact eigen-mode L_train, L_test, E_score (docs/theory.md §3) for one Lemma C.1 draw, via its low-rank structure.
 
     ``U = Z Zᵀ + s_t² I`` with ``Z = [G/√n, b_t W/√d (, μ_0 1)]`` (p × (n+d)), so U's
     non-trivial eigenpairs come from the (n+d)×(n+d) matrix ``ZᵀZ`` and every other mode has
     eigenvalue s_t²; with ``V = Ṽ = b_t W/√d`` and ``Ũ = (μ_1²/Γ_t²) F Σ_t Fᵀ + μ_*² I`` all the
-    quadratic forms of SPEC §3 reduce to (n+d)×d and d×d products. Cost ``O(p (n+d)²)``, no p×p
+    quadratic forms of docs/theory.md §3 reduce to (n+d)×d and d×d products. Cost ``O(p (n+d)²)``, no p×p
     eigendecomposition, so d of a few hundred is affordable.
     """
-    from .gaussian_equivalent import ge_train_lowrank
     W = np.asarray(W, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     p, d = W.shape
@@ -137,10 +137,10 @@ def ge_lowrank_curves(taus, W, X, t: float, activation="tanh", cov_eigs=None, se
 
 def ge_finite_curves(taus, activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0,
                      d: int = 64, atoms=None, seeds: Sequence[int] = (0,)) -> dict:
-    """Fallback L_train, L_test, E_score from finite-d Gaussian-equivalent draws (SPEC §3, Lemma C.1).
+    """Fallback L_train, L_test, E_score from finite-d Gaussian-equivalent draws (docs/theory.md §3, Lemma C.1).
 
     Not a deterministic equivalent: for each seed draws W, Gaussian data (covariance spectrum
-    ``atoms``) and Ω, then evaluates the exact eigen-mode formulas of SPEC §3 on the Lemma C.1
+    ``atoms``) and Ω, then evaluates the exact eigen-mode formulas of docs/theory.md §3 on the Lemma C.1
     matrices (:func:`ge_lowrank_curves`). Returns seed means and standard errors (``*_sem``).
     """
     taus = np.asarray(taus, dtype=np.float64)
@@ -215,10 +215,10 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     rho = density(measure.solution, measure.nodes, P, w_atom)       # ρ masses per bulk on the same nodes
     rho_w = rho * (np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges]) if edges else np.zeros(0))
     masses = [float(rho_w[measure.bulk == k].sum()) for k in range(len(edges))]
-    ts = timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
+    ts = spectral_timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
     if P.typed:  # Theorem 3.2 quantities are d → ∞ limits: take them from the untyped parameters
         P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
-        ts.update({k: v for k, v in timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
+        ts.update({k: v for k, v in spectral_timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
                    if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
     spec = theory_spectrum(measure.nodes, rho_w, P.s2, w_atom,
                            "Theorem 3.1" + (f" with the finite-d norm correction (d = {d})" if d else " (d → ∞)"))

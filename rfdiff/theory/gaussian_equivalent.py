@@ -1,4 +1,4 @@
-"""Gaussian-equivalent samplers of U, V (training set) and Ũ, Ṽ (population): Lemma C.1 (SPEC §4).
+"""Gaussian-equivalent samplers of U, V (training set) and Ũ, Ṽ (population): Lemma C.1 (docs/theory.md §4).
 
 ``U ≃ G Gᵀ/n + b_t² W Wᵀ/d + s_t² I_p``, ``G = e^{-t} a_t (W/√d) X' + v_t Ω``, X' ∈ R^{d×n}
 the training points (columns ~ N(0, Σ)), Ω ∈ R^{p×n} i.i.d. N(0, 1);
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import spectrum_eigenvalues
 from .._util import check_positive, check_positive_int
+from ..dynamics import ExactDynamics
 from .constants import constants_with_overrides
 
 __all__ = ["ge_train_matrices", "ge_train_lowrank", "ge_population_matrices", "sample_gaussian_equivalent", "ge_dynamics"]
@@ -54,7 +55,7 @@ def _ge_factor(W, X, t, activation, seed, sigma_x2, constants):
 
 def ge_train_matrices(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
                       constants=None):
-    """Gaussian-equivalent U (p×p) and V (p×d) of the training set X (n×d), Lemma C.1 (SPEC §4).
+    """Gaussian-equivalent U (p×p) and V (p×d) of the training set X (n×d), Lemma C.1 (docs/theory.md §4).
 
     ``sigma_x2`` defaults to ``‖X‖_F²/(n d)``; pass the population value to match the theory.
     ``constants`` optionally overrides GE constants (e.g. ``{"a": 0, "b": 0}`` for pure MP).
@@ -67,7 +68,7 @@ def ge_train_matrices(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optio
 
 def ge_train_lowrank(W, X, t: float, activation="tanh", seed=0, sigma_x2: Optional[float] = None,
                      constants=None, vectors: bool = True) -> dict:
-    """Lemma C.1 U in low-rank form ``U = Z Zᵀ + s_t² I``, ``Z = [G/√n, b_t W/√d (, μ_0 1)]`` (SPEC §4).
+    """Lemma C.1 U in low-rank form ``U = Z Zᵀ + s_t² I``, ``Z = [G/√n, b_t W/√d (, μ_0 1)]`` (docs/theory.md §4).
 
     Returns ``Z`` (p × (n+d)), the non-trivial eigenvalues ``lam`` of U and orthonormal eigenvectors
     ``Q`` (p × k, from the eigendecomposition of ``ZᵀZ``; None with ``vectors=False``),
@@ -91,7 +92,7 @@ def ge_train_lowrank(W, X, t: float, activation="tanh", seed=0, sigma_x2: Option
 
 
 def ge_population_matrices(W, t: float, activation="tanh", cov_eigs=None, basis=None, constants=None):
-    """Gaussian-equivalent Ũ (p×p) and Ṽ (p×d), Lemma C.1 (SPEC §4), for Σ = O diag(cov_eigs) Oᵀ.
+    """Gaussian-equivalent Ũ (p×p) and Ṽ (p×d), Lemma C.1 (docs/theory.md §4), for Σ = O diag(cov_eigs) Oᵀ.
 
     ``cov_eigs`` defaults to the identity; ``basis`` (d×d orthonormal O) to the identity.
     """
@@ -115,7 +116,7 @@ def ge_population_matrices(W, t: float, activation="tanh", cov_eigs=None, basis=
 
 def sample_gaussian_equivalent(seed, d: int, psi_p: float, psi_n: float, t: float, activation="tanh",
                                atoms=None, population: bool = True, constants=None) -> dict:
-    """Draw W, Gaussian data X ~ N(0, diag(λ)) with λ from ``atoms`` and the Lemma C.1 matrices (SPEC §4).
+    """Draw W, Gaussian data X ~ N(0, diag(λ)) with λ from ``atoms`` and the Lemma C.1 matrices (docs/theory.md §4).
 
     Returns a dict with ``W, X, U, V`` and (``population=True``) ``Ut, Vt``, plus ``cov_eigs``.
     ``p = round(ψ_p d)``, ``n = round(ψ_n d)``; the atom counts use largest remainders.
@@ -148,7 +149,6 @@ def ge_dynamics(W, X, t: float, activation="tanh", seed=0, cov_eigs=None):
     Returns ``(ExactDynamics, eigenvalues)``: the dynamics (no empirical-score term) and all p
     eigenvalues of U (the p − k trivial ones equal to s_t²).
     """
-    from ..dynamics import ExactDynamics
     W = np.asarray(W, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     p, d = W.shape

@@ -1,4 +1,4 @@
-"""Deterministic equivalent of the test loss and the score error, any covariance spectrum ρ_Σ (SPEC §3–§4).
+"""Deterministic equivalent of the test loss and the score error, any covariance spectrum ρ_Σ (docs/theory.md §3–§4).
 
 **Reduction to a Wishart matrix.** In the Lemma C.1 model ``U = Z Zᵀ + s_t² I_p`` with
 ``Z = [G/√n, b_t F] ∈ R^{p×(n+d)}``, ``F = W/√d``, ``G = √c F Xᵀ + v_t Ω``. Conditionally on the
@@ -30,7 +30,7 @@ null(X) by trace conservation). Then
     u_2 = (1/d) tr T̂² Q̄_1 Q̄_2.
 
 **Test loss.** With ``f_τ(λ) = (e^{−2Δ_t λ τ/ψ_p} − 1)/λ``, ``Ũ ≃ κ̃ F Σ_t Fᵀ + μ_*² I``
-(``κ̃ = μ_1²/Γ_t²``, ``Σ_t = e^{−2t} Σ + Δ_t I``) and ``Ṽ = V = b_t F`` (SPEC §3),
+(``κ̃ = μ_1²/Γ_t²``, ``Σ_t = e^{−2t} Σ + Δ_t I``) and ``Ṽ = V = b_t F`` (docs/theory.md §3),
 
     L_test(τ) = 1 + b_t² [κ̃ Φ_2(τ) + μ_*² Φ_1(f_τ²) + 2 Φ_1(f_τ)],
     Φ_1(h) = (1/d) Tr Fᵀ h(U) F,   Φ_2(τ) = (1/d) Tr Fᵀ f_τ(U) F Σ_t Fᵀ f_τ(U) F,
@@ -49,7 +49,8 @@ from typing import Optional
 
 import numpy as np
 
-from .spectrum import bulk_quadrature
+from .constants import ge_constants
+from .spectrum import bulk_quadrature, find_support, normalize_atoms, spectrum_params
 
 __all__ = ["mp_quadrature", "sample_covariance_law", "wishart_delta", "generalisation_curves"]
 
@@ -57,7 +58,7 @@ __all__ = ["mp_quadrature", "sample_covariance_law", "wishart_delta", "generalis
 def mp_quadrature(ratio: float, scale: float = 1.0, n_nodes: int = 128):
     """Nodes ℓ and probability weights of the non-zero eigenvalues of XᵀX/n, X ∈ R^{n×d} i.i.d. N(0, scale).
 
-    Marchenko–Pastur law with ratio d/n (SPEC §4): density ``√((b−ℓ)(ℓ−a))/(2π scale ratio ℓ)``
+    Marchenko–Pastur law with ratio d/n (docs/theory.md §4): density ``√((b−ℓ)(ℓ−a))/(2π scale ratio ℓ)``
     on ``[a, b] = scale (1 ∓ √ratio)²``, renormalised to its continuous mass min(1, 1/ratio).
     """
     if ratio <= 0 or scale <= 0:
@@ -222,7 +223,7 @@ def _contours(bulks_S, s2: float, n: int, rho_max: float = 3.0):
 def generalisation_curves(taus, activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0,
                           sigma_x2: Optional[float] = None, atoms=None, edges=None, n_contour: int = 192,
                           n_mp: int = 64, tol: float = 1e-8, max_doublings: int = 3) -> dict:
-    """Deterministic-equivalent L_test(τ), E_score(τ) (and L_train(τ) as a check), SPEC §3–§4 (module doc).
+    """Deterministic-equivalent L_test(τ), E_score(τ) (and L_train(τ) as a check), docs/theory.md §3–§4 (module doc).
 
     Data: isotropic with variance ``sigma_x2`` (default 1), or a covariance spectrum ``atoms``
     [(λ, w), ...] (then the spectrum of XᵀX/n is the Silverstein–Bai law and Σ_t enters through the
@@ -233,7 +234,6 @@ def generalisation_curves(taus, activation="tanh", t: float = 0.1, psi_p: float 
     ``tol``. Returns the curves, ``contour_error``, ``n_contour`` used, ``n_nonconverged`` contour
     nodes of the δ equation and ``max_imag`` (imaginary residue of the real quantities).
     """
-    from .spectrum import normalize_atoms
     tau_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
     law = _data_law(tau_s, w_s, sx2, psi_n, t, n_mp)
     for k in range(max_doublings + 1):
@@ -261,8 +261,6 @@ def _data_law(tau_s, w_s, sx2, psi_n, t, n_mp):
 
 def _curves_on_contours(taus, activation, t, psi_p, psi_n, sx2, tau_s, w_s, law, edges, n_contour) -> dict:
     """:func:`generalisation_curves` at a fixed number of contour nodes per bulk."""
-    from .constants import ge_constants
-    from .spectrum import find_support, spectrum_params
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     k = ge_constants(activation, t, sx2)
     isotropic = bool(np.ptp(tau_s) == 0)

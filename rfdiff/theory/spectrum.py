@@ -1,4 +1,4 @@
-"""Spectrum of U in the high-dimensional limit: Theorem 3.1 (SPEC §4).
+"""Spectrum of U in the high-dimensional limit: Theorem 3.1 (docs/theory.md §4).
 
 For ``q(z) = (1/p) Tr(U − z)^{-1}``, ``r(z) = (1/(pd)) Tr(Σ^{1/2} Wᵀ (U − z)^{-1} W Σ^{1/2})`` and
 ``s(z) = (1/(pd)) Tr(Wᵀ (U − z)^{-1} W)``, with ``c = a_t² e^{-2t}``, ``γ = ψ_p/ψ_n`` and
@@ -8,7 +8,7 @@ For ``q(z) = (1/p) Tr(U − z)^{-1}``, ``r(z) = (1/(pd)) Tr(Σ^{1/2} Wᵀ (U −
     s = ∫ dρ_Σ(λ) 1/(ŝ + λ r̂),     r = ∫ dρ_Σ(λ) λ/(ŝ + λ r̂)
     0 = ψ_p (s_t² − z) + ψ_p v_t²/(1 + δ) + (1 − ψ_p)/q − s/q²
 
-(the SPEC form, re-derived here from the Lemma C.1 Gaussian equivalent by the sample-covariance
+(the form of docs/theory.md §4.3, re-derived here from the Lemma C.1 Gaussian equivalent by the sample-covariance
 deterministic equivalent conditional on W followed by the one for ``(α + F D Fᵀ)^{-1}``).
 
 Numerics. The unknowns are ``(u, δ)`` with ``u = 1/q`` (two complex numbers per spectral point);
@@ -42,6 +42,7 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
+import scipy.linalg
 
 from .._util import check_positive
 from .constants import constants_with_overrides
@@ -56,7 +57,7 @@ __all__ = ["SpectrumParams", "SpectrumResult", "spectrum_params", "solve_resolve
 
 
 def normalize_atoms(atoms: Optional[Sequence], sigma_x2: Optional[float] = None):
-    """ρ_Σ as arrays ``(λ_k, w_k)`` from ``[(λ, w), ...]`` (weights sum to 1) or isotropic σ_x² (SPEC §1).
+    """ρ_Σ as arrays ``(λ_k, w_k)`` from ``[(λ, w), ...]`` (weights sum to 1) or isotropic σ_x² (docs/theory.md §1).
 
     Returns ``(lam, w, sigma_x2)`` with ``sigma_x2 = Σ_k w_k λ_k``. If both are given they must agree.
     """
@@ -81,7 +82,7 @@ def normalize_atoms(atoms: Optional[Sequence], sigma_x2: Optional[float] = None)
 
 @dataclasses.dataclass(frozen=True)
 class SpectrumParams:
-    """Everything Theorem 3.1 needs (SPEC §4): ``c = a_t² e^{-2t}``, ``b2 = b_t²``, ``v2``, ``s2``, ψ's, ρ_Σ atoms."""
+    """Everything Theorem 3.1 needs (docs/theory.md §4): ``c = a_t² e^{-2t}``, ``b2 = b_t²``, ``v2``, ``s2``, ψ's, ρ_Σ atoms."""
 
     s2: float
     v2: float
@@ -151,8 +152,6 @@ def sample_norm_types(d: int, lam: np.ndarray, w: np.ndarray, n_types: int = 24)
     κ has mean 1 and variance 2 E_ρΣ[λ²]/(d σ_x⁴); it is matched by a Gamma law (exact χ²_d/d for
     isotropic Σ) and discretised by generalised Gauss–Laguerre quadrature.
     """
-    import scipy.linalg
-
     d = int(d)
     if d < 1:
         raise ValueError(f"d must be a positive integer, got {d}")
@@ -173,7 +172,7 @@ def sample_norm_types(d: int, lam: np.ndarray, w: np.ndarray, n_types: int = 24)
 def spectrum_params(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0,
                     atoms=None, sigma_x2=None, constants=None, d: Optional[int] = None,
                     n_types: int = 24) -> SpectrumParams:
-    """Collect the Theorem 3.1 parameters (SPEC §4) from the Gaussian-equivalence constants.
+    """Collect the Theorem 3.1 parameters (docs/theory.md §4) from the Gaussian-equivalence constants.
 
     ``constants`` (optional mapping) overrides any of ``s2, v2, b (or b2), a (or c)``; e.g.
     ``{"b": 0, "a": 0}`` switches the random-features structure off (pure Marchenko–Pastur).
@@ -215,7 +214,7 @@ def _equations(z, u, dl, P: SpectrumParams, want_jac=True):
         return _equations_raw(z, u, dl, P, want_jac)
 
 
-def _equations_typed(z, u, y, P):
+def _equations_typed(z, u, y, P, want_jac=True):
     """Finite-d types: unknowns u = 1/q and y = γ r; δ_j = c_j κ_j y + γ v_j² q per sample-norm type.
 
     ``r̂ = ψ_p Σ_j ω_j c_j κ_j/(1 + δ_j)`` and ``ψ_p v_t²/(1 + δ)`` becomes ``ψ_p Σ_j ω_j v_j²/(1 + δ_j)``
@@ -223,11 +222,9 @@ def _equations_typed(z, u, y, P):
     """
     psi, g = P.psi_p, P.gamma
     inv_u = 1.0 / u
-    dj = P.tc[None, :] * y[:, None] + g * P.tv2[None, :] * inv_u[:, None]
-    kap = 1.0 / (1.0 + dj)
-    k2 = kap * kap
-    r_hat = psi * (kap @ (P.tw * P.tc))
-    t2 = psi * (kap @ (P.tw * P.tv2))
+    kap = 1.0 / (1.0 + (P.tc[None, :] * y[:, None] + g * P.tv2[None, :] * inv_u[:, None]))
+    first = kap @ np.stack([P.tw * P.tc, P.tw * P.tv2], axis=1)          # Σ_j ω_j (c_j κ_j, v_j²)/(1 + δ_j)
+    r_hat, t2 = psi * first[:, 0], psi * first[:, 1]
     s_hat = psi * P.b2 + u
     den = s_hat[:, None] + r_hat[:, None] * P.lam[None, :]
     wi = P.w[None, :] / den
@@ -240,12 +237,15 @@ def _equations_typed(z, u, y, P):
     F2 = t1 + t2 + t3 - t4
     sc1 = np.abs(y) + g * np.abs(r) + 1e-300
     sc2 = np.abs(t1) + np.abs(t2) + np.abs(t3) + np.abs(t4) + 1e-300
+    if not want_jac:
+        return F1, F2, sc1, sc2, s, r, None
     # derivatives: dδ_j/du = -γ v_j²/u², dδ_j/dy = c_j κ_j
     du_d = g * inv_u * inv_u  # times v_j²: -dδ_j/du
-    rh_u = psi * du_d * (k2 @ (P.tw * P.tc * P.tv2))
-    rh_y = -psi * (k2 @ (P.tw * P.tc * P.tc))
-    t2_u = psi * du_d * (k2 @ (P.tw * P.tv2 * P.tv2))
-    t2_y = -psi * (k2 @ (P.tw * P.tv2 * P.tc))
+    second = (kap * kap) @ np.stack([P.tw * P.tc * P.tv2, P.tw * P.tc * P.tc, P.tw * P.tv2 * P.tv2], axis=1)
+    rh_u = psi * du_d * second[:, 0]
+    rh_y = -psi * second[:, 1]
+    t2_u = psi * du_d * second[:, 2]
+    t2_y = -psi * second[:, 0]
     wi2 = wi / den
     S2, S2l, S2ll = wi2.sum(1), wi2 @ P.lam, wi2 @ (P.lam * P.lam)
     s_u, s_y = -S2 - S2l * rh_u, -S2l * rh_y
@@ -260,8 +260,7 @@ def _equations_typed(z, u, y, P):
 
 def _equations_raw(z, u, dl, P, want_jac):
     if P.typed:
-        F1, F2, sc1, sc2, s, r, J = _equations_typed(z, u, dl, P)
-        return F1, F2, sc1, sc2, s, r, (J if want_jac else None)
+        return _equations_typed(z, u, dl, P, want_jac)
     # Unknowns u = 1/q and δ: in these variables the equations are nearly linear at large |z|
     # (u ≈ −z) and have no spurious root at q = 0, unlike the q²-multiplied form.
     psi, g = P.psi_p, P.gamma
@@ -380,7 +379,7 @@ def continuation(lam, eps_f, e0, x0, newton, max_newton=30, max_rounds=400):
 
 def solve_resolvent(lambdas, P: SpectrumParams, eps=None, tol: float = 1e-12, max_newton: int = 30,
                     eps_start=None, max_rounds: int = 400):
-    """Solve Theorem 3.1 (SPEC §4) at ``z = λ + iε`` for all λ at once by ε-continuation + Newton.
+    """Solve Theorem 3.1 (docs/theory.md §4) at ``z = λ + iε`` for all λ at once by ε-continuation + Newton.
 
     Args:
         lambdas: real spectral points (any shape; flattened).
@@ -434,12 +433,14 @@ def density(sol, lam, P, w_atom):
 
 
 def find_support(P: SpectrumParams, n_grid: int = 3000, rel_threshold: float = 1e-7, bisect_iter: int = 48,
-                 w_atom: Optional[float] = None):
-    """Numerical support of the continuous part of ρ (SPEC §4): list of ``[lo, hi]`` per bulk.
+                 w_atom: Optional[float] = None, zoom: int = 32):
+    """Numerical support of the continuous part of ρ (docs/theory.md §4): list of ``[lo, hi]`` per bulk.
 
     A grid uniform in ``log(λ − s_t²)`` from ``1e-7`` to the norm bound is scanned for
-    ``ρ·(λ − s_t²) > rel_threshold · max ρ·(λ − s_t²)`` at ``ε = 1e-10 (λ − s_t²)``, then each edge is
-    bisected; the edge error is ~1e-7 relative (set by ε and the threshold). Bulks narrower than
+    ``ρ·(λ − s_t²) > rel_threshold · max ρ·(λ − s_t²)`` at ``ε = 1e-10 (λ − s_t²)``, then every edge's
+    bracket is refined at once, ``zoom`` geometric points per bracket and round (``bisect_iter``/12
+    rounds, each dividing the bracket by ``zoom``); the edge error is ~1e-7 relative (set by ε and
+    the threshold). Bulks narrower than
     the grid spacing (~0.6 % of λ − s_t² at the default) are missed.
     """
     ub = P.upper_bound()
@@ -468,15 +469,20 @@ def find_support(P: SpectrumParams, n_grid: int = 3000, rel_threshold: float = 1
     hi_b = np.array([x[i + 1] if i + 1 < len(x) else x[-1] * 2 for i in ends])
     a = np.concatenate([lo_a, hi_b])   # outside points
     b = np.concatenate([lo_b, hi_a])   # inside points
-    for _ in range(bisect_iter):
-        m = np.sqrt(a * b)
-        if np.all(np.abs(b - a) <= 1e-13 * m):
+    # zoom: each round evaluates `zoom` geometric points across every bracket in one vectorised solve and
+    # keeps the pair where the density switches on (4 rounds of 31 points: bracket ÷ 32⁴ ≈ 1e6)
+    u = np.linspace(0.0, 1.0, zoom + 1)[1:-1]
+    for _ in range(max(1, -(-bisect_iter // 12))):
+        if np.all(np.abs(b - a) <= 1e-13 * np.sqrt(a * b)):
             break
-        s = solve_resolvent(P.s2 + m, P, eps=rel_eps * m)
-        r = density(s, P.s2 + m, P, w_atom) * m
-        ins = r > thr
-        b = np.where(ins, m, b)
-        a = np.where(ins, a, m)
+        m = a[:, None] * (b / a)[:, None] ** u[None, :]                 # (edges, zoom − 1), from outside to inside
+        s = solve_resolvent(P.s2 + m.ravel(), P, eps=rel_eps * m.ravel())
+        ins = (density(s, P.s2 + m.ravel(), P, w_atom) * m.ravel() > thr).reshape(m.shape)
+        first = np.where(ins.any(axis=1), ins.argmax(axis=1), m.shape[1])  # first inside point per bracket
+        rows = np.arange(m.shape[0])
+        new_b = np.where(first < m.shape[1], m[rows, np.minimum(first, m.shape[1] - 1)], b)
+        new_a = np.where(first > 0, m[rows, np.maximum(first - 1, 0)], a)
+        a, b = new_a, new_b
     nb = len(starts)
     edges = [[float(P.s2 + b[k]), float(P.s2 + b[nb + k])] for k in range(nb)]
     return edges, sol
@@ -499,7 +505,7 @@ def bulk_quadrature(edge, n: int = 256):
 
 @dataclasses.dataclass
 class SpectrumResult:
-    """Output of :func:`solve_spectrum` (SPEC §4, Theorem 3.1). Arrays follow ``lambdas``.
+    """Output of :func:`solve_spectrum` (docs/theory.md §4, Theorem 3.1). Arrays follow ``lambdas``.
 
     ``rho``: continuous density with the atom at ``s2`` removed; ``rho_total``: raw
     ``(1/π) Im q(λ+iε)``; ``v_weighted``: ``(1/π) Im s(λ+iε)`` (the measure that drives
@@ -536,7 +542,7 @@ def solve_spectrum(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n
                    atoms=None, eps=None, sigma_x2=None, constants=None, tol: float = 1e-12,
                    find_edges: bool = True, n_grid: int = 3000, n_quad: int = 256,
                    d: Optional[int] = None) -> SpectrumResult:
-    """Density ρ(λ), atom, bulk edges and V-weighted measure of U from Theorem 3.1 (SPEC §4).
+    """Density ρ(λ), atom, bulk edges and V-weighted measure of U from Theorem 3.1 (docs/theory.md §4).
 
     Args:
         activation, t, psi_p, psi_n: model (``psi_n = inf`` gives the population limit).
@@ -554,7 +560,7 @@ def solve_spectrum(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n
 
 def solve_spectrum_params(P: SpectrumParams, lambdas=None, eps=None, tol=1e-12, find_edges=True, n_grid=3000,
                           n_quad=256) -> SpectrumResult:
-    """:func:`solve_spectrum` (Theorem 3.1, SPEC §4) for explicit :class:`SpectrumParams`."""
+    """:func:`solve_spectrum` (Theorem 3.1, docs/theory.md §4) for explicit :class:`SpectrumParams`."""
     w_num, _ = atom_weight_numeric(P)
     edges, masses, vmasses = [], [], []
     if find_edges:

@@ -1,4 +1,4 @@
-"""Memorisation and generation-quality metrics for generated samples (SPEC §5).
+"""Memorisation and generation-quality metrics for generated samples (docs/theory.md §5).
 
 * Nearest / second-nearest training distances, streamed over chunks of the training set with a
   running top-2, so n = 65 536 training points × 10 000 samples needs only one
@@ -64,7 +64,7 @@ def _top2_scan(Y, Xpad, valid, chunk: int):
 
 @x64
 def nearest_two(samples, train, chunk: int = 2048, sample_batch: int = 16384):
-    """Distances to the nearest and second-nearest training points, and the nearest's index (SPEC §5).
+    """Distances to the nearest and second-nearest training points, and the nearest's index (docs/theory.md §5).
 
     Streams over chunks of ``train`` keeping a running top-2 per sample (float64), so memory is
     O(sample_batch × chunk) whatever the training-set size.
@@ -105,7 +105,7 @@ def nearest_two(samples, train, chunk: int = 2048, sample_batch: int = 16384):
 
 
 def distance_ratio(samples, train, chunk: int = 2048) -> np.ndarray:
-    """``‖x - a¹‖/‖x - a²‖`` per sample (SPEC §5); 0/0 (a sample on two coincident points) counts as 0."""
+    """``‖x - a¹‖/‖x - a²‖`` per sample (docs/theory.md §5); 0/0 (a sample on two coincident points) counts as 0."""
     d1, d2, _ = nearest_two(samples, train, chunk)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = d1 / d2
@@ -120,12 +120,12 @@ def _check_k(k) -> float:
 
 
 def memorized(ratio, k: float = 1.0 / 3.0) -> np.ndarray:
-    """Boolean mask ``ratio < k`` (SPEC §5)."""
+    """Boolean mask ``ratio < k`` (docs/theory.md §5)."""
     return np.asarray(ratio) < _check_k(k)
 
 
 def f_mem(ratio, k: float = 1.0 / 3.0) -> float:
-    """Fraction of memorised samples, ``mean(ratio < k)`` (SPEC §5)."""
+    """Fraction of memorised samples, ``mean(ratio < k)`` (docs/theory.md §5)."""
     r = np.asarray(ratio)
     if r.ndim != 1 or r.size == 0:
         raise ValueError(f"ratio must be a non-empty 1-D array, got shape {r.shape}")
@@ -164,7 +164,7 @@ def _boot_means(key, v, n_boot, batch):
 
 def f_mem_report(key: jax.Array, ratio, ks: Sequence[float] = DEFAULT_KS, n_boot: int = 2000,
                  level: float = 0.95) -> dict:
-    """f_mem for each k with its bootstrap interval: ``{k: (f_mem, lo, hi)}`` keyed by ``f"{k:.4g}"`` (SPEC §5)."""
+    """f_mem for each k with its bootstrap interval: ``{k: (f_mem, lo, hi)}`` keyed by ``f"{k:.4g}"`` (docs/theory.md §5)."""
     r = np.asarray(ratio)
     out = {}
     for j, k in enumerate(ks):
@@ -247,7 +247,7 @@ def kl_floor(d: int, N: int) -> float:
 
 
 def gaussian_quality(samples, mean, cov) -> dict:
-    """Generation quality from sample moments against the true Gaussian N(mean, cov) (SPEC §5).
+    """Generation quality from sample moments against the true Gaussian N(mean, cov) (docs/theory.md §5).
 
     Returns KL(N(mean̂, Σ̂) ‖ N(mean, cov)), W₂ between the two Gaussians, the relative Frobenius
     error of Σ̂, ‖mean̂ - mean‖, and ``kl_floor`` — what exact samples of the same size give.
@@ -265,7 +265,7 @@ def gaussian_quality(samples, mean, cov) -> dict:
 # ----------------------------------------------------------------------------- EMM and early stopping
 
 def emm(n_values, fmem_table, eps: float = 0.1) -> np.ndarray:
-    """``EMM_ε(τ) = max{n : f_mem(n, τ) ≥ 1 - ε}`` per τ (SPEC §5); 0 where no n qualifies.
+    """``EMM_ε(τ) = max{n : f_mem(n, τ) ≥ 1 - ε}`` per τ (docs/theory.md §5); 0 where no n qualifies.
 
     Args:
         n_values: (M,) training-set sizes.
@@ -342,24 +342,16 @@ def best_stopping_time(taus, quality, fmem, f_max: float = 0.1) -> int:
 
 
 def calibrate_early_stopping(n: int, tau_best: float) -> float:
-    """Slope ``c = τ*(n)/n`` of the early-stopping rule τ_stop = c·n (SPEC §5), from one (smallest) n."""
+    """Slope ``c = τ*(n)/n`` of the early-stopping rule τ_stop = c·n (docs/theory.md §5), from one (smallest) n."""
     n = check_positive("n", n)
     tau_best = check_positive("tau_best", tau_best)
     return tau_best / n
 
 
 def early_stopping_times(c: float, n_values) -> np.ndarray:
-    """τ_stop = c·n for each n (SPEC §5)."""
+    """τ_stop = c·n for each n (docs/theory.md §5)."""
     c = check_positive("c", c)
     n = np.asarray(n_values, dtype=np.float64)
     if np.any(n <= 0):
         raise ValueError("n_values must be positive")
     return c * n
-
-
-def interpolate_in_log_tau(taus, values, tau_query) -> np.ndarray:
-    """Linear interpolation of a curve in log τ (finite τ > 0 only), clamped at the ends."""
-    tau = np.asarray(taus, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(tau) & (tau > 0)
-    return np.interp(np.log(np.asarray(tau_query, dtype=np.float64)), np.log(tau[ok]), v[ok])
