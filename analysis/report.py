@@ -8,7 +8,6 @@ the verdict rule of analysis/verdict.py (docs/theory.md §6.4) and writes <figdi
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 
 def one_size(p: int, n: int, d: int, repeats: int, compare_jnp: bool) -> dict:

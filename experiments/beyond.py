@@ -11,7 +11,7 @@ The computation is rfdiff.pipelines.beyond (one unit per part, size or value, an
 run on a local Dask cluster (or --scheduler, --serial) and are cached under <out>/cache_beyond/.
 
 Example: python experiments/beyond.py --quick
-Writes <out>/beyond[_quick]_s<seed>.json + .npz (rfdiff.results.save: sizes, every unit's curves and
+Writes <out>/beyond[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: sizes, every unit's curves and
 timescales, statics summaries, timings; versions in "meta") and
 <figdir>/beyond_{finite_m,interpolation,ridge,classes,subspace}[_quick].png/.pdf.
 """
@@ -36,6 +36,7 @@ def parse_args(argv=None):
     ap.add_argument("--parts", default="1,2,3,4", help="comma-separated studies to run (2 needs 1)")
     ap.add_argument("--out", default="results", help="folder for JSON + NPZ")
     ap.add_argument("--figdir", default="figures", help="folder for PNG + PDF figures")
+    common.add_name_flags(ap)
     ap.add_argument("--no-plot", action="store_true", help="skip the figures")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     common.add_sweep_flags(ap)
@@ -104,9 +105,10 @@ def main(argv=None) -> int:
     common.configs(lambda: beyond.units(sizes, seed=args.seed, t=args.t, mu_norm=args.mu_norm, parts=args.parts))
     cluster = common.cluster_from(args)
     suffix = "_quick" if args.quick else ""
-    stem = common.output_stem(args.out, f"beyond{suffix}_s{args.seed}", overwrite=True)
+    stem = common.result_stem(args, f"beyond{suffix}_s{args.seed}", {
+        "quick": args.quick, "seed": args.seed, "t": args.t, "mu_norm": args.mu_norm, "parts": sorted(args.parts)})
     common.setup(args)
-    from rfdiff import io, results
+    from rfdiff import io
 
     with common.progress_bar(args, None, "beyond", "unit") as bar:
         def progress(done, total):
@@ -116,18 +118,15 @@ def main(argv=None) -> int:
 
         res, rep = beyond.run(sizes, seed=args.seed, t=args.t, mu_norm=args.mu_norm, parts=args.parts,
                               cache_dir=stem.parent / "cache_beyond", cluster=cluster, progress=progress)
-    files = []
-    if not args.no_plot:
-        from rfdiff_analysis import plots, plots_beyond
-        t0 = time.perf_counter()
-        for name in plots_beyond.figure_names(res):
-            files += plots.save(plots_beyond.FIGURES[name](res), Path(args.figdir) / f"beyond_{name}{suffix}")
-        res.timings["figures"] = time.perf_counter() - t0
     res.timings["total"] = time.perf_counter() - t_all
     meta = {"command": "python experiments/beyond.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "sweep": {"kind": rep.kind, "backend": rep.backend, "computed": rep.n_computed, "loaded": rep.n_loaded,
                       "n_workers": rep.n_workers, "wall_s": rep.wall_s}, **io.run_metadata()}
-    files = results.save(res, stem, meta=meta) + files
+    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
+    if not args.no_plot:
+        from rfdiff_analysis import plots, plots_beyond
+        for name in plots_beyond.figure_names(res):
+            files += plots.save(plots_beyond.FIGURES[name](res), Path(args.figdir) / f"beyond_{name}{suffix}")
     print_summary(res)
     unit_s = sum(v for k, v in res.timings.items() if k not in ("total", "figures") and math.isfinite(v))
     print(f"total {res.timings['total']:.1f} s ({rep.n_computed} units computed in {unit_s:.1f} s on {rep.backend}, "

@@ -79,26 +79,68 @@ def output_stem(out: str, name: str, overwrite: bool, suffixes=(".json", ".npz")
     if not name or name in (".", "..") or os.sep in name or (os.altsep and os.altsep in name) or "\0" in name:
         raise UsageError(f"--name: must be a plain file name without path separators, got {name!r}")
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--out: {folder} exists and is not a folder")
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out: cannot create or write to {folder} ({probe} is not writable)")
+    check_folder(folder, "--out")
     stem = folder / name
     if not overwrite:
         existing = [str(stem) + s for s in suffixes if Path(str(stem) + s).exists()]
         if existing:
             raise UsageError(f"--name: a result already exists at {existing[0]} (pass --overwrite to replace it)")
-    folder.mkdir(parents=True, exist_ok=True)
-    return stem
+    return writable_folder(folder, "--out") / name
+
+
+def save_result(obj, stem: Path, meta: dict, overwrite: bool) -> list[Path]:
+    """``rfdiff.results.save`` without replacing anything unless ``overwrite``: if another run wrote ``stem``
+    while this one computed, the result goes to ``stem_2`` (``_3``, …) and a line on stderr says so."""
+    from rfdiff import results
+    for k in range(1, 1000):
+        target = stem if k == 1 else stem.with_name(f"{stem.name}_{k}")
+        try:
+            files = results.save(obj, target, meta=meta, overwrite=overwrite)
+        except FileExistsError:
+            continue
+        if k > 1:
+            print(f"note: {stem}.json appeared while this run computed; this result is at {target}.json",
+                  file=sys.stderr)
+        return files
+    raise UsageError(f"--name: no free name next to {stem}")
+
+
+def check_folder(folder: Path, flag: str) -> None:
+    """Raise a UsageError naming ``flag`` if ``folder`` is a file or cannot be created or written."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag}: {folder} exists and is not a folder")
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: cannot create or write to {folder} ({probe} is not writable)")
+
+
+def writable_folder(folder, flag: str) -> Path:
+    """``folder`` as a Path, created if needed, after :func:`check_folder`."""
+    folder = Path(folder)
+    check_folder(folder, flag)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot create {folder} ({e.strerror})") from None
+    return folder
+
+
+def add_name_flags(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--name", default=None, help="run name (default: readable parameters + a hash of the whole config)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of the same name")
+
+
+def result_stem(args, prefix: str, params: dict) -> Path:
+    """``<out>/<name>`` with the default name ``<prefix>_<hash of params>`` (params: every result-changing
+    input), checked by :func:`output_stem`."""
+    return output_stem(args.out, args.name or f"{prefix}_{short_hash(params)}", args.overwrite)
 
 
 def add_output_flags(ap: argparse.ArgumentParser, default_out: str = "results") -> None:
     ap.add_argument("--out", default=default_out, help="output folder")
-    ap.add_argument("--name", default=None, help="run name (default: readable parameters + a hash of the whole config)")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing result of the same name")
+    add_name_flags(ap)
     ap.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ap.add_argument("--no-compile-cache", action="store_true",
                     help="do not use JAX's persistent compilation cache (default: ~/.cache/rfdiff/jax, or $RFDIFF_CACHE)")

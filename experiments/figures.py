@@ -40,24 +40,13 @@ def parse_args(argv=None):
     return args
 
 
-def _writable(folder: str, flag: str) -> Path:
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise common.UsageError(f"{flag}: {path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise common.UsageError(f"{flag}: cannot create {path} ({err.strerror})") from None
-    return path
-
-
 @common.guarded
 def main(argv=None) -> int:
     t_all = time.perf_counter()
     args = parse_args(argv)
     cluster = common.cluster_from(args)
     mode = "quick" if args.quick else "full"
-    cache, figdir = _writable(str(Path(args.out) / mode), "--out"), _writable(args.figdir, "--figdir")
+    cache, figdir = common.writable_folder(Path(args.out) / mode, "--out"), common.writable_folder(args.figdir, "--figdir")
     common.setup(args)
     from rfdiff import io, results, sweep
     from rfdiff.pipelines import paper

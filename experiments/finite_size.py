@@ -12,7 +12,7 @@ surrogates that replace one of its parts (docs/theory.md §7.1). The computation
 rfdiff.pipelines.finite_size; the units run on a local Dask cluster (or --scheduler, --serial).
 
 Example: python experiments/finite_size.py --quick
-Writes <out>/finite_size[_quick]_s<seed>.json + .npz (rfdiff.results.save: grid, rows with their
+Writes <out>/finite_size[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: grid, rows with their
 curves, fits, decomposition) and <figdir>/finite_size[_quick].png/.pdf. Units are cached under
 <out>/cache_finite_size/ so an interrupted run resumes.
 """
@@ -38,6 +38,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=1, help="PRNG seed of W and the training set")
     ap.add_argument("--out", default="results", help="folder for JSON + NPZ (and the unit cache)")
     ap.add_argument("--figdir", default="figures", help="folder for PNG + PDF")
+    common.add_name_flags(ap)
     ap.add_argument("--no-plot", action="store_true", help="skip the figure")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     common.add_sweep_flags(ap)
@@ -124,9 +125,10 @@ def main(argv=None) -> int:
     blocks = build(args)
     cluster = common.cluster_from(args)
     name = f"finite_size{'_quick' if args.quick else ''}"
-    stem = common.output_stem(args.out, f"{name}_s{args.seed}", overwrite=True)
+    stem = common.result_stem(args, f"{name}_s{args.seed}", {k: getattr(args, k) for k in (
+        "quick", "values", "decompose", "t", "seed")})
     common.setup(args)
-    from rfdiff import io, results
+    from rfdiff import io
     from rfdiff.pipelines import finite_size as fs
 
     bars = {}
@@ -143,17 +145,16 @@ def main(argv=None) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    files = []
+    meta = {"command": "python experiments/finite_size.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "sweeps": [{"kind": r.kind, "backend": r.backend, "computed": r.n_computed, "loaded": r.n_loaded,
+                        "wall_s": r.wall_s} for r in reports], "wall_s": time.perf_counter() - t_all,
+            **io.run_metadata()}
+    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
     if not args.no_plot:
         from pathlib import Path
 
         from rfdiff_analysis import plots, plots_finite_size
         files += plots.save(plots_finite_size.finite_size_figure(res), Path(args.figdir) / name)
-    meta = {"command": "python experiments/finite_size.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "sweeps": [{"kind": r.kind, "backend": r.backend, "computed": r.n_computed, "loaded": r.n_loaded,
-                        "wall_s": r.wall_s} for r in reports], "wall_s": time.perf_counter() - t_all,
-            **io.run_metadata()}
-    files = results.save(res, stem, meta=meta) + files
     print_tables(res)
     done = ", ".join(f"{r.n_computed} computed, {r.n_loaded} cached" for r in reports)
     print(f"wall {meta['wall_s']:.1f} s ({done}); wrote " + ", ".join(str(f) for f in files))

@@ -11,7 +11,7 @@ Gaussian mixture, a non-odd activation, and the generation-level τ_mem next to 
 rfdiff.pipelines.generation, run as a cached sweep of units (a local Dask cluster by default).
 
 Example: python experiments/generation.py --quick
-Writes <out>/generation[_quick].json|.npz and <figures>/generation_*.png|.pdf; units are cached under
+Writes <out>/generation[_quick]_<config hash>.json|.npz (or --name) and <figures>/generation_*.png|.pdf; units are cached under
 <out>/cache_generation/, so an interrupted or repeated run only computes what is missing.
 """
 from __future__ import annotations
@@ -52,6 +52,7 @@ def parse_args(argv=None):
     a("--f-max", type=float, default=0.1,
       help="best-in-hindsight τ: lowest KL among τ with f_mem ≤ f_max (default 0.1)")
     a("--no-progress", action="store_true", help="hide the progress bar")
+    common.add_name_flags(ap)
     a("--replot", action="store_true", help="redraw the figures from saved results (no computation)")
     a("--cache-dir", default=None, help="unit cache, reachable by every worker (default: <out>/cache_generation)")
     a("--recompute", action="store_true", help="ignore cached units (they are overwritten)")
@@ -112,8 +113,9 @@ def main(argv=None) -> int:
     suffix = "_quick" if args.quick else ""
     from rfdiff import results
     from rfdiff_analysis import plots_generation
+    name = args.name or f"generation{suffix}_{common.short_hash(study)}"
     if args.replot:
-        stem = Path(args.out) / f"generation{suffix}"
+        stem = Path(args.out) / name
         try:
             summary = results.load(stem)
         except results.CorruptResult as err:
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
         files = plots_generation.figures(summary, args.figures, suffix)
         print("wrote: " + ", ".join(str(f) for f in files))
         return 0
-    stem = common.output_stem(args.out, f"generation{suffix}", overwrite=True)
+    stem = common.output_stem(args.out, name, args.overwrite)
     cluster = common.cluster_from(args)
     common.setup(args)
     from rfdiff import io
@@ -138,16 +140,14 @@ def main(argv=None) -> int:
         except SweepError as err:   # the other units finished and are cached: a rerun computes only the failed ones
             print(f"error: {err}", file=sys.stderr)
             return 1
-    t_fig = time.perf_counter()
-    files = plots_generation.figures(summary, args.figures, suffix)
-    t_fig = time.perf_counter() - t_fig
     numbers = pipeline.key_numbers(summary)
     sweeps = [{"backend": r.backend, "units": len(r.results), "computed": r.n_computed, "loaded": r.n_loaded,
                "wall_s": r.wall_s, "startup_s": r.startup_s, "workers": r.n_workers} for r in reports]
     meta = {"command": "python experiments/generation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "summary": numbers, "sweeps": sweeps, "figures": [str(f) for f in files], "seconds_figures": t_fig,
-            "seconds_total": time.perf_counter() - t_all, "cache_dir": str(cache), **io.run_metadata()}
-    files += results.save(summary, stem, meta=meta)
+            "summary": numbers, "sweeps": sweeps, "seconds_total": time.perf_counter() - t_all,
+            "cache_dir": str(cache), **io.run_metadata()}
+    files = common.save_result(summary, stem, meta, args.overwrite)      # the result first: an interrupted plot loses nothing
+    files += plots_generation.figures(summary, args.figures, suffix)
     print_summary(summary, numbers)
     warned = [r for r in summary.runs if r["warnings"]]
     if warned:

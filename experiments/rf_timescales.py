@@ -56,14 +56,16 @@ def parse_args(argv=None):
 def build(args):
     from rfdiff.model import DataSpec, RFConfig
     from rfdiff.results import Thresholds
-    from rfdiff.study import StudyOptions, TauGrid, choose_method
+    from rfdiff.study import StudyOptions, TauGrid, available_memory, choose_method, memory_estimate
     cfg = RFConfig(d=args.d, p=args.p, n=args.n, t=args.t, activation=args.activation,
                    data=DataSpec(kind=args.data, sigma_x=args.sigma_x), seed=args.seed, tol=args.tol)
     opts = StudyOptions(taus=TauGrid(args.tau_min, args.tau_max, args.n_tau), method=args.method, eta=args.eta,
                         thresholds=Thresholds(args.gen_frac, args.mem_frac, args.mem_abs), theory=not args.no_theory,
                         spectrum=args.spectrum, lanczos_tol=args.lanczos_tol, lanczos_max_steps=args.lanczos_steps,
                         slq_probes=args.slq_probes, slq_steps=args.slq_steps)
-    choose_method(cfg, opts.method)        # refuses, before any computation, what does not fit in memory
+    route = choose_method(cfg, opts.method, max_steps=opts.lanczos_max_steps)   # refuses what does not fit, up front
+    print(f"route: {route}, peak memory ≈ {memory_estimate(cfg.p, cfg.n, cfg.d, route) / 1e9:.2g} GB "
+          f"({available_memory() / 1e9:.0f} GB available)", file=sys.stderr)
     return cfg, opts
 
 
@@ -99,21 +101,20 @@ def main(argv=None) -> int:
     cfg, opts = common.configs(lambda: build(args))
     stem = common.output_stem(args.out, args.name or default_name(cfg, opts), args.overwrite)
     common.setup(args)
-    from rfdiff import io, results, study
+    from rfdiff import io, study
     stages = ["matrices", "dynamics", "spectrum", "curves"] + ([] if args.no_theory else ["theory"])
     with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
         res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
         bar.update(1)
-    files = []
+    res.timings["total"] = time.perf_counter() - t_all
+    meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "memory": {"peak_rss_bytes": io.peak_rss_bytes(), "device": io.device_memory()}, **io.run_metadata()}
+    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
     if not args.no_plot:
         from rfdiff_analysis import plots
         t0 = time.perf_counter()
         files += plots.save(plots.main_job_figure(res), stem, tight=False)
         res.timings["figure"] = time.perf_counter() - t0
-    res.timings["total"] = time.perf_counter() - t_all
-    meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "memory": {"peak_rss_bytes": io.peak_rss_bytes(), "device": io.device_memory()}, **io.run_metadata()}
-    files += results.save(res, stem, meta=meta)
     print_table(res)
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items() if math.isfinite(v)))
     print(f"peak RSS {meta['memory']['peak_rss_bytes'] / 1e9:.2f} GB; wrote: " + ", ".join(map(str, files)))

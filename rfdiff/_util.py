@@ -52,6 +52,14 @@ def check_positive(name: str, value) -> float:
     return v
 
 
+def check_fraction(name: str, value) -> float:
+    """Return ``value`` as float, or raise ValueError naming ``name`` if it is not in the open interval (0, 1)."""
+    v = check_positive(name, value)
+    if v >= 1:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return v
+
+
 def check_array(name: str, x, ndim: Optional[int] = None, shape: Optional[tuple] = None,
                 allow_empty: bool = False) -> np.ndarray:
     """``x`` as a float64 numpy array, or a ValueError naming ``name``: not numeric, complex, non-finite,

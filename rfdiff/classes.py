@@ -105,7 +105,7 @@ class ClassMatrices:
 
 @x64
 def class_matrices(key: jax.Array, W, X, labels, data: GaussianMixture, t: float, activation="tanh",
-                   tol: float = 1e-10, n_mc: int = 4096) -> ClassMatrices:
+                   tol: float = 1e-8, n_mc: int = 4096) -> ClassMatrices:
     """Per-class U_c, V_c (class c's points), Ũ_c, Ṽ_c (component c) and Monte Carlo score moments (module doc)."""
     if not isinstance(data, GaussianMixture):
         raise ValueError("data must be a GaussianMixture")
@@ -203,7 +203,7 @@ def class_dynamics(dyn: ExactDynamics, mats: ClassMatrices) -> ClassDynamics:
 
 @x64
 def class_problem(key: jax.Array, W, X, labels, data: GaussianMixture, t: float, activation="tanh",
-                  tol: float = 1e-10, n_mc: int = 4096) -> tuple[ExactDynamics, ClassDynamics]:
+                  tol: float = 1e-8, n_mc: int = 4096) -> tuple[ExactDynamics, ClassDynamics]:
     """Shared dynamics of the whole training set (U = Σ_c (n_c/n) U_c, Ũ = Σ_c π_c Ũ_c) and its per-class views."""
     mats = class_matrices(key, W, X, labels, data, t, activation, tol, n_mc)
     U, V, Up, Vp = mats.total()

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
 
 from ._util import check_positive, check_positive_int
 from .diffusion import delta

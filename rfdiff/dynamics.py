@@ -82,6 +82,11 @@ def eigvalsh(U) -> np.ndarray:
         return np.asarray(jnp.linalg.eigvalsh(jnp.asarray(U, dtype=jnp.float64)))
 
 
+def _xp(*arrays):
+    """numpy for host arrays, jax.numpy when any argument is a JAX array (accelerators keep data on device)."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
 def mode_factors_flow(lam, taus, c):
     """f_i(τ) = (exp(-c λ_i τ) - 1)/λ_i, stable for λ → 0 (→ -cτ) and any large τ (docs/theory.md §3.2)."""
     xp = _xp(lam, taus)

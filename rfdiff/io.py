@@ -90,8 +90,11 @@ def to_jsonable(obj):
     return obj
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write ``path`` through ``write(fh)`` on a temporary file in the same folder, then rename it into place."""
+def atomic_write(path: Path, write, overwrite: bool = True) -> None:
+    """Write ``path`` through ``write(fh)`` on a temporary file in the same folder, then rename it into place.
+
+    With ``overwrite=False`` the temporary file is hard-linked into place instead, which fails with
+    ``FileExistsError`` if ``path`` exists (also when another process created it meanwhile)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -100,7 +103,11 @@ def atomic_write(path: Path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

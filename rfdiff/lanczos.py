@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_array, check_positive, check_positive_int, check_symmetric, row_chunks, warn
-from .diffusion import delta
+from ._util import check_array, check_positive, check_positive_int, check_symmetric, warn
 from .dynamics import ExactDynamics
 
 __all__ = ["block_lanczos", "krylov_dynamics", "slq_spectrum", "kolmogorov_distance", "as_matmat"]

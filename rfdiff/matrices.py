@@ -266,7 +266,7 @@ def _validate_common(W, t, activation):
 
 
 @x64
-def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-10, max_order: int = 12,
+def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = 12,
                      quad_order: Optional[int] = None, sample_rows: int = 256) -> tuple[MehlerPlan, np.ndarray]:
     """The Mehler plan of the training U and the exact V (docs/theory.md §2.3–2.4), U not formed.
 
@@ -289,7 +289,7 @@ def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-10, max_
 
 
 @x64
-def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-10, max_order: int = 12,
+def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = 12,
                    quad_order: Optional[int] = None, block: int = 1024, sample_rows: int = 256) -> FeatureMoments:
     """Exact noise-averaged U = (1/n)Σ_ν E_ξ φ_νφ_νᵀ and V = (1/n)Σ_ν E_ξ φ_ν ξᵀ (docs/theory.md §2.3–2.4).
 
@@ -324,7 +324,7 @@ def population_plans(W, data: GaussianMixture, t: float, activation="tanh", tol:
 
 
 @x64
-def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-10,
+def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-8,
                         max_order: int = 32, quad_order: Optional[int] = None, block: int = 1024,
                         sample_rows: int = 256) -> FeatureMoments:
     """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (docs/theory.md §2.5)."""

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._util import check_points, check_positive, check_positive_int, x64
+from ._util import check_fraction, check_points, check_positive, check_positive_int, x64
 
 DEFAULT_KS = (1.0 / 3.0, 0.5, 0.25)
 
@@ -144,8 +144,7 @@ def bootstrap_ci(key: jax.Array, values, n_boot: int = 2000, level: float = 0.95
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {v.shape}")
     n_boot = check_positive_int("n_boot", n_boot)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    check_fraction("level", level)
     means = _boot_means(key, jnp.asarray(v), n_boot, check_positive_int("batch", batch))
     alpha = 0.5 * (1.0 - level)
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
@@ -279,8 +278,7 @@ def emm(n_values, fmem_table, eps: float = 0.1) -> np.ndarray:
         F = F.mean(axis=0)
     if F.ndim != 2 or F.shape[0] != n.size:
         raise ValueError(f"fmem_table must be (len(n_values)={n.size}, T), got shape {F.shape}")
-    if not 0.0 < eps < 1.0:
-        raise ValueError(f"eps must be in (0, 1), got {eps!r}")
+    check_fraction("eps", eps)
     ok = F >= 1.0 - eps
     return np.max(np.where(ok, n[:, None], 0.0), axis=0)
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_positive, check_positive_int, row_chunks
+from ._util import check_fraction, check_positive, check_positive_int, row_chunks
 from .activations import get_activation
 from .data import GaussianMixture, gaussian_spectrum, isotropic, subspace, two_class_mixture
 from .features import init_W
@@ -73,7 +73,7 @@ class RFConfig:
         for name in ("d", "p", "n", "n_emp"):
             check_positive_int(name, getattr(self, name))
         check_positive("t", self.t)
-        check_positive("tol", self.tol)
+        check_fraction("tol", self.tol)
         get_activation(self.activation)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")

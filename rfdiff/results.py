@@ -365,17 +365,19 @@ def _hashable(k):
     return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
 
 
-def save(obj, stem, meta: Optional[dict] = None) -> list[Path]:
+def save(obj, stem, meta: Optional[dict] = None, overwrite: bool = True) -> list[Path]:
     """Write ``obj`` as ``stem.json`` (tree, plus ``meta``) and ``stem.npz`` (arrays), each atomically.
 
-    The NPZ is written first, so a JSON that exists always has its arrays.
+    The NPZ is written first, so a JSON that exists always has its arrays. ``overwrite=False`` raises
+    ``FileExistsError`` instead of replacing an existing file (checked atomically, so two concurrent
+    writers of one stem cannot both succeed).
     """
     stem = Path(stem)
     tree, arrays = to_payload(obj)
     text = json.dumps({"result": tree, "meta": _jsonable(meta or {})}, indent=1, sort_keys=True) + "\n"
     npz, js = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
-    atomic_write(npz, lambda fh: np.savez(fh, **arrays))
-    atomic_write(js, lambda fh: fh.write(text.encode()))
+    atomic_write(npz, lambda fh: np.savez(fh, **arrays), overwrite)
+    atomic_write(js, lambda fh: fh.write(text.encode()), overwrite)
     return [js, npz]
 
 

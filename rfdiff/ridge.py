@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._util import check_finite_array, check_positive, x64
+from ._util import check_fraction, check_finite_array, check_positive, x64
 from .diffusion import delta
 from .dynamics import ExactDynamics, exact_dynamics, mode_factors_flow, mode_factors_gd
 from .results import Curves
@@ -51,10 +51,7 @@ def check_ridge(ridge) -> float:
 
 
 def check_rcond(rcond) -> float:
-    r = check_positive("rcond", rcond)
-    if r >= 1:
-        raise ValueError(f"rcond must be in (0, 1), got {rcond!r}")
-    return r
+    return check_fraction("rcond", rcond)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import stats
 
+from ._util import check_fraction
 from .results import register
 
 __all__ = ["Estimate", "PowerLawFit", "FiniteSizeFit", "mean_ci", "fit_power_law", "fit_finite_size"]
@@ -81,9 +82,7 @@ class FiniteSizeFit:
 
 
 def _check_level(level: float) -> float:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return float(level)
+    return check_fraction("level", level)
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> Estimate:

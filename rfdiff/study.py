@@ -306,7 +306,6 @@ def _run(config, options, method, tell, timings, diag, lap) -> StudyResult:
             raise ValueError("model='ge' needs zero-mean Gaussian data (the Gaussian equivalent of Lemma C.1)")
         tell("matrices")
         dr = draw(config)
-        problem_data = dr.data
         dyn, eig = ge_dynamics(dr.W, dr.X, config.t, config.activation, seed=config.seed, cov_eigs=dr.data.eigvals[0])
         diag["method"] = "ge"
         diag["dynamics"] = dict(dyn.info)
@@ -317,7 +316,6 @@ def _run(config, options, method, tell, timings, diag, lap) -> StudyResult:
         diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method)
         tell("matrices")
         problem = build_problem(config, dense_population=(method != "streamed"), dense_train=(method != "streamed"))
-        problem_data = problem.data
         diag["matrices"] = {"train_order": problem.train.order, "train_trunc_error": problem.train.trunc_error,
                             "train_quad_order": problem.train.info.get("quad_order"),
                             "pop_order": problem.pop.order, "pop_trunc_error": problem.pop.trunc_error,

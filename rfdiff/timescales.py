@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._util import check_fraction
 from .diffusion import delta
 from .results import Curves, Spectrum, Thresholds, Timescales
 
@@ -66,8 +67,7 @@ def tau_gen(tau, score_error, frac: float = 0.1) -> dict:
 def tau_mem(tau, gen_gap, frac: float = 0.5, abs_threshold: float = 0.05) -> dict:
     """τ_mem = first τ with L_gen(τ) ≥ frac·L_gen(τ_max); ``tau_mem_abs``: first τ with L_gen ≥ abs_threshold (§6.1)."""
     tau, y = _check(tau, gen_gap, "gen_gap")
-    if not 0 < frac < 1:
-        raise ValueError(f"mem_frac must be in (0, 1), got {frac}")
+    check_fraction("mem_frac", frac)
     final = float(y[-1])
     rel = first_crossing(tau, y, frac * final, upward=True) if final > 0 else math.nan
     return {"tau_mem": rel, "level": frac * final, "final_gap": final,

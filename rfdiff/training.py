@@ -242,21 +242,34 @@ def gd_stability_limit(U, d: int, t: float) -> float:
     """Largest stable GD step on the exact loss, ``η_max = p d/(Δ_t λ_max(U))`` (docs/theory.md §3)."""
     U = np.asarray(check_finite_array("U", U), dtype=np.float64)
     d = check_positive_int("d", d)
-    p = U.shape[0]
-    lam_max = scipy.linalg.eigh(U, eigvals_only=True, subset_by_index=[p - 1, p - 1], check_finite=False)[0]
-    return p * d / (delta(t) * float(lam_max))
+    return U.shape[0] * d / (delta(t) * _lambda_max(U))
 
 
-def _check_stability(config: "TrainConfig", U, d: int, t: float) -> None:
+def _lambda_max(U) -> float:
+    U = np.asarray(U, dtype=np.float64)
+    return float(scipy.linalg.eigh(U, eigvals_only=True, subset_by_index=[U.shape[0] - 1] * 2, check_finite=False)[0])
+
+
+def _fresh_lambda_max(key, W, Xs, sqrt_dt, act: Activation) -> float:
+    """λ_max of ΦᵀΦ/n for one noise draw per point (an estimate of λ_max(U) for the fresh-noise check)."""
+    xi = jax.random.normal(jax.random.fold_in(key, 2**31 - 1), Xs.shape, dtype=Xs.dtype)
+    phi = np.asarray(act.fn((Xs + sqrt_dt * xi) @ W.T / math.sqrt(Xs.shape[1])), dtype=np.float64)
+    gram = phi @ phi.T if phi.shape[0] <= phi.shape[1] else phi.T @ phi
+    return float(np.linalg.eigvalsh(gram)[-1]) / phi.shape[0]
+
+
+def _check_stability(config: "TrainConfig", lam_max: Optional[float], p: int, d: int, t: float,
+                     estimated: bool = False) -> None:
     """Refuse a gradient-descent step past the stability limit of the quadratic loss (as the exact curves do):
-    η < p d/(Δ_t λ_max) for GD, (1 + β) p d/(Δ_t λ_max) with heavy-ball momentum β (docs/theory.md §3.3, §3.7)."""
-    if U is None or config.optimizer == "adam":
+    η < p d/(Δ_t λ_max) for GD, (1 + β) p d/(Δ_t λ_max) with heavy-ball momentum β (docs/theory.md §3.3, §3.7).
+    Fresh noise (λ_max estimated from one noise draw) warns instead: its mean dynamics diverge there."""
+    if lam_max is None or config.optimizer == "adam":
         return
-    limit = gd_stability_limit(np.asarray(U), d, t) * (1.0 + (config.momentum if config.optimizer == "momentum" else 0.0))
+    limit = p * d / (delta(t) * lam_max) * (1.0 + (config.momentum if config.optimizer == "momentum" else 0.0))
     if config.eta >= limit:
-        msg = (f"eta={config.eta:g} is beyond the {config.optimizer} stability limit {limit:.6g} "
-               f"(p d/(Δ_t λ_max(U)){' × (1 + momentum)' if config.optimizer == 'momentum' else ''})")
-        if config.noise == "fresh":   # the limit is that of the mean dynamics: the run would diverge
+        msg = (f"eta={config.eta:g} is beyond the {config.optimizer} stability limit {'≈ ' if estimated else ''}"
+               f"{limit:.6g} (p d/(Δ_t λ_max(U)){' × (1 + momentum)' if config.optimizer == 'momentum' else ''})")
+        if config.noise == "fresh":
             warn(msg + ": the iterates diverge")
         else:
             raise ValueError(msg)
@@ -361,7 +374,11 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
         else:
             data["W"], data["Xs"], data["key"] = Wj, jnp.tile(Xs, (config.m, 1)), key
 
-    _check_stability(config, data["Uo"] if data["Uo"] is not None else data["U"], d, t)
+    if config.noise == "fresh":
+        lam_max = _fresh_lambda_max(key, Wj, Xs, math.sqrt(delta(t)), act)
+    else:
+        lam_max = _lambda_max(data["Uo"])
+    _check_stability(config, lam_max, p, d, t, estimated=config.noise == "fresh")
     steps = config.checkpoint_steps(d)
     segs = np.diff(steps, prepend=0)
     L = config.log_chunk

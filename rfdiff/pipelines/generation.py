@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from .. import memorisation as M, results, sampling as S, timescales
-from .._util import check_positive, x64
+from .._util import check_fraction, check_positive, x64
 from ..activations import get_activation
 from ..model import DataSpec
 from ..sweep import Cluster, run_sweep, SweepReport
@@ -149,9 +149,7 @@ class GenerationUnit:
         object.__setattr__(self, "rep", _int("rep", self.rep, 0))
         if self.tau_stop is not None:
             object.__setattr__(self, "tau_stop", check_positive("tau_stop", self.tau_stop))
-        if not 0.0 < self.mem_frac < 1.0:
-            raise ValueError(f"mem_frac must be in (0, 1), got {self.mem_frac!r}")
-        object.__setattr__(self, "mem_frac", float(self.mem_frac))
+        object.__setattr__(self, "mem_frac", check_fraction("mem_frac", self.mem_frac))
 
     def key(self) -> jax.Array:
         """The unit's PRNG key."""

@@ -22,8 +22,8 @@ import numpy as np
 from .. import dynamics, fluctuations, training
 from ..diffusion import delta
 from ..model import build_problem, DataSpec, RFConfig
-from ..results import Curves, register, Thresholds
-from ..stats import Estimate, fit_finite_size, fit_power_law, mean_ci
+from ..results import Curves, register
+from ..stats import fit_finite_size, fit_power_law, mean_ci
 from ..study import run_study, Study, StudyOptions, StudyResult, TauGrid
 from ..theory import classify_bulks, ge_constants, solve_spectrum
 from ..timescales import extract, first_crossing, tau_mem as tm_rule
@@ -560,7 +560,6 @@ def _heatmap_summary(P, get, figure) -> dict:
 
 
 def _procedure_summary(P, get) -> dict:
-    R = P["procedure"]
     u = units("procedure", P)
     tr, st = get(u[0]), get(u[1])
     if tr is None:
