@@ -1,59 +1,76 @@
 #!/usr/bin/env python
-"""Table of τ_gen and τ_mem from saved main-job results, with thresholds of your choice.
+"""Table of τ_gen and τ_mem from saved main-job results, re-read with thresholds of your choice.
 
-Example: python analysis/timescales_table.py results/*.json --gen-frac 0.05 --mem-frac 0.3
-Reads each <run>.json and its <run>.npz (curves), re-extracts the timescales and prints one row
-per run (sorted by n, then p); --csv writes the same table.
+Example: rfdiff table results/rf_*.json --gen-frac 0.05 --mem-frac 0.3
+         (or: python analysis/timescales_table.py results/rf_*.json)
+Loads each saved StudyResult (<run>.json + <run>.npz), re-extracts the timescales from the stored
+curves and spectra by the same rule on every side (simulation, finite-d theory, d → ∞ theory;
+docs/theory.md §6.1–6.2) and prints one row per run and side, sorted by n, then p; --csv writes
+the same table.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
+from rfdiff_cli import common
 
-from rfdiff import timescales
+COLUMNS = ("tau_gen", "tau_mem", "tau_mem_abs", "min_score_error", "final_gap", "lambda_mem", "tau_mem_spectral")
 
 
-def rows_from(paths, gen_frac, mem_frac, mem_abs):
+def parse_args(argv=None):
+    ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="result files written by rfdiff run (<run>.json or <run>)")
+    ap.add_argument("--gen-frac", type=float, default=0.1, help="τ_gen: score error within this fraction of its minimum")
+    ap.add_argument("--mem-frac", type=float, default=0.5, help="τ_mem: gap reaches this fraction of its final value")
+    ap.add_argument("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gap reaches this value")
+    ap.add_argument("--csv", default=None, help="also write the table as CSV here")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    args = ap.parse_args(argv)
+    if args.csv and Path(args.csv).exists() and not args.overwrite:
+        raise common.UsageError(f"--csv: {args.csv} exists (pass --overwrite to replace it)")
+    if args.csv:
+        common.check_folder(Path(args.csv).resolve().parent, "--csv")
+    return args
+
+
+def rows_from(paths, thresholds) -> list[dict]:
+    """One row per (run, side): the timescales of its stored curves and spectrum under ``thresholds``."""
+    from rfdiff import results, timescales
+    from rfdiff.study import StudyResult
     rows = []
-    for p in paths:
-        p = Path(p)
-        res = json.loads(p.read_text())
-        curves = np.load(p.with_name(p.name[: -len(".json")] + ".npz"))
-        g = timescales.tau_gen(curves["tau"], curves["score_error"], gen_frac)
-        m = timescales.tau_mem(curves["tau"], curves["gen_gap"], mem_frac, mem_abs)
-        th = res.get("theory", {})
-        cfg = res["config"]
-        rows.append({"run": res["name"], "d": cfg["d"], "p": cfg["p"], "n": cfg["n"], "t": cfg["t"],
-                     "tau_gen": g["tau_gen"], "tau_mem": m["tau_mem"], "tau_mem_abs": m["tau_mem_abs"],
-                     "tau_gen_theory": th.get("tau_gen"), "tau_mem_theory": th.get("tau_mem"),
-                     "min_score_error": g["min"], "final_gap": m["final_gap"]})
+    for path in paths:
+        stem = Path(path[: -len(".json")] if str(path).endswith(".json") else path)
+        try:
+            res = results.load(stem)
+        except results.CorruptResult as err:
+            raise common.UsageError(f"results: cannot read {stem} ({err})") from None
+        if not isinstance(res, StudyResult):
+            raise common.UsageError(f"results: {stem} holds a {type(res).__name__}, not a main-job StudyResult")
+        cfg = res.study.config
+        for label, side in (("simulation", res.simulation), ("theory", res.theory), ("theory d→∞", res.theory_d_inf)):
+            if side is None:
+                continue
+            ts = timescales.extract(side.curves, thresholds, side.spectrum, n=cfg.n, p=cfg.p, d=cfg.d, t=cfg.t)
+            rows.append({"run": stem.name, "side": label, "d": cfg.d, "p": cfg.p, "n": cfg.n, "t": cfg.t,
+                         **{c: getattr(ts, c) for c in COLUMNS}})
     return sorted(rows, key=lambda r: (r["n"], r["p"], r["run"]))
 
 
+@common.guarded
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", nargs="+", help="result JSON files written by experiments/rf_timescales.py")
-    ap.add_argument("--gen-frac", type=float, default=0.1)
-    ap.add_argument("--mem-frac", type=float, default=0.5)
-    ap.add_argument("--mem-abs", type=float, default=0.05)
-    ap.add_argument("--csv", default=None, help="also write the table as CSV here")
-    args = ap.parse_args(argv)
-    try:
-        rows = rows_from(args.results, args.gen_frac, args.mem_frac, args.mem_abs)
-    except (OSError, KeyError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    from rfdiff.results import Thresholds
+    thresholds = common.configs(lambda: Thresholds(args.gen_frac, args.mem_frac, args.mem_abs))
+    rows = rows_from(args.results, thresholds)
     cols = list(rows[0])
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else ("—" if v is None else str(v))
-    widths = [max(len(c), *(len(fmt(r[c])) for r in rows)) for c in cols]
+    cell = lambda v: v if isinstance(v, str) else common.fmt(v)  # noqa: E731
+    widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in cols]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for r in rows:
-        print("  ".join(fmt(r[c]).rjust(w) for c, w in zip(cols, widths)))
+        print("  ".join(cell(r[c]).rjust(w) for c, w in zip(cols, widths)))
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=cols)

@@ -1,7 +1,7 @@
 """The authors' own RF-score trainer, ported faithfully, against rfdiff's exact route.
 
 Source read (not copied; the procedure is ported): repository ``tbonnair/Why-Diffusion-Models-Don-t-Memorize``,
-file ``Theory/src/Training_random_features.py`` (commit 6486102, 2025-10-31, the only version with the
+file ``Theory/src/Training_random_features.py`` (commit 6486102, the only version with the
 ``.py`` name; the same file as ``Theory/src/Training_random_features`` at 6a0c030). Its ``Theory/README.md``
 says this script "computes the train and test losses as well as the L2 error to the true score which are
 plotted in Fig.5". What it does:
@@ -51,7 +51,8 @@ What this benchmark does (one run):
    ``quadratic_loss``/``score_error`` with B = A_theirs) against their own Monte Carlo estimates
    (their m = 100 draws, and the same estimator with ``--check-mc`` draws for a tighter comparison),
    with the Monte Carlo standard errors.
-4. Writes ``results/bench_authors.json`` (``--out``) and prints a table.
+4. Writes ``results/bench_authors.json`` (``--out``; ``results/bench_authors_quick.json`` with
+   ``--quick``) and prints a table.
 
 ``--quick`` uses d = 32, p = 2048, n = 256 for both sides (Fig. 5 point: d = 100, p = 6400, n = 800).
 """
@@ -117,10 +118,13 @@ def parse_args(argv=None):
                          "'{out}' is replaced by a temporary output folder")
     ap.add_argument("--skip-main", action="store_true", help="do not run rfdiff's side (no ratio)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench_authors.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output JSON (default results/bench_authors.json; bench_authors_quick.json with --quick)")
     args = ap.parse_args(argv)
     if args.quick:
         args.d, args.p, args.n = 32, 2048, 256
+    if args.out is None:
+        args.out = ROOT / "results" / f"bench_authors{'_quick' if args.quick else ''}.json"
     for name in ("d", "p", "n", "steps", "log_repeats", "num_epochs", "check_steps", "check_d", "check_p",
                  "check_n", "check_mc"):
         if getattr(args, name) <= 0:
@@ -353,9 +357,10 @@ def time_rfdiff(args):
         if jsons:
             import json
             try:
-                r = json.loads(jsons[0].read_text())
-                res["internal_timings_s"] = r.get("timings_s")
-                res["timescales"] = r.get("timescales")
+                r = json.loads(jsons[0].read_text()).get("result", {})  # rfdiff.results.save's tree
+                res["internal_timings_s"] = r.get("timings")
+                ts = ((r.get("simulation") or {}).get("timescales")) or {}
+                res["timescales"] = {k: v for k, v in ts.items() if isinstance(v, (int, float))} or None
             except (OSError, ValueError) as err:
                 res["json_error"] = str(err)
     return res

@@ -9,7 +9,8 @@ Measured, each in a fresh process:
   * the main job ``rfdiff run --p 4096 --n 512`` cold (an empty compilation cache) and warm (the same
     cache, second run), with its stage times, and the ratios to the eigendecomposition;
   * the Fig. 5 point ``rfdiff run --d 100 --p 6400 --n 800`` (warm and cold), and its stage times.
-Writes results/bench_main.json (``--out``); the committed copy is benchmarks/results/bench_main.json.
+Writes results/bench_main.json (``--out``; results/bench_main_quick.json with ``--quick``); the
+committed copy is benchmarks/results/bench_main.json.
 """
 from __future__ import annotations
 
@@ -88,8 +89,11 @@ def run(quick: bool) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "bench_main.json"))
+    ap.add_argument("--out", default=None, help="output JSON (default results/bench_main.json; "
+                                                 "results/bench_main_quick.json with --quick)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = str(ROOT / "results" / f"bench_main{'_quick' if args.quick else ''}.json")
     from rfdiff import io
     load0 = os.getloadavg()
     res = run(args.quick)

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Benchmark generation with RF scores (docs/theory.md §5): training of the score grid, sampling, and f_mem.
 
-Default problem (the acceptance target of the generation issue): 10 000 samples, d = 64,
-100 reverse SDE steps, p = 4096 features per grid time, 20 grid times (one shared W), n = 512
-training points. Times, separately: (1) training the 20 scores with the exact dynamics
-(U, V by Mehler + one eigendecomposition per time), (2) sampling, cold (incl. compilation) and
-warm, in float64 and float32, (3) the chunked nearest/second-nearest search for f_mem with
-65 536 training points × 10 000 samples. Target: sampling ≤ 60 s on 2 cores.
+Default problem: 10 000 samples, d = 64, 100 reverse SDE steps, p = 4096 features per grid time,
+20 grid times (one shared W), n = 512 training points. Times, separately: (1) training the 20
+scores with the exact dynamics (U, V by Mehler + one eigendecomposition per time; §5.1),
+(2) sampling (§5.2), cold (incl. compilation) and warm, in float64 and float32 (their ratio is
+measured in the same run), (3) the chunked nearest/second-nearest search for f_mem (§5.3) with
+65 536 training points × 10 000 samples. Target: cold float64 sampling ≤ 60 s on 2 cores (recorded
+in the JSON as ``meets_target_float64``, not asserted).
 
 Example: python benchmarks/bench_sampling.py            (≈ 5-10 min, dominated by training)
          python benchmarks/bench_sampling.py --quick    (small sizes, < 1 min)

@@ -11,7 +11,8 @@ bit-identical (they are when the client runs with the workers' thread settings).
 
 Overheads: 16 no-op units, serially and on a fresh LocalCluster (start-up reported separately),
 then on an already running LocalCluster (warm workers: the engine's own per-unit cost), and the
-time to load the 8 cached units again. Writes JSON to --out (machine info included).
+time to load the 8 cached units again. Writes JSON to --out (machine info included; default
+results/bench_sweep.json, results/bench_sweep_quick.json with --quick).
 Example: python benchmarks/bench_sweep.py            (a few minutes on 2 cores)
          python benchmarks/bench_sweep.py --quick    (d = 16, p = 512, n = 64, 4 units)
 """
@@ -42,11 +43,9 @@ def bench_unit(u: BenchUnit):
     import numpy as np
 
     from rfdiff import dynamics, model
-    from rfdiff.results import Curves
 
     prob = model.build_problem(model.RFConfig(d=u.d, p=u.p, n=u.n, t=u.t, seed=u.seed))
-    c = dynamics.from_problem(prob).curves(np.logspace(-1, 7, u.n_tau))
-    c = c if isinstance(c, Curves) else Curves(**c)  # curves() returned a dict in older versions
+    c = dynamics.from_problem(prob).curves(np.logspace(-1, 7, u.n_tau))  # a rfdiff.results.Curves
     return dataclasses.replace(c, method="exact (bench_sweep)")
 
 
@@ -97,10 +96,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (1 thread each)")
     ap.add_argument("--noop", type=int, default=16, help="number of no-op units for the overhead runs")
     ap.add_argument("--quick", action="store_true", help="d = 16, p = 512, n = 64, 4 units")
-    ap.add_argument("--out", default="results/bench_sweep.json")
+    ap.add_argument("--out", default=None, help="output JSON (default results/bench_sweep.json; "
+                                                 "results/bench_sweep_quick.json with --quick)")
     args = ap.parse_args(argv)
     if args.quick:
         args.units, args.d, args.p, args.n = 4, 16, 512, 64
+    if args.out is None:
+        args.out = str(Path(__file__).resolve().parents[1] / "results" /
+                       f"bench_sweep{'_quick' if args.quick else ''}.json")
     units = [BenchUnit(d=args.d, p=args.p, n=args.n, seed=s) for s in range(args.units)]
     noops = [NoopUnit(i) for i in range(args.noop)]
     local = sweep.Cluster(n_workers=args.workers, threads_per_worker=1)

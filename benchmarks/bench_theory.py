@@ -1,19 +1,23 @@
 """Benchmark: vectorised Theorem 3.1 solver vs a one-point-at-a-time Levenberg–Marquardt continuation.
 
-The reference is the one-point-at-a-time approach that issue 3 attributes to the published
-scripts: walk along the λ grid and solve the Theorem 3.1 system in its original unknowns (q, r, s) — six real unknowns — with
-``scipy.optimize.root(method="lm")`` one point at a time, starting from the previous point's
-solution. (A plain λ-sweep at tiny ε follows the unphysical real branch into the bulks, so for
-equal accuracy each point also descends its own ε-ladder; see :func:`lm_continuation`.)
-The rfdiff solver (:func:`rfdiff.theory.solve_resolvent`) handles all points at once by
-ε-continuation + Newton. Both work at the same ε; accuracy is compared through ρ = Im q/π.
+The reference is the one-point-at-a-time approach attributed to the paper's published scripts:
+walk along the λ grid and solve the Theorem 3.1 system (docs/theory.md §4.3) in its original
+unknowns (q, r, s) — six real unknowns — with ``scipy.optimize.root(method="lm")`` one point at a
+time, starting from the previous point's solution. (A plain λ-sweep at tiny ε follows the
+unphysical real branch into the bulks, so for equal accuracy each point also descends its own
+ε-ladder; see :func:`lm_continuation`.) The rfdiff solver (:func:`rfdiff.theory.solve_resolvent`,
+docs/theory.md §4.4) handles all points at once by ε-continuation + Newton. Both work at the same
+ε; accuracy is compared through ρ = Im q/π. Headline: ratio LM / vectorised, same run.
 
 A second part times the deterministic-equivalent test-loss / score-error curves
-(:func:`rfdiff.theory.generalisation_curves`, 61 τ values) against the finite-d Gaussian-equivalent
-fallback (:func:`rfdiff.theory.ge_finite_curves`) at d = 64 and 256, with the fallback's deviation.
+(:func:`rfdiff.theory.generalisation_curves`, docs/theory.md §4.7, 61 τ values) against the
+finite-d Gaussian-equivalent fallback (:func:`rfdiff.theory.ge_finite_curves`, §4.2) at d = 64 and
+256 (d = 64 only with ``--quick``), with the fallback's deviation.
 
-Usage: ``python benchmarks/bench_theory.py [--out results] [--n-points 1000] [--quick]``.
-Writes ``<out>/bench_theory.json`` with both times, their ratio and the agreement.
+Usage: ``python benchmarks/bench_theory.py [--out results] [--n-points 1000] [--quick]``
+(``--quick``: 200 points, one repeat, d = 64 only; about 15 s).
+Writes ``<out>/bench_theory.json`` (``bench_theory_quick.json`` with ``--quick``) with both times,
+their ratio and the agreement.
 """
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ import math
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy
 import scipy.optimize
 
 from rfdiff.theory import ge_finite_curves, generalisation_curves, solve_resolvent, spectrum_params
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lm_residual(x, z, P):
@@ -87,14 +94,14 @@ def lm_continuation(lambdas, P, eps, tol=1e-15, top=None, factor=10.0):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="results", help="output folder (default results/)")
+    ap.add_argument("--out", default=str(ROOT / "results"), help="output folder (default <repo>/results/)")
     ap.add_argument("--n-points", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats of the vectorised solver")
     ap.add_argument("--psi-p", type=float, default=64.0)
     ap.add_argument("--psi-n", type=float, default=8.0)
     ap.add_argument("--t", type=float, default=0.01)
     ap.add_argument("--activation", default="tanh")
-    ap.add_argument("--quick", action="store_true", help="200 points, 1 repeat")
+    ap.add_argument("--quick", action="store_true", help="200 points, 1 repeat, fallback at d = 64 only")
     a = ap.parse_args(argv)
     if a.quick:
         a.n_points, a.repeats = 200, 1
@@ -134,7 +141,7 @@ def main(argv=None):
     }
     res["test_loss_curves"] = bench_test_loss(a.activation, a.psi_p, a.psi_n, a.repeats, (64,) if a.quick else (64, 256))
     os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "bench_theory.json")
+    path = os.path.join(a.out, f"bench_theory{'_quick' if a.quick else ''}.json")
     with open(path, "w") as fh:
         json.dump(res, fh, indent=2)
     print(f"vectorised ε-continuation + Newton: {t_vec:.4f} s for {a.n_points} points "

@@ -4,12 +4,18 @@
 #   OUT=results/gpu_check BUDGET_S=480 bash benchmarks/gpu_check.sh
 # Each step gets min(its own limit, what is left of BUDGET_S); results (JSON/NPZ/figures of every
 # run) are packed into $OUT/gpu_runs.tar.gz, a summary into $OUT/gpu_check.json and $OUT/summary.txt.
+# The main job is experiments/rf_timescales.py (= `rfdiff run`); the package need not be installed:
+# the checkout goes on PYTHONPATH, with experiments/ and analysis/ linked under their package names.
 set -u
 OUT=${OUT:-results/gpu_check}
 BUDGET_S=${BUDGET_S:-480}
 RUNS="$OUT/runs"
 mkdir -p "$RUNS"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+SHIM=$(mktemp -d)
+ln -s "$PWD/experiments" "$SHIM/rfdiff_cli"
+ln -s "$PWD/analysis" "$SHIM/rfdiff_analysis"
+trap 'rm -rf "$SHIM"' EXIT
+export PYTHONPATH="$PWD:$SHIM${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 START=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 step() {  # step LIMIT_S ENV... -- CMD...
@@ -23,15 +29,16 @@ step() {  # step LIMIT_S ENV... -- CMD...
     env "${envs[@]}" timeout "$lim" "$@" 2>&1 | grep -v "^\s*$" | tail -n 16
     echo "== rc=${PIPESTATUS[0]} wall=$(( SECONDS - t0 ))s"
 }
-main_job() { echo python3 experiments/rf_timescales.py --no-progress --out "$RUNS" "$@"; }
+main_job() { echo python3 experiments/rf_timescales.py --no-progress --overwrite --out "$RUNS" "$@"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import jax, jaxlib, numpy, scipy, optax; print('jax', jax.__version__, 'jaxlib', jaxlib.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__, jax.devices())"
+python3 -c "import importlib.util as u; print('pytest', bool(u.find_spec('pytest')), 'hypothesis (needed by the test step)', bool(u.find_spec('hypothesis')))"
 step 120 X=1 -- $(main_job --p 512 --n 128 --d 16 --name smoke --no-plot)
 step 150 X=1 -- $(main_job --p 4096 --n 512 --name gpu_p4096)
 step 150 JAX_PLATFORMS=cpu -- $(main_job --p 4096 --n 512 --name cpu_p4096)
 step 240 X=1 -- $(main_job --p 16384 --n 512 --method dense --name gpu_p16384_dense)
-step 150 X=1 -- python3 -m pytest -q -x -p no:cacheprovider tests/test_dynamics.py tests/test_matrices.py tests/test_lanczos.py
+step 150 X=1 -- python3 -m pytest -q -x -p no:cacheprovider tests/rfdiff/test_dynamics.py tests/rfdiff/test_matrices.py tests/rfdiff/test_lanczos.py
 step 180 X=1 -- $(main_job --p 16384 --n 512 --method lanczos --name gpu_p16384_lanczos --no-plot)
 step 300 X=1 -- $(main_job --p 32768 --n 512 --name gpu_p32768_auto --no-plot)
 

@@ -42,7 +42,10 @@ def check_positive_int(name: str, value) -> int:
 
 
 def check_positive(name: str, value) -> float:
-    """Return ``value`` as float, or raise ValueError naming ``name`` if it is not finite and > 0."""
+    """Return ``value`` as float, or raise ValueError naming ``name`` if it is not a finite number > 0
+    (strings and booleans are refused, not parsed)."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):

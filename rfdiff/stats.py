@@ -148,11 +148,14 @@ def fit_power_law(x, y, level: float = 0.95) -> PowerLawFit:
 def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
                     exponents: Sequence[float] = (1.0, 0.5)) -> FiniteSizeFit:
     """Fit ``y = a + b n^{-γ}`` with γ the candidate of ``exponents`` that fits best (smallest residual), and
-    add the other candidate's term ``c n^{-γ'}`` when an F-test at ``f_test_alpha`` asks for it (docs/theory.md §6.3).
+    add the next order ``c n^{-2γ}`` when an F-test at ``f_test_alpha`` asks for it (docs/theory.md §6.3).
 
     ``n`` and ``y`` hold one entry per (size, seed); non-finite y are dropped. The first candidate
     (1/n) is the expected leading correction of the loss-type quantities; 1/√n is that of spectral
-    edges smeared by the spread of the training points' norms (relative s.d. √(2/d)).
+    edges smeared by the spread of the training points' norms (relative s.d. √(2/d)). The second
+    term is the next order of the same expansion, never the other candidate: a mixture of n^{-1/2}
+    and n^{-1} with opposite signs can bend the fit at the smallest sizes and throw the
+    extrapolation far outside the data.
     """
     level = _check_level(level)
     n = np.asarray(n, dtype=np.float64).ravel()
@@ -174,9 +177,8 @@ def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
         fits.append((_ols(X1, y), g, X1))
     (coef, se, rss1, dof1), gamma, X1 = min(fits, key=lambda f: f[0][2])
     c_est, p_val, gamma2 = None, nan, None
-    others = [g for g in exps if g != gamma]
-    if others and np.unique(n).size >= 4 and n.size >= 5:
-        g2 = others[0]
+    if np.unique(n).size >= 4 and n.size >= 5:
+        g2 = 2.0 * gamma
         coef2, se2, rss2, dof2 = _ols(np.concatenate([X1, (n ** -g2)[:, None]], axis=1), y)
         if dof2 > 0 and rss2 > 0:
             p_val = float(stats.f.sf((rss1 - rss2) / (rss2 / dof2), 1, dof2))

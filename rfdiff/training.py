@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import scipy.linalg
+import scipy.sparse.linalg
 
 from ._util import check_finite_array, check_positive, check_positive_int, warn, x64
 from .activations import Activation, get_activation
@@ -250,12 +251,25 @@ def _lambda_max(U) -> float:
     return float(scipy.linalg.eigh(U, eigvals_only=True, subset_by_index=[U.shape[0] - 1] * 2, check_finite=False)[0])
 
 
+FRESH_MARGIN = 1.15   # the fresh-noise estimate of the limit is 0.91–1.03 of the exact one: warn only beyond this
+
+
 def _fresh_lambda_max(key, W, Xs, sqrt_dt, act: Activation) -> float:
-    """λ_max of ΦᵀΦ/n for one noise draw per point (an estimate of λ_max(U) for the fresh-noise check)."""
-    xi = jax.random.normal(jax.random.fold_in(key, 2**31 - 1), Xs.shape, dtype=Xs.dtype)
-    phi = np.asarray(act.fn((Xs + sqrt_dt * xi) @ W.T / math.sqrt(Xs.shape[1])), dtype=np.float64)
-    gram = phi @ phi.T if phi.shape[0] <= phi.shape[1] else phi.T @ phi
-    return float(np.linalg.eigvalsh(gram)[-1]) / phi.shape[0]
+    """λ_max of ΦᵀΦ/N over m noise draws per point (an estimate of λ_max(U) for the fresh-noise check).
+
+    m = min(8, ⌈2p/n⌉), fewer if Φ would exceed 5·10⁷ entries; measured against the exact λ_max(U) at
+    (d, p, n) from (8, 32, 12) to (100, 1600, 800): 0.97–1.10 of it (the one-draw estimate: 1.05–1.34)."""
+    n, d = Xs.shape
+    p = W.shape[0]
+    m = max(1, min(8, math.ceil(2 * p / n), int(5e7 // (n * p))))
+    xi = jax.random.normal(jax.random.fold_in(key, 2**31 - 1), (m * n, d), dtype=Xs.dtype)
+    phi = np.asarray(act.fn((jnp.tile(Xs, (m, 1)) + sqrt_dt * xi) @ W.T / math.sqrt(d)), dtype=np.float64)
+    if min(phi.shape) <= 2048:
+        gram = phi @ phi.T if phi.shape[0] <= phi.shape[1] else phi.T @ phi
+        top = float(np.linalg.eigvalsh(gram)[-1])
+    else:
+        top = float(scipy.sparse.linalg.svds(phi, k=1, return_singular_vectors=False)[0]) ** 2
+    return top / phi.shape[0]
 
 
 def _check_stability(config: "TrainConfig", lam_max: Optional[float], p: int, d: int, t: float,
@@ -266,7 +280,7 @@ def _check_stability(config: "TrainConfig", lam_max: Optional[float], p: int, d:
     if lam_max is None or config.optimizer == "adam":
         return
     limit = p * d / (delta(t) * lam_max) * (1.0 + (config.momentum if config.optimizer == "momentum" else 0.0))
-    if config.eta >= limit:
+    if config.eta >= limit * (FRESH_MARGIN if estimated else 1.0):
         msg = (f"eta={config.eta:g} is beyond the {config.optimizer} stability limit {'≈ ' if estimated else ''}"
                f"{limit:.6g} (p d/(Δ_t λ_max(U)){' × (1 + momentum)' if config.optimizer == 'momentum' else ''})")
         if config.noise == "fresh":

@@ -1,9 +1,11 @@
+"""Shared fixtures.
+
+The global JAX setting is left at its default (float32): the library computes in float64 locally
+(``jax.enable_x64`` contexts, numpy float64), and tests/rfdiff/test_study.py checks that it does so
+without touching ``jax_enable_x64``. Tests that build their own JAX arrays in float64 do it locally.
+"""
 import jax
 import pytest
-
-# Tests run in float64 with strict rank promotion (float64 for theory and exact dynamics).
-jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "allow")
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Unit functions and configs for tests/test_sweep.py, importable by dask worker processes.
+"""Unit functions and configs for tests/rfdiff/test_sweep.py, importable by dask worker processes.
 
 Workers unpickle a unit function by reference (module + name), so these live at module level in a
-module that the workers can import: LocalCluster workers inherit ``sys.path`` from the test
-process; ``dask worker`` subprocesses get this folder on ``PYTHONPATH``.
+module that the workers can import by the name ``sweep_units``: this folder (tests/helpers) is on
+``sys.path`` through the pytest configuration (``pythonpath``), LocalCluster workers inherit
+``sys.path`` from the test process, and ``dask worker`` subprocesses get the folder on ``PYTHONPATH``.
+(tests/ itself must not go on sys.path: its rfdiff/ folder would shadow the package.)
 """
 from __future__ import annotations
 
@@ -106,11 +108,15 @@ class SleepUnit:
 
     x: int
     seconds: float = 0.0
+    marker_dir: str = ""
 
 
 def sleep_unit(u: SleepUnit) -> int:
-    """Sleep, then return ``u.x``."""
+    """Sleep, then leave a ``done_<x>`` marker in ``marker_dir`` (if given) and return ``u.x``."""
+    import os
     import time
 
     time.sleep(u.seconds)
+    if u.marker_dir:
+        open(os.path.join(u.marker_dir, f"done_{u.x}"), "w").close()
     return u.x

@@ -36,8 +36,11 @@ def test_mixture_score_is_gradient_of_log_density(key):
             out.append(np.log(w) - 0.5 * jnp.sum(jnp.log(2 * np.pi * lam)) - 0.5 * jnp.sum((y - mu) ** 2 / lam))
         return jax.scipy.special.logsumexp(jnp.stack(out))
 
-    y = jax.random.normal(key, (5, 3))
-    np.testing.assert_allclose(ds.score(y), jax.vmap(jax.grad(logp))(y), rtol=1e-10)
+    with jax.enable_x64(True):        # the autodiff reference in float64 (the global setting stays float32)
+        y = jax.random.normal(key, (5, 3), dtype=jnp.float64)
+        ref = jax.vmap(jax.grad(logp))(y)
+        got = ds.score(y)             # jax.numpy: float64 only inside an x64 context
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
 
 
 def test_fisher_information_exact_and_mc(key):
@@ -70,6 +73,7 @@ def test_activation_registry():
     with pytest.raises(ValueError, match="already registered"):
         activations.register_activation("test_sin", jnp.sin)
     # sin smoothing has a closed form: E sin(m + s z) = sin(m) e^{-s²/2}
-    g, _ = activations.smoothed_derivatives("test_sin", jnp.array([0.3]), jnp.array([0.8]), 2)
+    with jax.enable_x64(True):        # quadrature in jax.numpy: float64 only inside an x64 context
+        g, _ = activations.smoothed_derivatives("test_sin", jnp.array([0.3]), jnp.array([0.8]), 2)
     np.testing.assert_allclose(g[:, 0], [np.sin(0.3) * np.exp(-0.32), np.cos(0.3) * np.exp(-0.32),
                                          -np.sin(0.3) * np.exp(-0.32)], rtol=1e-12)

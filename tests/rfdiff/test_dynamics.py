@@ -1,7 +1,8 @@
 """Exact eigenmode dynamics (docs/theory.md §3) against direct evaluation, explicit GD iteration and the minimiser."""
-import jax
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rfdiff import dynamics, metrics, model
 from rfdiff.diffusion import delta
@@ -90,3 +91,26 @@ def test_test_loss_floor_is_exact_score(problem, dyn):
     floor = metrics.minimal_test_loss(problem.config.t, problem.fisher, problem.config.d)
     assert np.all(c["test_loss"] > floor)
     np.testing.assert_allclose(c["score_error"], (c["test_loss"] - floor) / delta(problem.config.t), rtol=1e-10)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(M=st.sampled_from([np.zeros((0, 3)), np.full((3, 3), np.nan), np.ones((3, 3)) * (1 + 1j), np.ones(3),
+                          np.ones((3, 4)), np.array([["a"]]), np.triu(np.ones((3, 3)))]))
+def test_matrix_arguments_refused_by_name(M):
+    """Bad U: a one-line ValueError naming it, before any computation (property-based)."""
+    with pytest.raises(ValueError, match="^U"):
+        dynamics.exact_dynamics(M, np.ones((3, 2)), 0.1)
+
+
+def test_other_arguments_refused_by_name():
+    U, V = np.eye(3), np.ones((3, 2))
+    with pytest.raises(ValueError, match="^U must have shape"):
+        dynamics.exact_dynamics(np.eye(4), V, 0.1)
+    with pytest.raises(ValueError, match="^t "):
+        dynamics.exact_dynamics(U, V, -0.1)
+    with pytest.raises(ValueError, match="^U_pop and V_pop"):
+        dynamics.exact_dynamics(U, V, 0.1, U_pop=U)
+    with pytest.raises(ValueError, match="^V_pop"):
+        dynamics.exact_dynamics(U, V, 0.1, U_pop=U, V_pop=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="taus"):
+        dynamics.exact_dynamics(U, V, 0.1).curves([-1.0])

@@ -4,22 +4,15 @@ The theory (docs/theory.md §4) is accurate for its own Gaussian-equivalent mode
 against the exact finite-d model shrinks as n grows at fixed ψ_p, ψ_n; the error is the
 Gaussian-equivalent model's finite-d gap, not a defect of the equations (docs/theory.md §7.1).
 """
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rfdiff import results
 from rfdiff.pipelines import finite_size as fs
 from rfdiff.results import Curves
 from rfdiff.sweep import Cluster
 
-ROOT = Path(__file__).resolve().parents[1]
 SERIAL = Cluster(serial=True)
 
 
@@ -111,7 +104,7 @@ def test_fits_recover_one_over_n_and_psi_p_over_n():
     assert fs.fit_psi_p_scan(rows) is None
 
 
-def test_finite_size_validation(capsys):
+def test_finite_size_validation():
     for bad, name in ((lambda: fs.Block((2, 4), (4.0,)), "ds"), (lambda: fs.Block((8,), (0.0,)), "psi_ns"),
                       (lambda: fs.Block((8,), (4.0,), (8.0, math.nan)), "psi_ps"), (lambda: fs.GapUnit(3, 4.0), "d"),
                       (lambda: fs.GapUnit(8, 0.01), "psi_n"), (lambda: fs.GapUnit(8, 4.0, t=-1.0), "t"),
@@ -121,27 +114,3 @@ def test_finite_size_validation(capsys):
             bad()
     grid = fs.grid(fs.PRESETS["quick"])
     assert (32, 4.0, 64.0) in grid and (12, 4.0, 8.0) in grid and grid[0][2] == fs.MAIN_PSI_P
-    from rfdiff_cli import finite_size as script
-    with pytest.raises(SystemExit):
-        script.parse_args(["--psi-p", "8,x"])
-    assert "--psi-p needs comma-separated numbers" in capsys.readouterr().err
-    for argv, flag in ((["--ds", "2,4"], "--ds"), (["--psi-ns", "0"], "--psi-ns"), (["--psi-p", "0"], "--psi-p"),
-                       (["--t", "-1"], "--t"), (["--seed", "-1"], "--seed"), (["--workers", "0"], "--workers")):
-        assert script.main(argv + ["--no-plot", "--no-progress"]) == 2
-        assert capsys.readouterr().err.startswith(f"error: {flag}:")
-
-
-def test_finite_size_script_smoke(tmp_path):
-    """The script end to end on a tiny grid, in its own process (about 6 s)."""
-    cmd = [sys.executable, str(ROOT / "experiments" / "finite_size.py"), "--ds", "8,12", "--psi-ns", "4", "--serial",
-           "--no-progress", "--out", str(tmp_path), "--figdir", str(tmp_path)]
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "theory vs exact" in proc.stdout
-    res, meta = results.load(tmp_path / "finite_size_s1", with_meta=True)
-    assert isinstance(res, fs.FiniteSizeResult) and [r.d for r in res.rows] == [8, 12]
-    assert meta["sweeps"][0]["computed"] == 2
-    assert json.loads((tmp_path / "finite_size_s1.json").read_text())["result"]["seed"] == 1
-    for ext in ("png", "pdf"):
-        assert (tmp_path / f"finite_size.{ext}").stat().st_size > 0

@@ -1,10 +1,7 @@
-"""rfdiff.pipelines.generation (docs/theory.md §5) at tiny sizes, and one smoke run of experiments/generation.py."""
+"""rfdiff.pipelines.generation (docs/theory.md §5) at tiny sizes (the script: tests/cli/test_generation.py)."""
 import dataclasses
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +10,6 @@ from rfdiff import results
 from rfdiff.pipelines import generation as G
 from rfdiff.sweep import Cluster, unit_key
 
-ROOT = Path(__file__).resolve().parent.parent
 INF = math.inf
 TINY = dict(d=4, p=32, n_values=(4, 8), seeds=1, samples=64, steps=10, n_times=2, mixture_n=(), compare_n=(4,),
             taus=(1.0, 1e2, 1e4, INF), curve_taus=tuple(np.geomspace(0.1, 1e7, 12).tolist()), n_boot=100)
@@ -152,20 +148,3 @@ def test_configs_validate_and_hash():
     assert len({unit_key("k", x) for x in (u, f.unit(4, 0), f.unit(4, 1, tau_stop=10), f.unit(4, 1, data="mixture"),
                                            f.unit(4, 1, activation="gelu"))}) == 5
     assert f.unit(4, 1, data="mixture").data.mu_norm == 3.0
-
-
-def test_script_smoke(tmp_path):
-    """``experiments/generation.py --quick --serial`` at tiny sizes writes the summary and every figure."""
-    cmd = [sys.executable, str(ROOT / "experiments" / "generation.py"), "--quick", "--serial", "--no-progress",
-           "--out", str(tmp_path), "--figures", str(tmp_path), "--d", "4", "--p", "32", "--n", "8,32",
-           "--samples", "64", "--steps", "10", "--n-times", "2"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "f_mem     n=8" in out.stdout and "early stopping c =" in out.stdout
-    s, meta = results.load(tmp_path / "generation_quick", with_meta=True)
-    assert isinstance(s, G.GenerationSummary) and s.study.d == 4 and list(s.n_values) == [8, 32]
-    assert meta["summary"]["odd_activation"] is True and meta["sweeps"][0]["backend"] == "serial"
-    names = ("fmem_quality", "collapse", "emm", "early_stopping", "mixture", "tau_mem", "activation")
-    for name in names:
-        for ext in ("png", "pdf"):
-            assert (tmp_path / f"generation_{name}_quick.{ext}").stat().st_size > 0

@@ -1,0 +1,132 @@
+"""One unit of work (rfdiff.study): options, route choice, and the run itself in float64 without global x64."""
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rfdiff import study
+from rfdiff.model import DataSpec, RFConfig
+
+fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fast
+@given(tau_min=st.floats(allow_nan=True, allow_infinity=True), tau_max=st.floats(allow_nan=True, allow_infinity=True),
+       n_tau=st.integers(-5, 300))
+def test_tau_grid_is_valid_or_refused_by_name(tau_min, tau_max, n_tau):
+    try:
+        g = study.TauGrid(tau_min, tau_max, n_tau)
+    except ValueError as err:
+        assert str(err).split()[0] in ("tau_min", "tau_max", "n_tau")
+    else:
+        v = g.values()
+        assert np.all(np.isfinite(v)) and np.all(np.diff(v) > 0)
+
+
+@fast
+@given(eta=st.floats(allow_nan=True), method=st.text(max_size=6), lt=st.floats(allow_nan=True))
+def test_study_options_are_valid_or_refused_by_name(eta, method, lt):
+    try:
+        study.StudyOptions(eta=eta, method=method, lanczos_tol=lt)
+    except ValueError as err:
+        assert str(err).split()[0] in ("eta", "method", "lanczos_tol")
+
+
+def test_auto_route_by_size_and_memory():
+    """On CPU: dense eigendecomposition up to p = 3000, then Krylov while U fits, then streamed; a route that
+    does not fit is refused naming p."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the size rule is the CPU one")
+    big = 1 << 40
+    assert study.choose_method(RFConfig(d=64, p=2048, n=256), memory=big) == "dense"
+    assert study.choose_method(RFConfig(d=64, p=4096, n=512), memory=big) == "lanczos"
+    # few, wide blocks (small d): one eigendecomposition beats a Krylov basis of about p/2
+    assert study.choose_method(RFConfig(d=8, p=4096, n=512), memory=big) == "dense"
+    cfg = RFConfig(d=64, p=16384, n=512)
+    assert study.choose_method(cfg, memory=study.memory_estimate(16384, 512, 64, "streamed")) == "streamed"
+    with pytest.raises(ValueError, match="^p=16384"):
+        study.choose_method(cfg, "dense", memory=big // 1024)
+    assert study.memory_estimate(1000, 10, 10, "dense") > study.memory_estimate(1000, 10, 10, "lanczos")
+    with pytest.raises(ValueError, match="method"):
+        study.memory_estimate(10, 10, 10, "eigh")
+
+
+def test_theory_warnings():
+    assert study.theory_warnings(RFConfig(d=16, p=64, n=32)) == ()
+    assert any("below" in w for w in study.theory_warnings(RFConfig(d=4, p=64, n=32)))
+    assert any("mixture" in w for w in study.theory_warnings(RFConfig(d=16, p=64, n=32, data=DataSpec("mixture"))))
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    cfg = RFConfig(d=8, p=128, n=32, n_emp=512)
+    return study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e6, 25)))
+
+
+def test_run_sides_share_grid_and_rules(small_run):
+    """Simulation and theory on the same τ grid (the τ = ∞ point split off), timescales by the same thresholds."""
+    r = small_run
+    assert r.diagnostics["method"] == "dense" and r.warnings == ()
+    for side in (r.simulation, r.theory, r.theory_d_inf):
+        assert side.curves.tau.shape == (25,) and side.limit.tau.tolist() == [math.inf]
+        assert side.timescales.thresholds == r.study.options.thresholds
+        assert 0 < side.timescales.tau_gen < side.timescales.tau_mem
+    assert r.prediction is not None and r.prediction.curves is None and r.prediction.d == 8
+    assert set(r.timings) >= {"matrices", "dynamics", "spectrum", "curves", "theory"}
+
+
+def test_run_ge_model_and_no_theory():
+    cfg = RFConfig(d=8, p=64, n=16, n_emp=256)
+    r = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e5, 10), model="ge", theory=False))
+    assert r.diagnostics["method"] == "ge" and r.theory is None and r.prediction is None
+    assert r.simulation.curves.test_loss.shape == (10,)
+    with pytest.raises(ValueError, match="model='ge'"):
+        study.run(RFConfig(d=8, p=64, n=16, data=DataSpec("mixture")), study.StudyOptions(model="ge"))
+    with pytest.raises(ValueError, match="^config"):
+        study.run("not a config")
+
+
+FLOAT64_SCRIPT = textwrap.dedent("""
+    import json, jax, numpy as np
+    assert not jax.config.jax_enable_x64, "the fresh interpreter starts in float32"
+    from rfdiff import dynamics, lanczos, model, study
+    cfg = model.RFConfig(d=8, p=64, n=16, n_emp=256)
+    res = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e5, 12)))
+    dtypes = {}
+    for name, side in (("simulation", res.simulation), ("theory", res.theory), ("theory_d_inf", res.theory_d_inf)):
+        for k, v in side.curves.items():
+            dtypes[f"{name}.{k}"] = str(np.asarray(v).dtype)
+        dtypes[f"{name}.spectrum"] = str(side.spectrum.nodes.dtype)
+    pr = model.build_problem(cfg)
+    for label, dyn in (("dense", dynamics.from_problem(pr)),
+                       ("krylov", lanczos.krylov_dynamics(pr.train.U, pr.train.V, cfg.t, U_pop=pr.pop.U, V_pop=pr.pop.V,
+                                                          fisher=pr.fisher))):
+        for k, v in dyn.curves(np.logspace(-1, 5, 7)).items():
+            dtypes[f"{label}.{k}"] = str(np.asarray(v).dtype)
+        dtypes[f"{label}.A"] = str(np.asarray(dyn.A(10.0)).dtype)
+    for k in ("train.U", "train.V", "pop.U", "pop.V", "W", "X", "emp_cross"):
+        obj = pr
+        for part in k.split("."):
+            obj = getattr(obj, part)
+        dtypes["problem." + k] = str(np.asarray(obj).dtype)
+    print("RESULT" + json.dumps({"dtypes": dtypes, "x64_after": bool(jax.config.jax_enable_x64),
+                                 "default_dtype_after": str(jax.numpy.zeros(()).dtype)}))
+""")
+
+
+def test_run_is_float64_and_leaves_the_global_setting_alone():
+    """In a fresh interpreter (global JAX setting: float32), study.run, the dense and Krylov dynamics and the
+    problem's matrices are all float64, and ``jax_enable_x64`` is still False afterwards."""
+    proc = subprocess.run([sys.executable, "-c", FLOAT64_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    not64 = {k: v for k, v in out["dtypes"].items() if v != "float64"}
+    assert len(out["dtypes"]) > 20 and not not64, not64
+    assert out["x64_after"] is False and out["default_dtype_after"] == "float32"
