@@ -147,6 +147,7 @@ def smoothed_derivatives(act, m: Array, s: Array, K: int, order: int = 48):
     z, w = gauss_hermite(order)
     z = jnp.asarray(z, dtype=jnp.result_type(m, float))
     w = jnp.asarray(w, dtype=z.dtype)
+    m, s = jnp.broadcast_arrays(jnp.asarray(m), jnp.asarray(s))
     vals = act.fn(m[..., None] + s[..., None] * z)  # (..., Q)
     he = [jnp.ones_like(z), z]
     for k in range(2, K + 1):

@@ -75,8 +75,9 @@ def excess_losses(S: np.ndarray, lam: np.ndarray, QtUpQ: np.ndarray, eta: float,
     dt = delta(t)
     r = 2.0 * eta * dt / (d * p)
     a = np.outer(1.0 - r * lam, 1.0 - r * lam)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        geo = np.where(np.abs(1.0 - a) > 1e-14, -np.expm1(steps * np.log(np.abs(a))) / (1.0 - a), float(steps))
+    # Σ_{k<steps} a^k = (1 − a^steps)/(1 − a); a < 0 (overshooting but stable modes, 1 < rλ < 2) keeps its sign
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        geo = np.where(np.abs(1.0 - a) > 1e-14, (1.0 - np.power(a, steps)) / (1.0 - a), float(steps))
     C = eta**2 * S * geo
     return float(dt / (d * p) * np.sum(lam * np.diag(C))), float(dt / (d * p) * np.sum(C * QtUpQ))
 

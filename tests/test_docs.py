@@ -55,3 +55,39 @@ def test_tests_named_in_the_docs_exist():
     missing = [(doc, path, name) for doc, (path, name) in named
                if not (ROOT / path).exists() or f"def {name}(" not in (ROOT / path).read_text(encoding="utf-8")]
     assert not missing, missing
+
+
+def _resolve(dotted: str):
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_library_names_in_the_docs_exist():
+    """Every `rfdiff.…` the docs name resolves, and so does every name listed after "Implemented by `rfdiff.X`"."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(f.read_text(encoding="utf-8") for f in docs)
+    dotted = set(re.findall(r"`(rfdiff(?:\.\w+)+)", text))
+    assert len(dotted) > 10
+    missing = []
+    for name in sorted(dotted):
+        try:
+            _resolve(name)
+        except (ImportError, AttributeError):
+            missing.append(name)
+    for module, names in re.findall(r"Implemented by `(rfdiff(?:\.\w+)*)` \(([^)]*)\)", text):
+        for name in re.findall(r"`(\w+)`", names):
+            try:
+                _resolve(f"{module}.{name}")
+            except (ImportError, AttributeError):
+                missing.append(f"{module}.{name}")
+    assert not missing, missing

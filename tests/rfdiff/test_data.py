@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfdiff import activations, data
+from rfdiff import data
 
 
 def test_sample_covariances_match(key):
@@ -63,17 +63,3 @@ def test_validation_messages():
         data.subspace(4, 5)
     with pytest.raises(ValueError, match="exactly one"):
         data.spectrum_eigenvalues(4)
-
-
-def test_activation_registry():
-    with pytest.raises(ValueError, match="tanh"):  # the message lists the valid names
-        activations.get_activation("sigmoidish")
-    act = activations.register_activation("test_sin", jnp.sin, overwrite=True)
-    assert activations.get_activation("test_sin") is act
-    with pytest.raises(ValueError, match="already registered"):
-        activations.register_activation("test_sin", jnp.sin)
-    # sin smoothing has a closed form: E sin(m + s z) = sin(m) e^{-s²/2}
-    with jax.enable_x64(True):        # quadrature in jax.numpy: float64 only inside an x64 context
-        g, _ = activations.smoothed_derivatives("test_sin", jnp.array([0.3]), jnp.array([0.8]), 2)
-    np.testing.assert_allclose(g[:, 0], [np.sin(0.3) * np.exp(-0.32), np.cos(0.3) * np.exp(-0.32),
-                                         -np.sin(0.3) * np.exp(-0.32)], rtol=1e-12)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rfdiff import activations, data, features, matrices
+from rfdiff import data, features, matrices
 
 
 def _setup(d, p, n, seed=1, dataset=None):
@@ -96,22 +96,6 @@ def test_other_activations_against_monte_carlo(act):
     mc = matrices.train_matrices_mc_cv(jax.random.PRNGKey(7), W, X, 0.2, m=512, activation=act)
     err = rel(mc.U, ex.U)
     assert err < 4 * mc.trunc_error + 1e-6, (err, mc.trunc_error)
-
-
-def test_relu_closed_form_smoothing_matches_adaptive_integration():
-    from scipy import integrate, stats
-
-    act = activations.get_activation("relu_centered")
-    s = 0.7
-    for m in (-1.5, -0.2, 0.0, 0.9):
-        g, m2 = act.smoothed(np.array(m), np.array(s), 3, np)   # numpy float64, as rfdiff.matrices calls it
-        pdf = stats.norm.pdf
-        ref = [integrate.quad(lambda z, k=k: act.numpy(m + s * z) * z**k * pdf(z), -12, 12, points=[-m / s])[0]
-               for k in (0, 1)]
-        ref_m2 = integrate.quad(lambda z: act.numpy(m + s * z) ** 2 * pdf(z), -12, 12, points=[-m / s])[0]
-        np.testing.assert_allclose([float(g[0]), float(g[1]) * s, float(m2)], [ref[0], ref[1], ref_m2], atol=1e-9)
-        # g_2 = E δ(m + s z) = φ(m/s)/s
-        np.testing.assert_allclose(float(g[2]), pdf(m / s) / s, rtol=1e-12)
 
 
 def test_population_matrices_match_fresh_points_monte_carlo():
