@@ -524,6 +524,7 @@ def _scaling_summary(P, get) -> dict:
         out[f"vs_{var}"] = {k: (fit_power_law(*zip(*v)) if len(v) >= 2 else None) for k, v in pts.items()}
         out[f"vs_{var}"]["points"] = pts
     out["psi_p_over_psi_n_min"] = S["p"] / max(S["ns"])
+    out["d"], out["p"] = S["d"], S["p"]
     return out
 
 
@@ -551,7 +552,9 @@ def _heatmap_summary(P, get, figure) -> dict:
         for key, g in grid.items():
             pn, pp = map(float, key.split(","))
             sim = 2 if g["final_gap"] < P["phase"]["gap_thr"] else (1 if not tau >= g["tau_mem_sim"] else 0)
-            th = 2 if pn >= pp else (1 if tau < float(tau_mem_asymptotic(H["t"], pp, pn)) else 0)
+            # the theory's τ_mem read from its own curves by the simulation's rule (Theorem 3.2 where it has none)
+            tm = g["tau_mem_theory"] if math.isfinite(g["tau_mem_theory"]) else float(tau_mem_asymptotic(H["t"], pp, pn))
+            th = 2 if pn >= pp else (1 if tau < tm else 0)
             agree += int(sim == th)
             tot += 1
             counts.setdefault(f"{tau:g}", {}).setdefault(str(sim), 0)

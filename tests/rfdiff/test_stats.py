@@ -55,3 +55,13 @@ def test_finite_size_extrapolation_recovers_a_and_b():
     flat = fit_finite_size(n, 1.0 + 0.003 * rng.standard_normal(n.size))
     assert flat.b.contains(0.0)
     assert isinstance(flat.a, Estimate) and flat.n_points == n.size
+
+
+def test_finite_size_second_term_only_when_the_data_ask():
+    """The next order c n^-2γ enters only when an F-test asks for it, and then recovers a."""
+    rng = np.random.default_rng(5)
+    n = np.repeat([64, 96, 128, 192, 256, 400], 3)
+    curved = fit_finite_size(n, 0.3 + 20.0 / n - 3000.0 / n**2 + 1e-4 * rng.standard_normal(n.size), exponents=(1.0,))
+    assert curved.c is not None and curved.a.contains(0.3) and curved.c.contains(-3000.0)
+    straight = fit_finite_size(n, 0.3 + 20.0 / n + 1e-3 * rng.standard_normal(n.size), exponents=(1.0,))
+    assert straight.c is None and straight.a.contains(0.3)
