@@ -189,6 +189,11 @@ def rows_from(F: dict) -> list[tuple]:
                          f"{meas:.4g} (measured excess; max relative excess {100 * S['max_relative_train_excess']:.1f} %)",
                          "—", judge(Estimate(meas), pred, 0.25, relative=True),
                          "fresh-noise GD (one draw per point per step) vs the exact mean trajectory"))
+        ms, ps = float(fl["measured_score_excess"][-1]), float(fl["predicted_score_excess"][-1])
+        rows.append(_row("… the same floor for the score error (last checkpoint; tol 25 %)", "—",
+                         f"{ps:.4g} (predicted excess)", f"{ms:.4g} (measured excess)", "—",
+                         judge(Estimate(ms), ps, 0.25, relative=True),
+                         "fresh-noise GD (one draw per point per step) vs the exact mean trajectory"))
         rows.append(_row("… its minimum score error against the mean trajectory's", "—",
                          f"{S['min_score_error_mean']:.4g} (mean trajectory)", f"{S['min_score_error_fresh']:.4g}", "—",
                          None, "fresh-noise GD"))
