@@ -60,7 +60,7 @@ def _finite_size_scaling(P, S, get):
     axes.ravel()[0].legend(fontsize=6)
     axes.ravel()[-1].axis("off")
     fig.suptitle("Finite-size ladder at fixed ψ's: exact model (o, —), Gaussian-equivalent control (x, ⋯), "
-                 "fits a + b/n extrapolated to 1/n = 0 (with intervals), d → ∞ theory (★)")
+                 "fits a + b n^-γ (+ c n^-2γ) extrapolated to 1/n = 0 (with intervals), d → ∞ theory (★)")
     fig.tight_layout()
     return fig
 

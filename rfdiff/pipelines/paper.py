@@ -313,8 +313,8 @@ def _theory_d_inf(res: StudyResult, q: str) -> float:
 
 
 def ladder_summary(P: dict, get: Callable) -> dict:
-    """Per (t, ψ_n) and quantity: fits y = a + b/n of the exact model and of the GE control, the d → ∞
-    theory, and the points (docs/theory.md §6.3)."""
+    """Per (t, ψ_n) and quantity: fits y = a + b n^-γ (+ c n^-2γ) of the exact model and of the GE control,
+    the d → ∞ theory, and the points (docs/theory.md §6.3)."""
     out = {}
     for L in P["ladder"]:
         for pn in L["psi_ns"]:
