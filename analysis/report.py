@@ -18,6 +18,7 @@ from rfdiff.stats import Estimate, mean_ci
 from rfdiff_analysis.verdict import AGREE, DISAGREE, judge
 
 PROCEDURE = "exact mean trajectory (gradient flow)"
+FRESH_PROCEDURE = "fresh-noise GD (one draw per point per step) vs the exact mean trajectory"
 TOL = {"train_loss_inf": 0.01, "test_loss_inf": 0.01, "lambda_mem": 0.03, "lambda_mem_upper": 0.03, "tau_mem": 0.03,
        "min_score_error": 0.03, "tau_gen": 0.03}
 
@@ -188,12 +189,12 @@ def rows_from(F: dict) -> list[tuple]:
                          "(last checkpoint; tol 25 %)", "a few %", f"{pred:.4g} (predicted excess)",
                          f"{meas:.4g} (measured excess; max relative excess {100 * S['max_relative_train_excess']:.1f} %)",
                          "—", judge(Estimate(meas), pred, 0.25, relative=True),
-                         "fresh-noise GD (one draw per point per step) vs the exact mean trajectory"))
+                         FRESH_PROCEDURE))
         ms, ps = float(fl["measured_score_excess"][-1]), float(fl["predicted_score_excess"][-1])
         rows.append(_row("… the same floor for the score error (last checkpoint; tol 25 %)", "—",
                          f"{ps:.4g} (predicted excess)", f"{ms:.4g} (measured excess)", "—",
                          judge(Estimate(ms), ps, 0.25, relative=True),
-                         "fresh-noise GD (one draw per point per step) vs the exact mean trajectory"))
+                         FRESH_PROCEDURE))
         rows.append(_row("… its minimum score error against the mean trajectory's", "—",
                          f"{S['min_score_error_mean']:.4g} (mean trajectory)", f"{S['min_score_error_fresh']:.4g}", "—",
                          None, "fresh-noise GD"))

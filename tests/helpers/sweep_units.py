@@ -15,7 +15,7 @@ import signal
 import jax
 import numpy as np
 
-from rfdiff import data, dynamics, features, matrices
+from rfdiff import dynamics, matrices, model
 from rfdiff.results import Curves
 
 
@@ -32,14 +32,10 @@ class CurvesUnit:
 
 
 def curves_unit(u: CurvesUnit) -> Curves:
-    """``train_matrices`` + ``exact_dynamics(...).curves(...)`` for one seed (float64)."""
-    k_w, k_x = jax.random.split(jax.random.PRNGKey(u.seed))
-    W = features.init_W(k_w, u.p, u.d, dtype=np.float64)
-    X = data.isotropic(u.d).sample(k_x, u.n)
-    tm = matrices.train_matrices(W, X, u.t, tol=1e-8)
-    taus = np.logspace(-1, 5, u.n_tau)
-    c = dynamics.exact_dynamics(tm.U, tm.V, u.t).curves(taus)
-    c = c if isinstance(c, Curves) else Curves(**c)  # curves() returned a dict in older versions
+    """``train_matrices`` + ``exact_dynamics(...).curves(...)`` for one seed, on the library's own draw (float64)."""
+    dr = model.draw(model.RFConfig(d=u.d, p=u.p, n=u.n, t=u.t, seed=u.seed))
+    tm = matrices.train_matrices(dr.W, dr.X, u.t, tol=1e-8)
+    c = dynamics.exact_dynamics(tm.U, tm.V, u.t).curves(np.logspace(-1, 5, u.n_tau))
     return dataclasses.replace(c, extra={"U_diag_head": np.asarray(tm.U).diagonal()[:4]}, method="exact (test unit)")
 
 
