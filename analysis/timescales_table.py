@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io as io_text
 import sys
 from pathlib import Path
 
@@ -72,10 +73,16 @@ def main(argv=None) -> int:
     for r in rows:
         print("  ".join(cell(r[c]).rjust(w) for c, w in zip(cols, widths)))
     if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
+        from rfdiff import io
+
+        buf = io_text.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+        try:  # atomic, and never over a file created since the check in parse_args unless --overwrite
+            io.atomic_write(Path(args.csv), lambda fh: fh.write(buf.getvalue().encode()), overwrite=args.overwrite)
+        except FileExistsError:
+            raise common.UsageError(f"--csv: {args.csv} exists (pass --overwrite to replace it)") from None
     return 0
 
 
