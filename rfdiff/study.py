@@ -74,9 +74,17 @@ class TauGrid:
             raise ValueError(f"n_tau must be >= 2, got {self.n_tau!r}")
         object.__setattr__(self, "tau_min", float(self.tau_min))
         object.__setattr__(self, "tau_max", float(self.tau_max))
+        if self.tau_min < 1e-300:
+            raise ValueError(f"tau_min must be >= 1e-300, got {self.tau_min!r}")
+        if self.tau_max > 1e300:
+            raise ValueError(f"tau_max must be <= 1e300, got {self.tau_max!r}")
+        if not np.all(np.diff(self.values()) > 0):
+            raise ValueError(f"n_tau is too large: {n} log-spaced points between {self.tau_min!r} and "
+                             f"{self.tau_max!r} are not distinct in float64 (use fewer points or a wider range)")
 
     def values(self) -> np.ndarray:
-        return np.logspace(math.log10(self.tau_min), math.log10(self.tau_max), self.n_tau)
+        """The grid: ``n_tau`` log-spaced points with both ends exact."""
+        return np.geomspace(self.tau_min, self.tau_max, self.n_tau)
 
 
 @register

@@ -8,7 +8,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rfdiff import study
@@ -20,6 +20,8 @@ fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 @fast
 @given(tau_min=st.floats(allow_nan=True, allow_infinity=True), tau_max=st.floats(allow_nan=True, allow_infinity=True),
        n_tau=st.integers(-5, 300))
+@example(tau_min=1.0, tau_max=1.7976931348622105e308, n_tau=2)      # logspace overflowed to inf here
+@example(tau_min=1.0, tau_max=1.0000000000000002, n_tau=3)          # points not distinct in float64
 def test_tau_grid_is_valid_or_refused_by_name(tau_min, tau_max, n_tau):
     try:
         g = study.TauGrid(tau_min, tau_max, n_tau)
