@@ -139,7 +139,11 @@ def row_chunks(n_rows: int, chunk: int):
         yield slice(start, min(start + chunk, n_rows))
 
 
+@functools.lru_cache(maxsize=64)
 def gauss_hermite(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of Gauss–Hermite quadrature for the standard normal (weights sum to 1)."""
+    """Nodes and weights of Gauss–Hermite quadrature for the standard normal (weights sum to 1; read-only, cached)."""
     z, w = np.polynomial.hermite_e.hermegauss(order)
-    return z, w / math.sqrt(2.0 * math.pi)
+    w = w / math.sqrt(2.0 * math.pi)
+    z.flags.writeable = False
+    w.flags.writeable = False
+    return z, w

@@ -29,6 +29,11 @@ from .data import GaussianMixture
 from .diffusion import delta
 
 
+# Rows per block of the Mehler sums: the Horner passes over a 256 × p block stay in cache (at p = 4096 the
+# dense U and Ũ took 0.60 s and 0.17 s with 256 rows against 0.93 s and 0.51 s with 1024)
+ROW_BLOCK = 256
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class FeatureMoments:
     """Second moments of the features: ``U = E φφᵀ`` (p, p) and ``V = E φ ξᵀ`` (p, d).
@@ -186,7 +191,7 @@ class MehlerPlan:
         out[idx - sl.start, idx] = self.diag[sl]
         return out
 
-    def dense(self, block: int = 1024, out: Optional[np.ndarray] = None, scale: float = 1.0) -> np.ndarray:
+    def dense(self, block: int = ROW_BLOCK, out: Optional[np.ndarray] = None, scale: float = 1.0) -> np.ndarray:
         """U as a dense (p, p) array: upper row blocks computed, mirrored, diagonal exact (adds ``scale``·U to ``out``)."""
         p = self.p
         U = np.zeros((p, p)) if out is None else out
@@ -201,7 +206,7 @@ class MehlerPlan:
         U[np.diag_indices(p)] += scale * self.diag
         return U
 
-    def matmat(self, X: np.ndarray, block: int = 1024) -> np.ndarray:
+    def matmat(self, X: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
         """U X streamed in row blocks (U is never stored)."""
         return np.concatenate([self.rows(sl) @ X for sl in row_chunks(self.p, max(1, block))])
 
@@ -290,7 +295,7 @@ def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-8, max_o
 
 @x64
 def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = 12,
-                   quad_order: Optional[int] = None, block: int = 1024, sample_rows: int = 256) -> FeatureMoments:
+                   quad_order: Optional[int] = None, block: int = ROW_BLOCK, sample_rows: int = 256) -> FeatureMoments:
     """Exact noise-averaged U = (1/n)Σ_ν E_ξ φ_νφ_νᵀ and V = (1/n)Σ_ν E_ξ φ_ν ξᵀ (docs/theory.md §2.3–2.4).
 
     U by the Mehler expansion to the order whose estimated relative Frobenius error is below
@@ -325,7 +330,7 @@ def population_plans(W, data: GaussianMixture, t: float, activation="tanh", tol:
 
 @x64
 def population_matrices(W, data: GaussianMixture, t: float, activation="tanh", tol: float = 1e-8,
-                        max_order: int = 32, quad_order: Optional[int] = None, block: int = 1024,
+                        max_order: int = 32, quad_order: Optional[int] = None, block: int = ROW_BLOCK,
                         sample_rows: int = 256) -> FeatureMoments:
     """Exact population Ũ = E_{y~P_t} φ(y)φ(y)ᵀ and Ṽ = E φ(y) ξᵀ for Gaussian-mixture data (docs/theory.md §2.5)."""
     plans, V = population_plans(W, data, t, activation, tol, max_order, quad_order, sample_rows)

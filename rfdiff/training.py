@@ -40,7 +40,6 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import scipy.linalg
 import scipy.sparse.linalg
 
@@ -147,6 +146,7 @@ class _Spec(NamedTuple):
 
 def _optimizer(name: str, hyper: dict) -> optax.GradientTransformation:
     """The optax transformation; ``hyper`` values may be traced (no recompilation when they change)."""
+    import optax        # imported here, not with the package: commands that never train skip its import time
     if name == "gd":
         return optax.sgd(hyper["eta"])
     if name == "momentum":
@@ -193,6 +193,7 @@ def _metrics(spec: _Spec, data: dict, A) -> dict:
 @functools.partial(jax.jit, static_argnames=("spec",))
 def _run_chunk(spec: _Spec, hyper: dict, data: dict, carry, seg_steps):
     """Run ``len(seg_steps)`` segments of optimiser steps; metrics after each (one compile per spec/shapes)."""
+    import optax
     opt = _optimizer(spec.optimizer, hyper)
 
     if spec.fresh:
