@@ -200,6 +200,19 @@ def guarded(main: Callable[[Optional[list]], int]) -> Callable[[Optional[list]],
     return wrapper
 
 
+def exit_now(rc: int) -> None:
+    """End the process with ``rc`` once its output is flushed, skipping the interpreter's teardown.
+
+    Unloading the ~1,400 modules a run imports (JAX, SciPy, matplotlib) takes 0.2–0.3 s after the work
+    is done; every result is already written atomically and closed, so nothing is lost. Only for a
+    command run as a program (never when ``main`` is called from Python)."""
+    import logging
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 @contextlib.contextmanager
 def timer(store: dict, key: str):
     import time
