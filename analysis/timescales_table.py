@@ -24,9 +24,7 @@ COLUMNS = ("tau_gen", "tau_mem", "tau_mem_abs", "min_score_error", "final_gap", 
 def parse_args(argv=None):
     ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="result files written by rfdiff run (<run>.json or <run>)")
-    ap.add_argument("--gen-frac", type=float, default=0.1, help="τ_gen: score error within this fraction of its minimum")
-    ap.add_argument("--mem-frac", type=float, default=0.5, help="τ_mem: gap reaches this fraction of its final value")
-    ap.add_argument("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gap reaches this value")
+    common.add_threshold_flags(ap)
     ap.add_argument("--csv", default=None, help="also write the table as CSV here")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     args = ap.parse_args(argv)
@@ -63,8 +61,7 @@ def rows_from(paths, thresholds) -> list[dict]:
 @common.guarded
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rfdiff.results import Thresholds
-    thresholds = common.configs(lambda: Thresholds(args.gen_frac, args.mem_frac, args.mem_abs))
+    thresholds = common.configs(lambda: common.thresholds(args))
     rows = rows_from(args.results, thresholds)
     cols = list(rows[0])
     cell = lambda v: v if isinstance(v, str) else common.fmt(v)  # noqa: E731

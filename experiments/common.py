@@ -146,6 +146,22 @@ def add_output_flags(ap: argparse.ArgumentParser, default_out: str = "results") 
                     help="do not use JAX's persistent compilation cache (default: ~/.cache/rfdiff/jax, or $RFDIFF_CACHE)")
 
 
+def add_threshold_flags(ap: argparse.ArgumentParser) -> None:
+    """``--gen-frac``, ``--mem-frac``, ``--mem-abs``: the levels that define the timescales (defaults: ``rfdiff.Thresholds``)."""
+    ap.add_argument("--gen-frac", type=float, default=None,
+                    help="τ_gen: score error within this fraction of its minimum (default 0.1)")
+    ap.add_argument("--mem-frac", type=float, default=None,
+                    help="τ_mem: gap reaches this fraction of its final value (default 0.5)")
+    ap.add_argument("--mem-abs", type=float, default=None, help="τ_mem (absolute): gap reaches this value (default 0.05)")
+
+
+def thresholds(args):
+    """The :class:`rfdiff.results.Thresholds` of the flags of :func:`add_threshold_flags` (unset flags: its defaults)."""
+    from rfdiff.results import Thresholds
+    given = {k: getattr(args, k) for k in ("gen_frac", "mem_frac", "mem_abs") if getattr(args, k) is not None}
+    return Thresholds(**given)
+
+
 def add_sweep_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--scheduler", default=None,
                     help="address of an existing Dask scheduler (tcp://host:8786; or set RFDIFF_SCHEDULER); "

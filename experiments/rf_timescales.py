@@ -37,9 +37,7 @@ def parse_args(argv=None):
     a("--tau-max", type=float, default=1e7, help="largest training time τ (default 1e7)")
     a("--n-tau", type=int, default=161, help="log-spaced τ points (default 161)")
     a("--eta", type=float, default=None, help="discrete GD step η (default: gradient flow)")
-    a("--gen-frac", type=float, default=0.1, help="τ_gen: score error within this fraction of its minimum")
-    a("--mem-frac", type=float, default=0.5, help="τ_mem: gap reaches this fraction of its final value")
-    a("--mem-abs", type=float, default=0.05, help="τ_mem (absolute): gap reaches this value")
+    common.add_threshold_flags(ap)
     a("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
     a("--method", default="auto", help="auto, lanczos, dense or streamed (see docs/theory.md §3.4)")
     a("--lanczos-tol", type=float, default=1e-8, help="block Lanczos stops when U⁻¹V changes less than this")
@@ -55,12 +53,11 @@ def parse_args(argv=None):
 
 def build(args):
     from rfdiff.model import DataSpec, RFConfig
-    from rfdiff.results import Thresholds
     from rfdiff.study import StudyOptions, TauGrid, available_memory, choose_method, memory_estimate
     cfg = RFConfig(d=args.d, p=args.p, n=args.n, t=args.t, activation=args.activation,
                    data=DataSpec(kind=args.data, sigma_x=args.sigma_x), seed=args.seed, tol=args.tol)
     opts = StudyOptions(taus=TauGrid(args.tau_min, args.tau_max, args.n_tau), method=args.method, eta=args.eta,
-                        thresholds=Thresholds(args.gen_frac, args.mem_frac, args.mem_abs), theory=not args.no_theory,
+                        thresholds=common.thresholds(args), theory=not args.no_theory,
                         spectrum=args.spectrum, lanczos_tol=args.lanczos_tol, lanczos_max_steps=args.lanczos_steps,
                         slq_probes=args.slq_probes, slq_steps=args.slq_steps)
     route = choose_method(cfg, opts.method, max_steps=opts.lanczos_max_steps)   # refuses what does not fit, up front
