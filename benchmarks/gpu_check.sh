@@ -5,17 +5,13 @@
 # Each step gets min(its own limit, what is left of BUDGET_S); results (JSON/NPZ/figures of every
 # run) are packed into $OUT/gpu_runs.tar.gz, a summary into $OUT/gpu_check.json and $OUT/summary.txt.
 # The main job is experiments/rf_timescales.py (= `rfdiff run`); the package need not be installed:
-# the checkout goes on PYTHONPATH, with experiments/ and analysis/ linked under their package names.
+# the checkout goes on PYTHONPATH (rfdiff/, rfdiff_cli/ and rfdiff_analysis/ are packages there).
 set -u
 OUT=${OUT:-results/gpu_check}
 BUDGET_S=${BUDGET_S:-480}
 RUNS="$OUT/runs"
 mkdir -p "$RUNS"
-SHIM=$(mktemp -d)
-ln -s "$PWD/experiments" "$SHIM/rfdiff_cli"
-ln -s "$PWD/analysis" "$SHIM/rfdiff_analysis"
-trap 'rm -rf "$SHIM"' EXIT
-export PYTHONPATH="$PWD:$SHIM${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 START=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 step() {  # step LIMIT_S ENV... -- CMD...

@@ -1,7 +1,7 @@
 """Estimates with intervals: seed means, power-law exponents and finite-size extrapolations (docs/theory.md §6.3).
 
 Every estimate is a :class:`Estimate` — a value, a confidence interval at a stated level and how
-it was obtained — so that a verdict can be read off it by one rule (``analysis/verdict.py``).
+it was obtained — so that a verdict can be read off it by one rule (``rfdiff_analysis/verdict.py``).
 
 * :func:`mean_ci` — mean over seeds with a Student-t interval.
 * :func:`fit_power_law` — OLS of log y on log x; the exponent with its t-interval, the fitted

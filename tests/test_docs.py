@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("rfdiff", "experiments", "analysis")
+SOURCES = ("rfdiff", "rfdiff_cli", "rfdiff_analysis", "experiments")
 # §N, §N.M, and ranges §N–M / §N.M–N.K (en dash or hyphen)
 CITATION = re.compile(r"§\s*(\d+(?:\.\d+)*)(?:\s*[–-]\s*(\d+(?:\.\d+)*))?")
 HEADING = re.compile(r"^#{2,6}\s+(\d+(?:\.\d+)*)\s")

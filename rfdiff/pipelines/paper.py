@@ -6,7 +6,7 @@ list of units (:func:`units`) — :class:`rfdiff.study.Study` (simulation + theo
 one rule), :class:`DensityUnit` (a theoretical density on a grid) or :class:`TrainingUnit`
 (iterative training: Adam, or the authors' fresh-noise gradient descent) — run by
 :func:`run_unit` through :func:`rfdiff.sweep.run_sweep`, and a summary (:func:`summarize`) of
-the key numbers with their intervals (:mod:`rfdiff.stats`), which ``analysis/report.py`` turns
+the key numbers with their intervals (:mod:`rfdiff.stats`), which ``rfdiff_analysis/report.py`` turns
 into verdicts. Sizes are in :data:`PRESETS` ("full": the paper's sizes where 2 cores allow;
 "quick": a smoke version).
 """

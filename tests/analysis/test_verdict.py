@@ -1,4 +1,4 @@
-"""The verdict rule (analysis/verdict.py): a verdict never contradicts its own interval."""
+"""The verdict rule (rfdiff_analysis/verdict.py): a verdict never contradicts its own interval."""
 import math
 
 import numpy as np

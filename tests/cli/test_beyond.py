@@ -1,4 +1,4 @@
-"""experiments/beyond.py (rfdiff_cli.beyond): flags and one run in its own process."""
+"""rfdiff_cli/beyond.py (rfdiff_cli.beyond): flags and one run in its own process."""
 import os
 import subprocess
 import sys
@@ -25,7 +25,7 @@ def test_flags_refused_by_name(capsys):
 
 def test_beyond_script_smoke(tmp_path):
     """The script end to end at its smallest (--quick) sizes, parts 3 and 4, in its own process (about 6 s)."""
-    cmd = [sys.executable, str(ROOT / "experiments" / "beyond.py"), "--quick", "--parts", "3,4", "--serial",
+    cmd = [sys.executable, "-m", "rfdiff_cli.beyond", "--quick", "--parts", "3,4", "--serial",
            "--no-progress", "--out", str(tmp_path), "--figdir", str(tmp_path), "--name", "smoke"]
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)

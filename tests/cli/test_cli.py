@@ -1,4 +1,4 @@
-"""The ``rfdiff`` command (experiments/cli.py, rfdiff_cli.cli): version, help, dispatch to the sub-commands."""
+"""The ``rfdiff`` command (rfdiff_cli/cli.py, rfdiff_cli.cli): version, help, dispatch to the sub-commands."""
 import shutil
 import subprocess
 import sys

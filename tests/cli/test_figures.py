@@ -1,8 +1,8 @@
-"""experiments/figures.py (rfdiff_cli.figures, ``rfdiff figures``): flags, one figure end to end, the quick run.
+"""rfdiff_cli/figures.py (rfdiff_cli.figures, ``rfdiff figures``): flags, one figure end to end, the quick run.
 
 The pieces it is made of are tested next to their modules: the fits and intervals in
 tests/rfdiff/test_stats.py, the unit cache in tests/rfdiff/test_sweep.py, the units and summaries in
-tests/rfdiff/pipelines/test_paper.py, the verdict rule in tests/analysis/test_verdict.py.
+tests/rfdiff/pipelines/test_paper.py, the verdict rule in tests/rfdiff_analysis/test_verdict.py.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cmd(tmp_path, *extra):
-    return [sys.executable, str(ROOT / "experiments" / "figures.py"), "--quick", "--no-progress",
+    return [sys.executable, "-m", "rfdiff_cli.figures", "--quick", "--no-progress",
             "--out", str(tmp_path / "cache"), "--figdir", str(tmp_path / "figs"), *extra]
 
 

@@ -1,4 +1,4 @@
-"""experiments/finite_size.py (rfdiff_cli.finite_size): flags and one run in its own process."""
+"""rfdiff_cli/finite_size.py (rfdiff_cli.finite_size): flags and one run in its own process."""
 import json
 import os
 import subprocess
@@ -26,7 +26,7 @@ def test_flags_refused_by_name(capsys):
 
 def test_finite_size_script_smoke(tmp_path):
     """The script end to end on a tiny grid, in its own process (about 6 s)."""
-    cmd = [sys.executable, str(ROOT / "experiments" / "finite_size.py"), "--ds", "8,12", "--psi-ns", "4", "--serial",
+    cmd = [sys.executable, "-m", "rfdiff_cli.finite_size", "--ds", "8,12", "--psi-ns", "4", "--serial",
            "--no-progress", "--out", str(tmp_path), "--figdir", str(tmp_path), "--name", "smoke"]
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

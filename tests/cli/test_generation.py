@@ -1,4 +1,4 @@
-"""experiments/generation.py (rfdiff_cli.generation): one run in its own process at tiny sizes."""
+"""rfdiff_cli/generation.py (rfdiff_cli.generation): one run in its own process at tiny sizes."""
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_script_smoke(tmp_path):
-    """``experiments/generation.py --quick --serial`` at tiny sizes writes the summary and every figure."""
-    cmd = [sys.executable, str(ROOT / "experiments" / "generation.py"), "--quick", "--serial", "--no-progress",
+    """``rfdiff_cli/generation.py --quick --serial`` at tiny sizes writes the summary and every figure."""
+    cmd = [sys.executable, "-m", "rfdiff_cli.generation", "--quick", "--serial", "--no-progress",
            "--out", str(tmp_path), "--figures", str(tmp_path), "--d", "4", "--p", "32", "--n", "8,32",
            "--samples", "64", "--steps", "10", "--n-times", "2", "--name", "smoke"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)

@@ -150,7 +150,7 @@ def test_exact_simulator_train_loss_d100(psi_n):
 
     Holds in the population phase (≤ 1 %) for every ψ_n; over the whole grid it fails for ψ_n ≤ 16
     (measured 10.4 %, 5.3 %, 2.3 %; 0.88 % at ψ_n = 32), hence xfail there; the 60/n bound is asserted
-    instead. experiments/finite_size.py shows why: the theory matches Gaussian-equivalent draws on the
+    instead. rfdiff_cli/finite_size.py shows why: the theory matches Gaussian-equivalent draws on the
     same W, X to ≤ 0.14 % at d = 100, and its error against the exact model falls as ≈ 41/n at fixed
     ψ_p, ψ_n (slope −1.00 ± 0.02 in n at ψ_n = 16) and grows with p at fixed n, d (≈ 0.65 ψ_p/n): the
     gap is the Gaussian-equivalent model's own finite-size correction, which no d → ∞ theory

@@ -177,7 +177,7 @@ def test_exact_simulator_histogram_d100(atoms):
     +7 % iso / +16 % two-atom, per-bin ≤ 18 %; the finite group overlaps the spread-out atom), so
     those criteria are reported and marked xfail. A Gaussian-equivalent draw on the same W, X passes
     them (asserted below): the failure is the exact model's departure from Gaussian equivalence (its
-    s_t² atom spreads), the same finite-size effect as in L_train (experiments/finite_size.py).
+    s_t² atom spreads), the same finite-size effect as in L_train (rfdiff_cli/finite_size.py).
     """
     res = solve_spectrum("tanh", 0.01, 64.0, 8.0, atoms=atoms)
     W, X, M = exact_U(100, 0.01, 8.0, atoms, 1)

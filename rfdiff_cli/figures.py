@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Regenerate the paper's random-features figures, the finite-size ladder and figures/REPORT.md in one sweep.
 
-Example: python experiments/figures.py --quick                 (or: rfdiff figures --quick)
-         python experiments/figures.py --only finite_size_scaling,min_score --scheduler tcp://host:8786
+Example: python rfdiff_cli/figures.py --quick                 (or: rfdiff figures --quick)
+         python rfdiff_cli/figures.py --only finite_size_scaling,min_score --scheduler tcp://host:8786
 Every unit of work (one simulation + theory, one density, one iterative training) runs on Dask
 (a local cluster by default) and is cached in --out by a hash of its whole configuration, so a
 rerun computes only what changed and an interrupted run resumes. Each figure writes
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         summary = paper.summarize(f, P, get)
         files = plots_paper.draw(f, P, summary, get, figdir)
         entry = {"figure": f, "mode": mode, "sizes": P.get(f, P["ladder"] if f == "finite_size_scaling" else None),
-                 "command": f"python experiments/figures.py{' --quick' if args.quick else ''} --only {f}",
+                 "command": f"python rfdiff_cli/figures.py{' --quick' if args.quick else ''} --only {f}",
                  "files": [p.name for p in files], "summary": summary}
         results.save(entry, figdir / "manifest" / f, meta={"git_commit": meta["git_commit"],
                                                           "versions": meta["versions"],

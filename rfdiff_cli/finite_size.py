@@ -11,7 +11,7 @@ the GE-vs-exact gap grows with p. ``--decompose`` adds L_train(∞) of the exact
 surrogates that replace one of its parts (docs/theory.md §7.1). The computation is
 rfdiff.pipelines.finite_size; the units run on a local Dask cluster (or --scheduler, --serial).
 
-Example: python experiments/finite_size.py --quick
+Example: python rfdiff_cli/finite_size.py --quick
 Writes <out>/finite_size[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: grid, rows with their
 curves, fits, decomposition) and <figdir>/finite_size[_quick].png/.pdf. Units are cached under
 <out>/cache_finite_size/ so an interrupted run resumes.
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    meta = {"command": "python experiments/finite_size.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "python rfdiff_cli/finite_size.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "sweeps": [{"kind": r.kind, "backend": r.backend, "computed": r.n_computed, "loaded": r.n_loaded,
                         "wall_s": r.wall_s} for r in reports], "wall_s": time.perf_counter() - t_all,
             **io.run_metadata()}

@@ -10,7 +10,7 @@ Gaussian mixture, a non-odd activation, and the generation-level τ_mem next to 
 τ_mem (generalisation gap) and the theory's ψ_p/(Δ_t λ_mem). The computation is
 rfdiff.pipelines.generation, run as a cached sweep of units (a local Dask cluster by default).
 
-Example: python experiments/generation.py --quick
+Example: python rfdiff_cli/generation.py --quick
 Writes <out>/generation[_quick]_<config hash>.json|.npz (or --name) and <figures>/generation_*.png|.pdf; units are cached under
 <out>/cache_generation/, so an interrupted or repeated run only computes what is missing.
 """
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     numbers = pipeline.key_numbers(summary)
     sweeps = [{"backend": r.backend, "units": len(r.results), "computed": r.n_computed, "loaded": r.n_loaded,
                "wall_s": r.wall_s, "startup_s": r.startup_s, "workers": r.n_workers} for r in reports]
-    meta = {"command": "python experiments/generation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "python rfdiff_cli/generation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "summary": numbers, "sweeps": sweeps, "seconds_total": time.perf_counter() - t_all,
             "cache_dir": str(cache), **io.run_metadata()}
     files = common.save_result(summary, stem, meta, args.overwrite)      # the result first: an interrupted plot loses nothing

@@ -2,7 +2,7 @@
 """Table of τ_gen and τ_mem from saved main-job results, re-read with thresholds of your choice.
 
 Example: rfdiff table results/rf_*.json --gen-frac 0.05 --mem-frac 0.3
-         (or: python analysis/timescales_table.py results/rf_*.json)
+         (or: python rfdiff_analysis/timescales_table.py results/rf_*.json)
 Loads each saved StudyResult (<run>.json + <run>.npz), re-extracts the timescales from the stored
 curves and spectra by the same rule on every side (simulation, finite-d theory, d → ∞ theory;
 docs/theory.md §6.1–6.2) and prints one row per run and side, sorted by n, then p; --csv writes

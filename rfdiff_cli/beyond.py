@@ -10,7 +10,7 @@ Four studies, each from exact closed forms (no iterative training):
 The computation is rfdiff.pipelines.beyond (one unit per part, size or value, and seed); the units
 run on a local Dask cluster (or --scheduler, --serial) and are cached under <out>/cache_beyond/.
 
-Example: python experiments/beyond.py --quick
+Example: python rfdiff_cli/beyond.py --quick
 Writes <out>/beyond[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: sizes, every unit's curves and
 timescales, statics summaries, timings; versions in "meta") and
 <figdir>/beyond_{finite_m,interpolation,ridge,classes,subspace}[_quick].png/.pdf.
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         res, rep = beyond.run(sizes, seed=args.seed, t=args.t, mu_norm=args.mu_norm, parts=args.parts,
                               cache_dir=stem.parent / "cache_beyond", cluster=cluster, progress=progress)
     res.timings["total"] = time.perf_counter() - t_all
-    meta = {"command": "python experiments/beyond.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "python rfdiff_cli/beyond.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "sweep": {"kind": rep.kind, "backend": rep.backend, "computed": rep.n_computed, "loaded": rep.n_loaded,
                       "n_workers": rep.n_workers, "wall_s": rep.wall_s}, **io.run_metadata()}
     files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing

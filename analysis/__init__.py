@@ -1,1 +1,0 @@
-"""rfdiff_analysis: turning results into verdicts, tables, reports and figures (installed from ``analysis/``)."""

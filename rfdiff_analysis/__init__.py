@@ -1,0 +1,1 @@
+"""rfdiff_analysis: turning results into verdicts, tables, reports and figures ."""

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Main job: train the RF score exactly, read τ_gen and τ_mem off simulation and theory, compare them.
+
+Example: python experiments/rf_timescales.py --p 4096 --n 512      (or: rfdiff run --p 4096 --n 512)
+Writes <out>/<name>.json + .npz (the whole StudyResult: configuration, curves, spectra, timescales,
+theory, diagnostics, timings, versions) and <out>/<name>.png/.pdf (curves and spectrum).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+from rfdiff_cli import common
+
+TABLE = [  # label, field of Timescales (or final curve value), printed for simulation | theory | theory d → ∞
+    ("τ_gen (E_score ≤ (1+{gen_frac:g})·min)", "tau_gen"), ("τ_mem (L_gen ≥ {mem_frac:g}·final)", "tau_mem"),
+    ("τ_mem (L_gen ≥ {mem_abs:g})", "tau_mem_abs"), ("λ_mem (quantile 1−n/p+1/2p)", "lambda_mem"),
+    ("τ_mem spectral ψ_p/(Δ_t λ_mem)", "tau_mem_spectral"), ("λ_pop (quantile 1−d/p+1/2p)", "lambda_pop"),
+    ("τ_gen spectral ψ_p/(Δ_t λ_pop)", "tau_gen_spectral"), ("min E_score", "min_score_error"),
+    ("final L_gen", "final_gap"), ("final train loss", "train_loss"), ("final test loss", "test_loss")]
+
+
+def parse_args(argv=None):
+    ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = ap.add_argument
+    a("--p", type=int, default=4096, help="number of random features p (default 4096)")
+    a("--n", type=int, default=512, help="number of training points n (default 512)")
+    a("--d", type=int, default=64, help="data dimension d (default 64)")
+    a("--t", type=float, default=0.1, help="diffusion time t (default 0.1)")
+    a("--activation", default="tanh", help="activation σ: tanh, erf, relu_centered, gelu")
+    a("--data", default="isotropic", help="isotropic, spectrum (½δ0.5+½δ1.5), power_law, mixture, subspace")
+    a("--sigma-x", type=float, default=1.0, help="data scale σ_x (default 1)")
+    a("--seed", type=int, default=0, help="PRNG seed of W, the training set and the Monte Carlo (default 0)")
+    a("--tau-min", type=float, default=0.1, help="smallest training time τ (default 0.1)")
+    a("--tau-max", type=float, default=1e7, help="largest training time τ (default 1e7)")
+    a("--n-tau", type=int, default=161, help="log-spaced τ points (default 161)")
+    a("--eta", type=float, default=None, help="discrete GD step η (default: gradient flow)")
+    common.add_threshold_flags(ap)
+    a("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
+    a("--method", default="auto", help="auto, lanczos, dense or streamed (see docs/theory.md §3.4)")
+    a("--lanczos-tol", type=float, default=1e-8, help="block Lanczos stops when U⁻¹V changes less than this")
+    a("--lanczos-steps", type=int, default=64, help="at most this many block-Lanczos steps")
+    a("--spectrum", default="auto", help="auto, exact (eigenvalues of U) or slq")
+    a("--slq-probes", type=int, default=16, help="SLQ probe vectors (streamed route)")
+    a("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (streamed route)")
+    a("--no-theory", action="store_true", help="skip the theory")
+    a("--no-plot", action="store_true", help="skip the figure")
+    common.add_output_flags(ap)
+    return ap.parse_args(argv)
+
+
+def build(args):
+    from rfdiff.model import DataSpec, RFConfig
+    from rfdiff.study import StudyOptions, TauGrid, available_memory, choose_method, memory_estimate
+    cfg = RFConfig(d=args.d, p=args.p, n=args.n, t=args.t, activation=args.activation,
+                   data=DataSpec(kind=args.data, sigma_x=args.sigma_x), seed=args.seed, tol=args.tol)
+    opts = StudyOptions(taus=TauGrid(args.tau_min, args.tau_max, args.n_tau), method=args.method, eta=args.eta,
+                        thresholds=common.thresholds(args), theory=not args.no_theory,
+                        spectrum=args.spectrum, lanczos_tol=args.lanczos_tol, lanczos_max_steps=args.lanczos_steps,
+                        slq_probes=args.slq_probes, slq_steps=args.slq_steps)
+    route = choose_method(cfg, opts.method, max_steps=opts.lanczos_max_steps)   # refuses what does not fit, up front
+    print(f"route: {route}, peak memory ≈ {memory_estimate(cfg.p, cfg.n, cfg.d, route) / 1e9:.2g} GB "
+          f"({available_memory() / 1e9:.0f} GB available)", file=sys.stderr)
+    return cfg, opts
+
+
+def default_name(cfg, opts) -> str:
+    return (f"rf_p{cfg.p}_n{cfg.n}_d{cfg.d}_t{cfg.t:g}_{cfg.activation}_{cfg.data.kind}_s{cfg.seed}_"
+            f"{common.short_hash((cfg, opts))}")
+
+
+def print_table(res) -> None:
+    cfg, th = res.config, res.study.options.thresholds
+    sides = [res.simulation, res.theory, res.theory_d_inf]
+    print(f"\nRF score  d={cfg.d} p={cfg.p} n={cfg.n} t={cfg.t:g} {cfg.activation} {cfg.data.kind} seed={cfg.seed}"
+          f"  (ψ_p={cfg.psi_p:g}, ψ_n={cfg.psi_n:g}; route: {res.diagnostics['method']})")
+    print(f"{'quantity':<36}{'simulation':>13}{'theory':>13}{'theory d→∞':>13}")
+    for label, key in TABLE:
+        vals = [None if s is None else (s.curves.final().get(key) if key in ("train_loss", "test_loss")
+                                        else getattr(s.timescales, key)) for s in sides]
+        print(f"{label.format(**vars(th)):<36}" + "".join(f"{common.fmt(v):>13}" for v in vals))
+    if res.prediction is not None:
+        p = res.prediction
+        print(f"{'Theorem 3.2: τ_gen, τ_mem spectral':<36}{'':>13}{common.fmt(p.tau_gen_spectral):>13}"
+              f"{common.fmt(p.tau_mem_asymptotic):>13}")
+    print("(every row read by the same rule from both sides; theory: finite-d norm correction for the train loss "
+          "and spectrum, test loss and score error by the d → ∞ deterministic equivalent)")
+    for w in res.warnings:
+        print(f"warning: the theory column is not a valid comparison here: {w}")
+
+
+@common.guarded
+def main(argv=None) -> int:
+    t_all = time.perf_counter()
+    args = parse_args(argv)
+    cfg, opts = common.configs(lambda: build(args))
+    stem = common.output_stem(args.out, args.name or default_name(cfg, opts), args.overwrite)
+    common.setup(args)
+    from rfdiff import io, study
+    stages = ["matrices", "dynamics", "spectrum", "curves"] + ([] if args.no_theory else ["theory"])
+    with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
+        res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
+        bar.update(1)
+    res.timings["total"] = time.perf_counter() - t_all
+    meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "memory": {"peak_rss_bytes": io.peak_rss_bytes(), "device": io.device_memory()}, **io.run_metadata()}
+    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
+    if not args.no_plot:
+        from rfdiff_analysis import plots
+        t0 = time.perf_counter()
+        files += plots.save(plots.main_job_figure(res), stem, tight=False)
+        res.timings["figure"] = time.perf_counter() - t0
+    print_table(res)
+    print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items() if math.isfinite(v)))
+    print(f"peak RSS {meta['memory']['peak_rss_bytes'] / 1e9:.2f} GB; wrote: " + ", ".join(map(str, files)))
+    return 0
+
+
+if __name__ == "__main__":
+    common.exit_now(main())
