@@ -80,6 +80,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rfdiff import io  # noqa: E402
+from rfdiff_cli.common import run_metadata  # noqa: E402
 from rfdiff.data import isotropic  # noqa: E402
 from rfdiff.diffusion import delta  # noqa: E402
 from rfdiff.matrices import population_matrices, train_matrices  # noqa: E402
@@ -483,7 +484,7 @@ def main(argv=None):
                   "rfdiff side: gradient flow on its default tau grid (to 1e7) with theory; cost independent "
                   "of tau_max and eta"],
         "loadavg_start": load0, "loadavg_end": os.getloadavg(),
-        "metadata": io.run_metadata(),
+        "metadata": run_metadata(),
     }
     io.save_json(args.out, out)
 

@@ -31,6 +31,7 @@ def one_size(p: int, n: int, d: int, repeats: int, compare_jnp: bool) -> dict:
     import numpy as np
 
     from rfdiff import data, dynamics, features, matrices
+    from rfdiff.population import Population
 
     jax.config.update("jax_enable_x64", True)
     k1, k2 = jax.random.split(jax.random.PRNGKey(0))
@@ -54,7 +55,7 @@ def one_size(p: int, n: int, d: int, repeats: int, compare_jnp: bool) -> dict:
     pm, t_pop = timed(lambda: matrices.population_matrices(W, data.isotropic(d), 0.1, tol=1e-8), 1 + repeats)
     out["pop_UV_s"] = float(np.median(t_pop[1:]))
     t0 = time.perf_counter()
-    dyn = dynamics.exact_dynamics(tm.U, tm.V, 0.1, pm.U, pm.V, fisher=float(d))
+    dyn = dynamics.exact_dynamics(tm.U, tm.V, 0.1, Population(pm.U, pm.V, float(d)))
     out["eig_and_precompute_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dynamics.eigh(tm.U)
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
         n_rows.append(row)
         print(json.dumps(row))
     from rfdiff import io
+    from rfdiff_cli.common import run_metadata
     import numpy as np
 
     def exponents(rs, var):
@@ -129,7 +131,7 @@ def main(argv=None) -> int:
 
     fits = {"vs_p": exponents(rows, "p"), "vs_n": exponents(n_rows, "n")}
     io.save_json(args.out, {"rows_vs_p": rows, "rows_vs_n": n_rows, "fitted_exponents": fits,
-                            "metadata": io.run_metadata()})
+                            "metadata": run_metadata()})
     print("fitted exponents:", fits)
     return 0
 

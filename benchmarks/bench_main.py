@@ -111,9 +111,10 @@ def main(argv=None) -> int:
     if args.out is None:
         args.out = str(ROOT / "results" / f"bench_main{'_quick' if args.quick else ''}.json")
     from rfdiff import io
+    from rfdiff_cli.common import run_metadata
     load0 = os.getloadavg()
     res = run(args.quick, args.repeats)
-    res.update(quick=args.quick, loadavg_start=load0, loadavg_end=os.getloadavg(), metadata=io.run_metadata())
+    res.update(quick=args.quick, loadavg_start=load0, loadavg_end=os.getloadavg(), metadata=run_metadata())
     io.save_json(args.out, res)
     f = res["floor"]
     print(f"floor (p = {res['floor_p']}): eigh {f['eigh']:.2f} s, eigenvalues alone {f['eigvalsh']:.2f} s, "

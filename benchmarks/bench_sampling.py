@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from rfdiff import data, io
+    from rfdiff_cli.common import run_metadata
     from rfdiff import memorisation as M
     from rfdiff import sampling as S
 
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     k_x, k_w, k_s, k_m = jax.random.split(key, 4)
     P = data.isotropic(a.d)
     X = np.asarray(P.sample(k_x, a.n), dtype=np.float64)
-    out = {"config": vars(a).copy(), "metadata": io.run_metadata(), "load_average_start": os.getloadavg()}
+    out = {"config": vars(a).copy(), "metadata": run_metadata(), "load_average_start": os.getloadavg()}
 
     # (1) training: one RF score per grid time, τ = 1e3 and τ = ∞ from one eigendecomposition each
     t0 = time.perf_counter()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Benchmark the sweep engine (rfdiff.sweep): serial vs a 2-worker LocalCluster, and its overheads.
+"""Benchmark the sweep (rfdiff.sweep.run_sweep): serial vs a 2-worker LocalCluster, and its overheads.
 
 Work: 8 units at d = 32, p = 2048, n = 256 (``build_problem`` + ``from_problem`` + ``curves`` at 161
 log-spaced τ in [0.1, 1e7]), each with its own seed; run serially in this process (fresh cache),
-then on ``LocalCluster(n_workers=2, threads_per_worker=1)`` (fresh cache), in the same run. The
+then on the command line's LocalCluster (``rfdiff_cli.cluster.ClusterSpec(workers=2)``: one BLAS/XLA
+thread per worker; fresh cache), in the same run. The
 serial run uses this process's default BLAS/XLA threads (all cores); the cluster runs one unit per
 worker process with one thread each. For reference, also on one worker with 2 threads (same
 hardware use as serial: the engine's cost alone). Checks whether serial and cluster curves are
@@ -71,9 +72,27 @@ def _same(a, b) -> tuple[bool, float]:
     return same, rel
 
 
-def _summary(rep) -> dict:
+def _sweep(fn, units, cache, spec=None, start: bool = True):
+    """``run_sweep`` on a fresh client of ``spec`` (None: serially): ``(report, wall_s, startup_s)``, where the
+    wall time includes the cluster's start-up (``start=False``: the cluster starts only if a unit is not cached)."""
+    from rfdiff import sweep
+
+    t0 = time.perf_counter()
+    if spec is None:
+        rep = sweep.run_sweep(fn, units, cache=cache)
+        return rep, time.perf_counter() - t0, 0.0
+    with spec.client() as client:
+        if start:
+            client.nthreads()
+        startup = time.perf_counter() - t0 if start else 0.0
+        rep = sweep.run_sweep(fn, units, cache=cache, client=client)
+    return rep, time.perf_counter() - t0, startup
+
+
+def _summary(run) -> dict:
+    rep, wall, startup = run
     rt = [r for r in rep.runtimes if r is not None]
-    return {"wall_s": rep.wall_s, "startup_s": rep.startup_s, "n_workers": rep.n_workers, "backend": rep.backend,
+    return {"wall_s": wall, "startup_s": startup, "n_workers": rep.n_workers, "backend": rep.backend,
             "n_computed": rep.n_computed, "n_loaded": rep.n_loaded, "n_failed": len(rep.failures),
             "unit_runtimes_s": rep.runtimes, "sum_unit_runtimes_s": sum(rt)}
 
@@ -83,7 +102,10 @@ def main(argv=None) -> int:
 
     import distributed
 
-    from rfdiff import io, sweep
+    from rfdiff import io
+    from rfdiff.cache import Cache
+    from rfdiff_cli.cluster import ClusterSpec
+    from rfdiff_cli.common import run_metadata
 
     load_before = os.getloadavg()
     client_env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NPROC", "XLA_FLAGS")}
@@ -106,66 +128,66 @@ def main(argv=None) -> int:
                        f"bench_sweep{'_quick' if args.quick else ''}.json")
     units = [BenchUnit(d=args.d, p=args.p, n=args.n, seed=s) for s in range(args.units)]
     noops = [NoopUnit(i) for i in range(args.noop)]
-    local = sweep.Cluster(n_workers=args.workers, threads_per_worker=1)
+    local = ClusterSpec(workers=args.workers, threads_per_worker=1)
     out: dict = {"config": {"units": args.units, "d": args.d, "p": args.p, "n": args.n, "t": 0.1, "n_tau": 161,
                             "workers": args.workers, "threads_per_worker": 1, "noop_units": args.noop,
                             "quick": args.quick}}
 
-    def show(name, rep):
-        print(f"{name:<28} wall {rep.wall_s:7.2f} s  start-up {rep.startup_s:5.2f} s  computed {rep.n_computed:2d}  "
+    def show(name, run):
+        rep, wall, startup = run
+        print(f"{name:<28} wall {wall:7.2f} s  start-up {startup:5.2f} s  computed {rep.n_computed:2d}  "
               f"loaded {rep.n_loaded:2d}  failed {len(rep.failures)}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         tmp = Path(tmp)
-        ser = sweep.run_sweep(bench_unit, units, cache_dir=tmp / "serial", cluster=sweep.Cluster(serial=True))
+        ser = _sweep(bench_unit, units, Cache(tmp / "serial"))
         show("work, serial", ser)
-        par = sweep.run_sweep(bench_unit, units, cache_dir=tmp / "local", cluster=local)
+        par = _sweep(bench_unit, units, Cache(tmp / "local"), local)
         show(f"work, LocalCluster({args.workers})", par)
-        one = sweep.run_sweep(bench_unit, units, cache_dir=tmp / "local_1x", kind="bench_1x",
-                              cluster=sweep.Cluster(n_workers=1, threads_per_worker=args.workers))
+        one = _sweep(bench_unit, units, Cache(tmp / "local_1x", "bench_1x"),
+                     ClusterSpec(workers=1, threads_per_worker=args.workers))
         show(f"work, LocalCluster(1 x {args.workers} thr)", one)
-        for rep in (ser, par, one):
-            rep.raise_on_failure()
-        same = [_same(a, b) for a, b in zip(ser.results, par.results)]
-        again = sweep.run_sweep(bench_unit, units, cache_dir=tmp / "local", cluster=local)
+        for run in (ser, par, one):
+            run[0].raise_on_failure()
+        same = [_same(a, b) for a, b in zip(ser[0].results, par[0].results)]
+        again = _sweep(bench_unit, units, Cache(tmp / "local"), local, start=False)
         show("work, all cached", again)
         out["work"] = {"serial": _summary(ser), "local_cluster": _summary(par), "cached": _summary(again),
                        "local_cluster_1_worker_all_threads": _summary(one),
-                       "speedup_wall_1_worker_all_threads": ser.wall_s / one.wall_s,
-                       "speedup_wall": ser.wall_s / par.wall_s,
-                       "speedup_wall_excluding_startup": ser.wall_s / (par.wall_s - par.startup_s),
+                       "speedup_wall_1_worker_all_threads": ser[1] / one[1],
+                       "speedup_wall": ser[1] / par[1],
+                       "speedup_wall_excluding_startup": ser[1] / (par[1] - par[2]),
                        "bit_identical_serial_vs_cluster": all(s for s, _ in same),
                        "max_rel_diff_serial_vs_cluster": max(r for _, r in same),
-                       "load_per_unit_s": again.wall_s / len(units)}
+                       "load_per_unit_s": again[1] / len(units)}
 
-        n0 = sweep.run_sweep(noop_unit, noops, cache_dir=tmp / "noop_serial", cluster=sweep.Cluster(serial=True))
+        n0 = _sweep(noop_unit, noops, Cache(tmp / "noop_serial"))
         show("no-op, serial", n0)
-        n1 = sweep.run_sweep(noop_unit, noops, cache_dir=tmp / "noop_local", cluster=local)
+        n1 = _sweep(noop_unit, noops, Cache(tmp / "noop_local"), local)
         show(f"no-op, LocalCluster({args.workers})", n1)
         # warm workers: one LocalCluster kept up across two sweeps (the first one warms the workers)
         t0 = time.perf_counter()
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None, env=local.worker_env()) as lc:
+                                      dashboard_address="127.0.0.1:0", env=local.worker_env()) as lc:
             t_lc = time.perf_counter() - t0
-            warm = sweep.Cluster(scheduler=lc.scheduler_address)
-            sweep.run_sweep(noop_unit, [NoopUnit(-1 - i) for i in range(args.workers)], cache_dir=tmp / "warmup",
-                            cluster=warm)
-            n2 = sweep.run_sweep(noop_unit, noops, cache_dir=tmp / "noop_warm", cluster=warm)
+            warm = ClusterSpec(scheduler=lc.scheduler_address)
+            _sweep(noop_unit, [NoopUnit(-1 - i) for i in range(args.workers)], Cache(tmp / "warmup"), warm)
+            n2 = _sweep(noop_unit, noops, Cache(tmp / "noop_warm"), warm)
             show(f"no-op, warm LocalCluster({args.workers})", n2)
         k = len(noops)
         out["overhead"] = {
             "noop_units": k,
-            "serial_per_unit_s": n0.wall_s / k,
-            "cluster_startup_s": n1.startup_s,
-            "cluster_cold_per_unit_s": (n1.wall_s - n1.startup_s) / k,
-            "cluster_warm_per_unit_s": (n2.wall_s - n2.startup_s) / k,
-            "cluster_wall_s": n1.wall_s,
-            "client_connect_s": n2.startup_s,
+            "serial_per_unit_s": n0[1] / k,
+            "cluster_startup_s": n1[2],
+            "cluster_cold_per_unit_s": (n1[1] - n1[2]) / k,
+            "cluster_warm_per_unit_s": (n2[1] - n2[2]) / k,
+            "cluster_wall_s": n1[1],
+            "client_connect_s": n2[2],
             "local_cluster_start_s_direct": t_lc,
             "notes": "per-unit = (wall - start-up)/units; cold: fresh workers (first task imports rfdiff/JAX); "
                      "warm: workers already used once; serial and cluster both write every cache entry",
         }
-    out["metadata"] = {**io.run_metadata(), "dask": __import__("dask").__version__,
+    out["metadata"] = {**run_metadata(), "dask": __import__("dask").__version__,
                        "distributed": distributed.__version__,
                        "loadavg_1_5_15_before": list(load_before), "loadavg_1_5_15_after": list(os.getloadavg()),
                        "client_threads_env_at_start": client_env}

@@ -37,6 +37,12 @@ step 240 X=1 -- $(main_job --p 16384 --n 512 --method dense --name gpu_p16384_de
 step 150 X=1 -- python3 -m pytest -q -x -p no:cacheprovider tests/rfdiff/test_dynamics.py tests/rfdiff/test_matrices.py tests/rfdiff/test_lanczos.py
 step 180 X=1 -- $(main_job --p 16384 --n 512 --method lanczos --name gpu_p16384_lanczos --no-plot)
 step 300 X=1 -- $(main_job --p 32768 --n 512 --name gpu_p32768_auto --no-plot)
+# the large-p study's sizes (ψ_p = 256, ψ_n = 16): run last, they need BUDGET_S ≥ 1800 to be reached.
+# p = 25 600: the GPU route (dense while it fits), then the CPU route's benchmark on the host (2 threads, as the target)
+step 420 X=1 -- $(main_job --d 100 --p 25600 --n 1600 --name gpu_p25600_auto --no-plot)
+step 600 OPENBLAS_NUM_THREADS=2 JAX_PLATFORMS=cpu -- python3 benchmarks/bench_large_p.py --p 25600 --n 1600 --d 100 --out "$OUT/bench_large_p.json"
+# p = 51 200: U alone is 21 GB; the route with its top-eigenvalue spectrum (λ_mem, λ_pop by block Lanczos)
+step 600 X=1 -- $(main_job --d 200 --p 51200 --n 3200 --method lanczos --spectrum edges --name gpu_p51200_edges --no-plot)
 
 python3 benchmarks/summarize_runs.py "$RUNS" --out "$OUT/gpu_check.json" > "$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -11,24 +11,28 @@ The public API (docs/theory.md cites each piece):
   :mod:`rfdiff.timescales`, :mod:`rfdiff.training`, :mod:`rfdiff.ridge`, :mod:`rfdiff.finite_m`,
   :mod:`rfdiff.classes`, :mod:`rfdiff.sampling`, :mod:`rfdiff.memorisation`, :mod:`rfdiff.fluctuations`,
   :mod:`rfdiff.stats`;
-* sweeps — :func:`run_sweep` and :class:`Cluster` (:mod:`rfdiff.sweep`, Dask), and the studies'
+* sweeps — :func:`run_sweep` on any Dask client (:mod:`rfdiff.sweep`) through a :class:`Cache`
+  (:mod:`rfdiff.cache`), and the studies'
   pipelines in :mod:`rfdiff.pipelines`.
 """
-from . import (activations, classes, data, diffusion, dynamics, features, finite_m, fluctuations, lanczos,  # noqa: F401
+from . import (activations, cache, classes, data, diffusion, dynamics, features, finite_m, fluctuations, lanczos,  # noqa: F401
                matrices, memorisation, metrics, model, ridge, sampling, stats, study, sweep, theory, timescales,
                training)
 from .activations import available_activations, get_activation, register_activation  # noqa: F401
 from .dynamics import exact_dynamics  # noqa: F401
+from .population import Population  # noqa: F401
 from .features import init_W, rf_score  # noqa: F401
 from .model import DataSpec, RFConfig, build_problem, draw  # noqa: F401
 from .results import Curves, Prediction, Spectrum, Thresholds, Timescales, load, save  # noqa: F401
 from .study import StudyOptions, StudyResult, TauGrid, run  # noqa: F401
-from .sweep import Cluster, run_sweep  # noqa: F401
+from .cache import Cache  # noqa: F401
+from .sweep import run_sweep  # noqa: F401
 from .theory import predict  # noqa: F401
 
 __version__ = "0.2.0"
 
 __all__ = ["RFConfig", "DataSpec", "StudyOptions", "TauGrid", "StudyResult", "run", "build_problem", "draw",
-           "exact_dynamics", "predict", "Curves", "Spectrum", "Timescales", "Thresholds", "Prediction", "save", "load",
-           "Cluster", "run_sweep", "init_W", "rf_score", "available_activations", "get_activation",
+           "exact_dynamics", "Population", "predict", "Curves", "Spectrum", "Timescales", "Thresholds",
+           "Prediction", "save", "load",
+           "Cache", "run_sweep", "init_W", "rf_score", "available_activations", "get_activation",
            "register_activation", "__version__"]

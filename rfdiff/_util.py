@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 import os
 import sys
 import warnings
@@ -147,3 +148,24 @@ def gauss_hermite(order: int) -> tuple[np.ndarray, np.ndarray]:
     z.flags.writeable = False
     w.flags.writeable = False
     return z, w
+
+
+def stream_key(seed, *names) -> jax.Array:
+    """The PRNG key of one named stream of a seed: ``PRNGKey(seed)`` folded in with each name in turn.
+
+    A string name folds in its CRC-32 (stable across runs and machines), an integer itself, so
+    ``stream_key(seed, "fluctuations", j)`` and ``stream_key(seed, "training")`` are independent
+    streams of the same seed and never another seed's root (docs/theory.md §1.4).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    with jax.enable_x64(True):
+        key = jax.random.PRNGKey(int(seed))
+        for name in names:
+            if isinstance(name, str):
+                key = jax.random.fold_in(key, zlib.crc32(name.encode()))
+            elif isinstance(name, (int, np.integer)) and not isinstance(name, bool) and 0 <= int(name) < 2**32:
+                key = jax.random.fold_in(key, int(name))
+            else:
+                raise ValueError(f"stream names must be strings or integers in [0, 2**32), got {name!r}")
+        return key

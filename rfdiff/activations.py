@@ -19,7 +19,6 @@ import jax.scipy.special as jsp
 import numpy as np
 import scipy.special as ssp
 
-from ._util import gauss_hermite
 
 Array = jnp.ndarray
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -97,6 +96,40 @@ _REGISTRY: dict[str, Activation] = {
     "relu_centered": Activation("relu_centered", _relu_centered, _relu_centered_smoothed, _relu_centered_np),
     "gelu": Activation("gelu", _gelu, np_fn=_gelu_np),
 }
+BUILTIN = frozenset(_REGISTRY)   # names that keep their meaning: results and caches record an activation by name
+
+GROWTH_RADII = (20.0, 40.0)
+MAX_GROWTH_DEGREE = 5
+
+
+@functools.lru_cache(maxsize=256)
+def _check_activation_fn(name: str, fn: Callable) -> Callable:
+    """``fn`` if it can serve as σ, else a ValueError naming the activation (the rule, checked before any computation):
+
+    * traceable by jax.numpy (it is jitted and differentiated): ``jax.eval_shape`` must succeed;
+    * real, finite and at most polynomially growing: with ``M(r) = max(|σ(r)|, |σ(-r)|)``,
+      ``M(40) ≤ 2⁵ max(M(20), 1)`` (growth of degree ≤ 5). The Mehler expansion of U and the
+      Gaussian moments of docs/theory.md §2, §4 need Hermite coefficients that decay, i.e.
+      E σ(s z)² finite with a tail the quadrature resolves; exp(3x) (growth e⁶⁰ between 20 and 40) is refused.
+    """
+    try:
+        out = jax.eval_shape(fn, jax.ShapeDtypeStruct((4,), jnp.float32))
+    except Exception as err:  # noqa: BLE001 - any tracing failure means the same thing to the user
+        raise ValueError(f"activation {name!r} must be traceable by jax.numpy (use jnp, not np; tracing failed with "
+                         f"{type(err).__name__})") from None
+    if getattr(out, "shape", None) != (4,) or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(f"activation {name!r} must map a float array elementwise to a float array of the same shape")
+    r1, r2 = GROWTH_RADII
+    with jax.enable_x64(True):
+        v = np.asarray(fn(jnp.asarray([-r2, -r1, r1, r2], dtype=jnp.float64)), dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"activation {name!r} is not finite at x = ±{r1:g}, ±{r2:g}: σ must be finite and grow at most "
+                         f"polynomially")
+    m1, m2 = max(abs(v[1]), abs(v[2])), max(abs(v[0]), abs(v[3]))
+    if m2 > 2.0**MAX_GROWTH_DEGREE * max(m1, 1.0):
+        raise ValueError(f"activation {name!r} grows too fast (|σ| = {m1:.3g} at |x| = {r1:g}, {m2:.3g} at |x| = {r2:g}): "
+                         f"σ must grow at most like |x|^{MAX_GROWTH_DEGREE} so that its Hermite expansion converges")
+    return fn
 
 
 def available_activations() -> tuple[str, ...]:
@@ -106,13 +139,19 @@ def available_activations() -> tuple[str, ...]:
 
 def register_activation(name: str, fn: Callable[[Array], Array], smoothed: Optional[Callable] = None,
                         overwrite: bool = False, np_fn: Optional[Callable] = None) -> Activation:
-    """Register ``fn`` under ``name`` (a jnp-traceable function with a Hermite expansion; ``np_fn`` its numpy twin)."""
+    """Register ``fn`` under ``name``: traceable by jax.numpy, finite and growing at most like |x|⁵ (checked here;
+    the rule is in ``_check_activation_fn``); ``np_fn`` its numpy twin. Built-in names (:data:`BUILTIN`) cannot
+    be replaced: results and caches record σ by name."""
     if not isinstance(name, str) or not name:
         raise ValueError("activation name must be a non-empty string")
     if not callable(fn):
         raise ValueError(f"activation {name!r}: fn must be callable")
+    if name in BUILTIN:
+        raise ValueError(f"activation {name!r} is built in and cannot be replaced (saved results and caches name it); "
+                         f"register under another name")
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"activation {name!r} already registered (pass overwrite=True to replace)")
+    _check_activation_fn(name, fn)
     act = Activation(name, fn, smoothed, np_fn)
     _REGISTRY[name] = act
     return act
@@ -130,31 +169,6 @@ def get_activation(act) -> Activation:
                 f"unknown activation {act!r}; valid names: {', '.join(available_activations())}"
             ) from None
     if callable(act):
-        return Activation(getattr(act, "__name__", "custom"), act)
+        name = getattr(act, "__name__", "custom")
+        return Activation(name, _check_activation_fn(name, act))
     raise ValueError(f"activation must be a name, an Activation or a callable, got {act!r}")
-
-
-def smoothed_derivatives(act, m: Array, s: Array, K: int, order: int = 48):
-    """Gaussian-smoothed derivatives (docs/theory.md §2): ``g_k = E σ^{(k)}(m + s z) = s^{-k} E[σ(m + s z) He_k(z)]``.
-
-    ``m`` and ``s`` broadcast together; returns ``(g, m2)`` with ``g`` of shape ``(K+1,) + shape``
-    and ``m2 = E σ(m + s z)²``. Uses the activation's closed form when it has one, otherwise
-    ``order``-point Gauss–Hermite quadrature.
-    """
-    act = get_activation(act)
-    if act.smoothed is not None:
-        return act.smoothed(m, s, K)
-    z, w = gauss_hermite(order)
-    z = jnp.asarray(z, dtype=jnp.result_type(m, float))
-    w = jnp.asarray(w, dtype=z.dtype)
-    m, s = jnp.broadcast_arrays(jnp.asarray(m), jnp.asarray(s))
-    vals = act.fn(m[..., None] + s[..., None] * z)  # (..., Q)
-    he = [jnp.ones_like(z), z]
-    for k in range(2, K + 1):
-        he.append(z * he[-1] - (k - 1) * he[-2])
-    H = jnp.stack(he[: K + 1], axis=-1) * w[:, None]  # (Q, K+1)
-    g = jnp.moveaxis(vals @ H, -1, 0)  # (K+1, ...)
-    ks = jnp.arange(K + 1).reshape((K + 1,) + (1,) * m.ndim) if m.ndim else jnp.arange(K + 1)
-    g = g / s ** ks
-    m2 = (vals * vals) @ w
-    return g, m2

@@ -33,6 +33,7 @@ from .dynamics import ExactDynamics, exact_dynamics
 from .features import features
 from .matrices import population_matrices, train_matrices
 from .metrics import empirical_score
+from .population import Population
 from .results import Curves, Thresholds, Timescales
 from .timescales import extract
 
@@ -162,10 +163,6 @@ class ClassDynamics:
     counts: np.ndarray
     weights: np.ndarray
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.test_views)
-
     @x64
     def curves(self, taus, eta: Optional[float] = None) -> Curves:
         """Per-class curves, arrays (C, T): train/test loss, gap, score error to the mixture score,
@@ -207,7 +204,7 @@ def class_problem(key: jax.Array, W, X, labels, data: GaussianMixture, t: float,
     """Shared dynamics of the whole training set (U = Σ_c (n_c/n) U_c, Ũ = Σ_c π_c Ũ_c) and its per-class views."""
     mats = class_matrices(key, W, X, labels, data, t, activation, tol, n_mc)
     U, V, Up, Vp = mats.total()
-    dyn = exact_dynamics(U, V, t, Up, Vp)
+    dyn = exact_dynamics(U, V, t, Population(Up, Vp))
     return dyn, class_dynamics(dyn, mats)
 
 

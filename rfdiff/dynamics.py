@@ -14,25 +14,26 @@ Eigenvalues are clipped at 0 and ``expm1`` keeps the small-λ limit exact (f →
 from __future__ import annotations
 
 import dataclasses
-import ctypes
-import glob
-import functools
 import math
-import os
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from ._util import check_array, check_positive, check_symmetric, x64
 from .diffusion import delta
+from .population import Population, check_population
 from .results import Curves
 
 
-# All the large LAPACK/BLAS calls of the exact route go through numpy's own OpenBLAS. scipy ships a
-# second OpenBLAS; alternating between the two leaves one library's threads spinning while the other
-# works, which slowed an eigendecomposition after the (numpy) Mehler products by up to 25× on 2 cores.
+# The eigendecomposition with vectors goes through numpy's own OpenBLAS, like the Mehler products before
+# it: scipy ships a second OpenBLAS, and alternating between the two leaves one library's threads spinning
+# while the other works (it slowed an eigendecomposition after the Mehler products by up to 25× on 2 cores).
+# Eigenvalues alone (one LAPACK call) go through scipy.linalg.eigh: neither numpy nor scipy wraps LAPACK's
+# faster two-stage driver dsyevd_2stage (measured at p = 4096, one thread: 4.2 CPU s against 6.0 s for
+# dsyevd), which is not reached around them.
 
 
 def eigh(U):
@@ -44,40 +45,15 @@ def eigh(U):
         return jnp.linalg.eigh(jnp.asarray(U, dtype=jnp.float64))
 
 
-@functools.lru_cache(maxsize=1)
-def _dsyevd_2stage():
-    """LAPACKE's two-stage symmetric eigenvalue driver from numpy's OpenBLAS (64-bit integers), or None.
-
-    Neither numpy nor scipy wraps ``dsyevd_2stage``; the OpenBLAS that numpy ships exports it. The
-    two-stage reduction is BLAS-3 heavy: eigenvalues only, 1.4–1.75× faster than ``dsyevd`` at
-    p = 4096–6400 on 2 cores (measured; eigenvalues equal to 1e-14 relative).
-    """
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so*"))
-    for path in libs:
-        try:
-            fn = ctypes.CDLL(path).scipy_LAPACKE_dsyevd_2stage64_
-        except (OSError, AttributeError):
-            continue
-        fn.restype = ctypes.c_int64
-        fn.argtypes = [ctypes.c_int, ctypes.c_char, ctypes.c_char, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                       ctypes.c_void_p]
-        return fn
-    return None
+EIGVALS_DRIVER = "evd"   # LAPACK dsyevd without vectors: at p = 4096 as fast as "evr" (6.0 vs 6.2 CPU s, one thread)
 
 
 def eigvalsh(U) -> np.ndarray:
-    """Eigenvalues only (ascending, float64): LAPACK on CPU (the two-stage driver for p ≥ 3000 when numpy's
-    OpenBLAS has it), ``jnp.linalg.eigvalsh`` on an accelerator."""
+    """Eigenvalues only (ascending, float64): LAPACK through ``scipy.linalg.eigh`` (driver :data:`EIGVALS_DRIVER`)
+    on CPU, ``jnp.linalg.eigvalsh`` on an accelerator."""
     if jax.default_backend() == "cpu":
-        A = np.array(U, dtype=np.float64, order="C", copy=True)
-        fn = _dsyevd_2stage() if A.ndim == 2 and A.shape[0] >= 3000 else None
-        if fn is not None and A.shape[0] == A.shape[1]:
-            w = np.empty(A.shape[0])
-            # row-major, no vectors, lower triangle (the matrix is symmetric)
-            if fn(101, b"N", b"L", A.shape[0], A.ctypes.data, A.shape[0], w.ctypes.data) == 0:
-                return w
-            A = np.array(U, dtype=np.float64)
-        return np.linalg.eigvalsh(A)
+        return scipy.linalg.eigh(np.asarray(U, dtype=np.float64), eigvals_only=True, driver=EIGVALS_DRIVER,
+                                 check_finite=False)
     with jax.enable_x64(True):
         return np.asarray(jnp.linalg.eigvalsh(jnp.asarray(U, dtype=jnp.float64)))
 
@@ -209,12 +185,12 @@ class ExactDynamics:
         return -math.sqrt(self.p / delta(self.t)) * (self.Y.T * inv) @ self.Q.T
 
 
-def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[float] = None,
-                   emp_cross=None, emp_sq: Optional[float] = None) -> ExactDynamics:
+def exact_dynamics(U, V, t: float, pop: Optional[Population] = None) -> ExactDynamics:
     """Eigendecompose U once and precompute every quadratic form the curves need (docs/theory.md §3.2).
 
-    ``H = (Y Yᵀ) ∘ (Qᵀ Ũ Q)``, ``g = diag(Y (Qᵀ Ṽ)ᵀ)``, ``Y = Qᵀ V``; numpy on the host (LAPACK and
-    BLAS, no compilation), jax.numpy on an accelerator.
+    ``H = (Y Yᵀ) ∘ (Qᵀ Ũ Q)``, ``g = diag(Y (Qᵀ Ṽ)ᵀ)``, ``Y = Qᵀ V``; ``pop`` (Ũ, Ṽ, J and the
+    empirical-score moments, :class:`~rfdiff.population.Population`) gives the test-side curves.
+    numpy on the host (LAPACK and BLAS, no compilation), jax.numpy on an accelerator.
     """
     V = check_array("V", V, ndim=2)
     p, d = V.shape
@@ -226,18 +202,7 @@ def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[floa
         if U.shape != (p, p):
             raise ValueError(f"U must have shape ({p}, {p}) to match V {V.shape}, got {U.shape}")
     t = check_positive("t", t)
-    if (U_pop is None) != (V_pop is None):
-        raise ValueError("U_pop and V_pop must be given together")
-    if U_pop is not None:
-        U_pop = check_symmetric("U_pop", U_pop)
-        if U_pop.shape != (p, p):
-            raise ValueError(f"U_pop must have shape ({p}, {p}), got {U_pop.shape}")
-        V_pop = check_array("V_pop", V_pop, shape=(p, d))
-    if emp_cross is not None:
-        emp_cross = check_array("emp_cross", emp_cross, shape=(p, d))
-        emp_sq = float(check_array("emp_sq", emp_sq, ndim=0))
-    if fisher is not None:
-        fisher = float(check_array("fisher", fisher, ndim=0))
+    pop = check_population(pop, p, d)
     lam, Q = eigh(U)
     if jax.default_backend() == "cpu":
         lam, Q = np.asarray(lam), np.asarray(Q)
@@ -247,12 +212,13 @@ def exact_dynamics(U, V, t: float, U_pop=None, V_pop=None, fisher: Optional[floa
     lam = lam.clip(0.0, None) if isinstance(lam, np.ndarray) else jnp.maximum(lam, 0.0)
     Y = Q.T @ V
     H = g = g_emp = None
-    if U_pop is not None:
-        H = (Y @ Y.T) * congruence(U_pop, Q)
-        g = (Y * (Q.T @ _like(V_pop, Q))).sum(axis=1)
-        if emp_cross is not None:
-            g_emp = (Y * (Q.T @ _like(emp_cross, Q))).sum(axis=1)
-    return ExactDynamics(d, p, t, lam, Q, Y, H, g, g_emp, fisher, emp_sq, n_neg)
+    if pop is not None:
+        H = (Y @ Y.T) * congruence(pop.U, Q)
+        g = (Y * (Q.T @ _like(pop.V, Q))).sum(axis=1)
+        if pop.has_emp:
+            g_emp = (Y * (Q.T @ _like(pop.emp_cross, Q))).sum(axis=1)
+    return ExactDynamics(d, p, t, lam, Q, Y, H, g, g_emp, None if pop is None else pop.fisher,
+                         pop.emp_sq if pop is not None and pop.has_emp else None, n_neg)
 
 
 def _like(M, ref):
@@ -261,5 +227,4 @@ def _like(M, ref):
 
 def from_problem(problem) -> ExactDynamics:
     """:func:`exact_dynamics` for an :class:`rfdiff.model.RFProblem`."""
-    return exact_dynamics(problem.train.U, problem.train.V, problem.config.t, problem.pop.U, problem.pop.V,
-                          problem.fisher, problem.emp_cross, problem.emp_sq)
+    return exact_dynamics(problem.train.U, problem.train.V, problem.config.t, problem.population)

@@ -35,10 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._util import check_finite_array, check_positive_int, gauss_hermite, x64
+from ._util import check_array, check_finite_array, check_positive_int, gauss_hermite, x64
 from .activations import get_activation
 from .diffusion import delta
 from .dynamics import exact_dynamics
+from .population import Population, check_population
 from .results import Curves
 from .ridge import RidgeDynamics, check_ps, check_rcond, check_ridge, static_losses, with_ridge
 
@@ -108,7 +109,7 @@ def frozen_features(W, X, t: float, noise, weights=None, activation="tanh"):
     return Phi, jnp.asarray(Xi), float(np.sum(Xi * Xi) / d)
 
 
-def _dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq):
+def _dual_core(Phi, Xi, d, p, t, pop: Optional[Population]):
     """Eigen-data of U_m from the Gram Φ̃Φ̃ᵀ (rank N < p); returns an ExactDynamics-compatible dict."""
     K = np.asarray(Phi @ Phi.T)
     mu, P = scipy.linalg.eigh(K, driver="evd")
@@ -119,13 +120,13 @@ def _dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq):
     Q = Phi.T @ jnp.asarray(P / np.sqrt(mu))                 # (p, r), orthonormal columns
     Y = jnp.asarray(np.sqrt(mu)[:, None] * (P.T @ np.asarray(Xi)))
     r = mu.size
-    has_pop = U_pop is not None
-    H = (Y @ Y.T) * (Q.T @ (jnp.asarray(U_pop, dtype=jnp.float64) @ Q)) if has_pop else jnp.zeros((r, r))
-    g = jnp.sum(Y * (Q.T @ jnp.asarray(V_pop, dtype=jnp.float64)), axis=1) if has_pop else jnp.zeros(r)
-    has_emp = has_pop and emp_cross is not None
-    g_emp = jnp.sum(Y * (Q.T @ jnp.asarray(emp_cross, dtype=jnp.float64)), axis=1) if has_emp else jnp.zeros(r)
-    return dict(d=d, p=p, t=t, lam=jnp.asarray(mu), Q=Q, Y=Y, H=H, g=g, g_emp=g_emp, fisher=fisher,
-                emp_sq=float(emp_sq) if has_emp else 0.0, n_negative=n_neg)
+    has_pop = pop is not None
+    H = (Y @ Y.T) * (Q.T @ (jnp.asarray(pop.U, dtype=jnp.float64) @ Q)) if has_pop else jnp.zeros((r, r))
+    g = jnp.sum(Y * (Q.T @ jnp.asarray(pop.V, dtype=jnp.float64)), axis=1) if has_pop else jnp.zeros(r)
+    has_emp = has_pop and pop.has_emp
+    g_emp = jnp.sum(Y * (Q.T @ jnp.asarray(pop.emp_cross, dtype=jnp.float64)), axis=1) if has_emp else jnp.zeros(r)
+    return dict(d=d, p=p, t=t, lam=jnp.asarray(mu), Q=Q, Y=Y, H=H, g=g, g_emp=g_emp,
+                fisher=pop.fisher if has_pop else None, emp_sq=pop.emp_sq if has_emp else 0.0, n_negative=n_neg)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -191,16 +192,23 @@ class FiniteMDynamics:
         return dataclasses.replace(self, core=dataclasses.replace(self.core, ridge=r), avg=avg)
 
 
+def _check_avg(avg, p: int, d: int):
+    """``avg`` = (U, V), the exact noise-averaged training matrices (p, p), (p, d), as float64 arrays (None allowed)."""
+    if avg is None:
+        return None
+    if not isinstance(avg, (tuple, list)) or len(avg) != 2:
+        raise ValueError("avg must be a pair (U, V) of the exact noise-averaged training matrices")
+    return check_array("avg U", avg[0], shape=(p, p)), check_array("avg V", avg[1], shape=(p, d))
+
+
 @x64
-def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", U_pop=None, V_pop=None,
-                      fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
-                      U_avg=None, V_avg=None, ridge: float = 0.0, form: str = "auto",
-                      rcond: float = 1e-12) -> FiniteMDynamics:
+def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", pop: Optional[Population] = None,
+                      avg=None, ridge: float = 0.0, form: str = "auto", rcond: float = 1e-12) -> FiniteMDynamics:
     """Exact dynamics on the frozen draws ``noise`` (m, n, d) (module docstring; docs/theory.md §2–3 with U_m, V_m).
 
     ``form``: "primal" (eigh of U_m, p×p), "dual" (eigh of the N×N Gram) or "auto" (dual iff N < p).
-    U_pop/V_pop (Ũ, Ṽ) give the test loss, ``fisher`` the score error, emp_cross/emp_sq the distance
-    to the empirical score, U_avg/V_avg (exact U, V) the noise-averaged train loss.
+    ``pop`` (:class:`~rfdiff.population.Population`) gives the test loss, score error and distance to
+    the empirical score; ``avg`` = (U, V), the exact noise-averaged matrices, the noise-averaged train loss.
     """
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
@@ -209,65 +217,46 @@ def finite_m_dynamics(W, X, t: float, noise, weights=None, activation="tanh", U_
     Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
     N, p = Phi.shape
     d = Xi.shape[1]
-    for name, M, shape in (("U_pop", U_pop, (p, p)), ("V_pop", V_pop, (p, d)), ("U_avg", U_avg, (p, p)),
-                           ("V_avg", V_avg, (p, d)), ("emp_cross", emp_cross, (p, d))):
-        if M is not None and np.shape(M) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {np.shape(M)}")
-    if (U_pop is None) != (V_pop is None) or (U_avg is None) != (V_avg is None):
-        raise ValueError("give U_pop with V_pop and U_avg with V_avg")
-    if (emp_cross is None) != (emp_sq is None):
-        raise ValueError("give emp_cross with emp_sq")
+    pop = check_population(pop, p, d)
+    avg = _check_avg(avg, p, d)
     use_dual = form == "dual" or (form == "auto" and N < p)
     if use_dual:
-        core = RidgeDynamics(**_dual_core(Phi, Xi, d, p, t, U_pop, V_pop, fisher, emp_cross, emp_sq),
-                             ridge=ridge, rcond=rcond)
+        core = RidgeDynamics(**_dual_core(Phi, Xi, d, p, t, pop), ridge=ridge, rcond=rcond)
     else:
-        core = with_ridge(exact_dynamics(Phi.T @ Phi, Phi.T @ Xi, t, U_pop, V_pop, fisher,
-                                         emp_cross if U_pop is not None else None,
-                                         emp_sq if U_pop is not None else None), ridge, rcond)
+        core = with_ridge(exact_dynamics(Phi.T @ Phi, Phi.T @ Xi, t, pop), ridge, rcond)
         if core.H is None:  # fill so that replacing H, g below (noise-averaged train loss) works
             core = dataclasses.replace(core, H=jnp.zeros((p, p)), g=jnp.zeros(p))
-    avg = None
-    if U_avg is not None:
+    averaged = None
+    if avg is not None:
         Q, Y = core.Q, core.Y
-        avg = dataclasses.replace(core, H=(Y @ Y.T) * (Q.T @ (jnp.asarray(U_avg, dtype=jnp.float64) @ Q)),
-                                  g=jnp.sum(Y * (Q.T @ jnp.asarray(V_avg, dtype=jnp.float64)), axis=1),
-                                  g_emp=jnp.zeros(Y.shape[0]), emp_sq=0.0, fisher=None)
-    return FiniteMDynamics(core, avg, int(np.shape(noise)[0]), int(np.shape(X)[0]), c,
-                           "dual" if use_dual else "primal", U_pop is not None,
-                           U_pop is not None and emp_cross is not None)
-
-
-def finite_m_from_problem(key: jax.Array, problem, m: int, ridge: float = 0.0, form: str = "auto") -> FiniteMDynamics:
-    """:func:`finite_m_dynamics` for an :class:`rfdiff.model.RFProblem`, m frozen draws per point drawn from ``key``."""
-    cfg = problem.config
-    noise = frozen_noise(key, m, cfg.n, cfg.d)
-    return finite_m_dynamics(problem.W, problem.X, cfg.t, noise, activation=cfg.activation,
-                             U_pop=problem.pop.U, V_pop=problem.pop.V, fisher=problem.fisher,
-                             emp_cross=problem.emp_cross, emp_sq=problem.emp_sq,
-                             U_avg=problem.train.U, V_avg=problem.train.V, ridge=ridge, form=form)
+        averaged = dataclasses.replace(core, H=(Y @ Y.T) * (Q.T @ (jnp.asarray(avg[0], dtype=jnp.float64) @ Q)),
+                                       g=jnp.sum(Y * (Q.T @ jnp.asarray(avg[1], dtype=jnp.float64)), axis=1),
+                                       g_emp=jnp.zeros(Y.shape[0]), emp_sq=0.0, fisher=None)
+    return FiniteMDynamics(core, averaged, int(np.shape(noise)[0]), int(np.shape(X)[0]), c,
+                           "dual" if use_dual else "primal", pop is not None, pop is not None and pop.has_emp)
 
 
 @x64
-def frozen_statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activation="tanh", U_pop=None,
-                 V_pop=None, U_avg=None, V_avg=None, fisher: Optional[float] = None, rcond: float = 1e-12) -> dict:
+def frozen_statics_vs_p(W, X, t: float, noise, ps, ridges=(0.0,), weights=None, activation="tanh",
+                        pop: Optional[Population] = None, avg=None, rcond: float = 1e-12) -> dict:
     """τ → ∞ frozen-draw losses of the models made of the first p rows of W (p ∈ ps), per ridge: arrays (P, R).
 
     From the thin SVD Φ̃_p = S diag(s) Rᵀ: modes q = columns of R, λ = s², Y = diag(s) SᵀΞ̃, so the
     minimum-norm (λ = 0) and ridge solutions are exact without squaring the conditioning; the
-    interpolation peak at p = N = nm is resolved. Ũ, Ṽ, U, V are sliced to their leading blocks
+    interpolation peak at p = N = nm is resolved. ``pop`` and ``avg`` = (U, V) are sliced to their leading blocks
     (see :func:`rfdiff.ridge.statics_vs_p`). Same numbers as ``finite_m_dynamics(...).curves([inf])``.
     """
     Phi, Xi, c = frozen_features(W, X, t, noise, weights, activation)
     Phi, Xi = np.asarray(Phi), np.asarray(Xi)
     ps = check_ps(ps, Phi.shape[1])
+    pop = check_population(pop, Phi.shape[1], Xi.shape[1])
+    avg = _check_avg(avg, Phi.shape[1], Xi.shape[1])
     rows = []
     for p in ps:
         S, s, Rt = np.linalg.svd(Phi[:, :p], full_matrices=False)
-        sl = (lambda M: None if M is None else np.asarray(M)[:p, :p])
-        sv = (lambda M: None if M is None else np.asarray(M)[:p])
-        rows.append(static_losses(s * s, Rt.T, s[:, None] * (S.T @ Xi), t, ridges, sl(U_pop), sv(V_pop),
-                                  sl(U_avg), sv(V_avg), fisher, const=c, rcond=rcond))
+        rows.append(static_losses(s * s, Rt.T, s[:, None] * (S.T @ Xi), t, ridges,
+                                  None if pop is None else pop.leading(p),
+                                  None if avg is None else (avg[0][:p, :p], avg[1][:p]), const=c, rcond=rcond))
     out = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "ridge"}
     out["ridge"] = rows[0]["ridge"]
     out["p"] = np.array(ps)

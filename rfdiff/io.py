@@ -1,75 +1,194 @@
-"""Atomic saving of results (JSON + NPZ) with the metadata needed to reproduce them."""
+"""Atomic file writing: one file, or several files published together as one result.
+
+A file is written to a temporary file in its own folder, then renamed into place, so a reader
+never sees a partial file. :func:`commit` does this for a group of files (a result's JSON + NPZ,
+a figure's PNG + PDF): every member is written first, then all are published, the last one
+(the *marker*) last, so the group counts as present only when its marker is. A group cut short
+(killed between two renames) leaves members without their marker: the next commit of the
+same names removes them, and temporary files of dead writers are removed too.
+Nothing here knows what the files mean.
+"""
 from __future__ import annotations
 
-import importlib.metadata
+import errno
+import glob
+import hashlib
 import json
 import math
 import os
-import platform
-import resource
-import subprocess
-import tempfile
+import re
+import secrets
+import socket
+import stat
+import time
 from pathlib import Path
+from typing import Callable, Mapping, Optional
 
-import jax
 import numpy as np
 
-_PACKAGES = ("rfdiff", "jax", "jaxlib", "numpy", "scipy", "optax", "matplotlib")
+__all__ = ["commit", "atomic_write", "save_json", "save_npz", "to_jsonable", "name_max", "check_names",
+           "remove_stale_temps", "temp_path", "is_no_space", "TEMP_EXTRA_BYTES", "STALE_AFTER_S"]
+
+# a temporary file is ".<name>.<host tag><pid>-<8 hex>.tmp": the name plus at most this many bytes
+# (host tag: 4 hex digits of the host name; pid < 2**22, 7 digits)
+TEMP_EXTRA_BYTES = len(".") + len(".") + 4 + 7 + len("-") + 8 + len(".tmp")
+_TEMP = re.compile(r"\.([0-9a-f]{4})(\d+)-[0-9a-f]{8}\.tmp$")
+STALE_AFTER_S = 86400.0          # a temporary file of another host is stale after a day
 
 
-def run_metadata() -> dict:
-    """Library versions, Python, platform, CPU count, JAX backend, x64 flag and git commit."""
-    versions = {}
-    for pkg in _PACKAGES:
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
+
+
+def temp_path(path, pid: Optional[int] = None) -> Path:
+    """Where this process (or ``pid`` on this host) writes ``path`` before publishing it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{_host_tag()}{os.getpid() if pid is None else pid}-{secrets.token_hex(4)}.tmp")
+
+
+def name_max(folder) -> int:
+    """Longest file name (bytes) the file system of ``folder`` (or of its nearest existing parent) accepts."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"versions": versions, "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
-            "jax_devices": [str(d) for d in jax.devices()], "x64_global": bool(jax.config.jax_enable_x64),
-            "git_commit": commit}
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
 
 
-def cache_folder() -> Path:
-    """The user cache folder of rfdiff: ``$RFDIFF_CACHE``, else ``$XDG_CACHE_HOME/rfdiff``, else ``~/.cache/rfdiff``."""
-    if os.environ.get("RFDIFF_CACHE"):
-        return Path(os.environ["RFDIFF_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rfdiff"
+def check_names(folder, names) -> None:
+    """``ValueError`` if a file of one of ``names`` (or its temporary file) would be too long for ``folder``.
+
+    Called before a computation, so that a result is never computed only to fail at saving."""
+    limit = name_max(folder)
+    for name in names:
+        size = len(str(name).encode()) + TEMP_EXTRA_BYTES
+        if size > limit:
+            raise ValueError(f"name: {str(name)[:40]!r}… makes a file name of {size} bytes (with its temporary "
+                             f"file); {folder} allows {limit}: shorten it by {size - limit} bytes")
 
 
-def enable_compilation_cache(path=None) -> Path:
-    """Turn on JAX's persistent compilation cache in ``path`` (default ``cache_folder()/jax``).
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
-    This changes the process's JAX configuration, so only commands call it (never the library's
-    own functions): a second run then loads compiled kernels instead of compiling them.
+
+def remove_stale_temps(path) -> list[Path]:
+    """Remove the temporary files of ``path`` left by writers that no longer run (killed mid-write).
+
+    A writer of this host is known dead when its process is gone; one of another host (a shared file
+    system) is taken as dead after :data:`STALE_AFTER_S`. Returns what was removed."""
+    path = Path(path)
+    removed, host = [], _host_tag()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        m = _TEMP.search(tmp.name)
+        if not m or tmp.name != f".{path.name}{m.group(0)}":
+            continue
+        try:
+            stale = not _alive(int(m.group(2))) if m.group(1) == host else \
+                time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _check_replaceable(path: Path) -> None:
+    """Only regular files are replaced: a symlink, device, folder or socket at ``path`` is refused."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ValueError(f"{path} is {kind}: only a regular file is ever replaced")
+
+
+def commit(files: Mapping[Path, Callable], overwrite: bool = True) -> list[Path]:
+    """Write a group of files as one result: ``{path: write(fh)}``, the last path being the marker.
+
+    Every member is written to a temporary file first (a failure, e.g. a full disk, removes them all
+    and publishes nothing); then the members are renamed into place in order, the marker last. Before
+    publishing, members present without their marker (left by a commit that was cut short) are removed,
+    as are temporary files of dead writers. ``overwrite=True`` removes an existing marker first, so that
+    an interruption never pairs the new members with an old marker; ``overwrite=False`` hard-links each
+    member into place, which fails with ``FileExistsError`` (and undoes this commit's links) if one exists,
+    also if another process created it meanwhile. Only regular files are replaced (``ValueError`` for a
+    symlink, device or folder at a path).
     """
-    folder = Path(path) if path is not None else cache_folder() / "jax"
-    folder.mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return folder
+    paths = [Path(p) for p in files]
+    if not paths:
+        return []
+    for path in paths:
+        _check_replaceable(path)
+    temps: dict[Path, Path] = {}
+    linked: list[Path] = []
+    try:
+        for path, write in zip(paths, files.values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(path)
+            tmp = temps[path] = temp_path(path)
+            try:
+                with open(tmp, "xb") as fh:
+                    write(fh)
+                    fh.flush()
+            except OSError as err:                    # name the file (a write to a full disk names none)
+                if err.filename is None and err.errno is not None:
+                    raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
+                raise
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        marker = paths[-1]
+        if not os.path.lexists(marker):               # members without their marker: a commit cut short
+            for orphan in paths[:-1]:
+                if os.path.lexists(orphan):
+                    _check_replaceable(orphan)
+                    orphan.unlink()
+        elif overwrite:
+            marker.unlink()                           # never the new members next to the old marker
+        for path in paths:
+            if overwrite:
+                os.replace(temps[path], path)
+            else:
+                os.link(temps[path], path)
+                linked.append(path)
+    except BaseException:
+        for path in linked:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        raise
+    finally:
+        for tmp in temps.values():
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+    return paths
 
 
-def device_memory() -> dict | None:
-    """Peak and limit of the default accelerator's memory in bytes (None on CPU, where peak RSS applies)."""
-    dev = jax.devices()[0]
-    stats = dev.memory_stats() if dev.platform != "cpu" else None
-    if not stats:
-        return None
-    return {k: int(stats[k]) for k in ("peak_bytes_in_use", "bytes_limit", "bytes_in_use") if k in stats}
+def atomic_write(path, write, overwrite: bool = True) -> Path:
+    """Write ``path`` through ``write(fh)`` on a temporary file in the same folder, then rename it into place.
+
+    ``overwrite=False`` raises ``FileExistsError`` if ``path`` exists (also when another process created
+    it meanwhile); only a regular file is ever replaced (see :func:`commit`)."""
+    return commit({Path(path): write}, overwrite)[0]
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process in bytes (Linux ru_maxrss is in KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+def is_no_space(err: BaseException) -> bool:
+    """Whether ``err`` says the file system is full (or the user's quota is)."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def to_jsonable(obj):
@@ -78,7 +197,7 @@ def to_jsonable(obj):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (np.ndarray, jax.Array)):
+    if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("jax"):
         return to_jsonable(np.asarray(obj).tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
@@ -90,51 +209,13 @@ def to_jsonable(obj):
     return obj
 
 
-def atomic_write(path: Path, write, overwrite: bool = True) -> None:
-    """Write ``path`` through ``write(fh)`` on a temporary file in the same folder, then rename it into place.
-
-    With ``overwrite=False`` the temporary file is hard-linked into place instead, which fails with
-    ``FileExistsError`` if ``path`` exists (also when another process created it meanwhile)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_json(path, obj) -> Path:
+def save_json(path, obj, overwrite: bool = True) -> Path:
     """Write ``obj`` as indented JSON atomically (temp file + rename)."""
-    path = Path(path)
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda fh: fh.write(text.encode()))
-    return path
+    return atomic_write(Path(path), lambda fh: fh.write(text.encode()), overwrite)
 
 
-def save_npz(path, arrays: dict) -> Path:
+def save_npz(path, arrays: dict, overwrite: bool = True) -> Path:
     """Write arrays to a compressed NPZ atomically."""
-    path = Path(path)
-    atomic_write(path, lambda fh: np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()}))
-    return path
-
-
-def save_figure(fig, stem, tight: bool = True) -> list[Path]:
-    """Save a matplotlib figure as ``stem.png`` and ``stem.pdf`` atomically (``tight``: crop to the drawn area)."""
-    out = []
-    for ext in ("png", "pdf"):
-        path = Path(f"{stem}.{ext}")
-        atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=150,
-                                                          bbox_inches="tight" if tight else None))
-        out.append(path)
-    return out
+    return atomic_write(Path(path), lambda fh: np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()}),
+                        overwrite)

@@ -11,7 +11,9 @@ Krylov solution of U X = V (τ = ∞, ``T⁻¹ E₁ R₀``, one small Cholesky s
 previous one, and the iteration stops once the relative change stays below ``tol`` for two blocks;
 the last change is reported (``info["change_last_block"]``) as the a-posteriori error estimate.
 U is only used through products U X (a dense array or a streamed Mehler plan); Ũ likewise.
-Stochastic Lanczos quadrature gives the spectrum when a full eigenvalue computation is too costly.
+:func:`top_eigenvalues` gives the top k eigenvalues (the memorisation and population edges of
+docs/theory.md §6.2) by block Lanczos with residual bounds; stochastic Lanczos quadrature gives a
+smooth picture of the whole spectrum, which cannot resolve single eigenvalues.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import numpy as np
 from ._util import check_array, check_positive, check_positive_int, check_symmetric, warn
 from .dynamics import ExactDynamics
 from .matrices import ROW_BLOCK
+from .population import Population, check_population
 
-__all__ = ["block_lanczos", "krylov_dynamics", "slq_spectrum", "kolmogorov_distance", "as_matmat"]
+__all__ = ["block_lanczos", "krylov_dynamics", "top_eigenvalues", "slq_spectrum", "kolmogorov_distance", "as_matmat"]
 
 def as_matmat(U) -> Callable[[np.ndarray], np.ndarray]:
     """``X ↦ U X`` for a dense array, an object with ``matmat`` (a Mehler plan) or a callable."""
@@ -135,12 +138,11 @@ def _solve_change(T, R0, b, prev):
     return Y, float(np.linalg.norm(diff) / max(np.linalg.norm(Y), 1e-300))
 
 
-def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, U_pop=None, V_pop=None,
-                    fisher: Optional[float] = None, emp_cross=None, emp_sq: Optional[float] = None,
+def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, pop: Optional[Population] = None,
                     block: int = ROW_BLOCK) -> ExactDynamics:
     """:class:`ExactDynamics` in the Ritz basis of a block-Lanczos run from V (docs/theory.md §3.4).
 
-    ``U`` and ``U_pop`` are dense arrays, Mehler plans (``matmat``/``rows``, streamed, never
+    ``U`` and ``pop.U`` (:class:`~rfdiff.population.Population`) are dense arrays, Mehler plans (``matmat``/``rows``, streamed, never
     formed) or lists ``[(π_c, plan_c)]`` of population plans. The basis grows until the
     a-posteriori change of f_τ(U)V is below ``tol`` (relative, every τ) or ``max_steps`` blocks.
     """
@@ -153,16 +155,7 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
         U = check_symmetric("U", U)
         if U.shape != (p, p):
             raise ValueError(f"U must have shape ({p}, {p}) to match V {V.shape}, got {U.shape}")
-    if (U_pop is None) != (V_pop is None):
-        raise ValueError("U_pop and V_pop must be given together")
-    if U_pop is not None:
-        V_pop = check_array("V_pop", V_pop, shape=(p, d))
-        if not isinstance(U_pop, (list, tuple)) and not hasattr(U_pop, "matmat"):
-            U_pop = check_symmetric("U_pop", U_pop)
-            if U_pop.shape != (p, p):
-                raise ValueError(f"U_pop must have shape ({p}, {p}), got {U_pop.shape}")
-    if emp_cross is not None:
-        emp_cross = check_array("emp_cross", emp_cross, shape=(p, d))
+    pop = check_population(pop, p, d, dense=False)
     _, R0 = np.linalg.qr(V)
     est = {"change": math.inf, "prev": None, "streak": 0}
 
@@ -180,13 +173,13 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
     n_neg = int(np.sum(theta < 0))
     theta = np.maximum(theta, 0.0)
     H = g = g_emp = None
-    if U_pop is not None:
-        P = basis.T @ _apply(U_pop, basis, block)
+    if pop is not None:
+        P = basis.T @ _apply(pop.U, basis, block)
         P = 0.5 * (P + P.T)
         H = (Z @ Z.T) * P
-        g = np.sum(Z * (basis.T @ np.asarray(V_pop, dtype=np.float64)), axis=1)
-        if emp_cross is not None:
-            g_emp = np.sum(Z * (basis.T @ np.asarray(emp_cross, dtype=np.float64)), axis=1)
+        g = np.sum(Z * (basis.T @ np.asarray(pop.V, dtype=np.float64)), axis=1)
+        if pop.has_emp:
+            g_emp = np.sum(Z * (basis.T @ np.asarray(pop.emp_cross, dtype=np.float64)), axis=1)
     converged = est["change"] < tol or K.shape[1] >= p
     if not converged:
         warn(f"block Lanczos stopped at {K.shape[1] // d} blocks (max_steps={max_steps}) with the solution still "
@@ -195,7 +188,8 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
     info = {"method": f"block Lanczos ({K.shape[1] // d} blocks, basis {K.shape[1]})", "basis_size": int(K.shape[1]),
             "blocks": int(K.shape[1] // d), "change_last_block": float(est["change"]), "tol": tol,
             "converged": bool(converged)}
-    return ExactDynamics(d, p, t, theta, basis, Z, H, g, g_emp, fisher, emp_sq, n_neg, info)
+    return ExactDynamics(d, p, t, theta, basis, Z, H, g, g_emp, None if pop is None else pop.fisher,
+                         pop.emp_sq if pop is not None and pop.has_emp else None, n_neg, info)
 
 
 def _apply(M, X, block):
@@ -205,6 +199,104 @@ def _apply(M, X, block):
     if hasattr(M, "matmat"):
         return M.matmat(X, block)
     return np.asarray(M, dtype=np.float64) @ X
+
+
+def top_eigenvalues(U, X0: np.ndarray, k: int, *, tol: float = 1e-8, max_steps: int = 16,
+                    first_check: int = 3) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The k largest eigenvalues of a symmetric U by block Lanczos from the block X0 (p × b, b ≥ k), with error bounds
+    (docs/theory.md §3.4).
+
+    Block Lanczos with full reorthogonalisation (as :func:`block_lanczos`) grows the basis
+    K = [X0, U X0, U² X0, …] (m = j·b columns after j blocks); the top k eigenvalues θ₁ ≥ … ≥ θ_k
+    of T = Kᵀ U K are the Ritz values, checked after block ``first_check`` + 1 and every block after.
+    They rise monotonically to the eigenvalues, about geometrically: with c_j the largest relative
+    change of the top k over block j and ρ = c_j/c_{j−1}, the error left is estimated as
+    ``c_j ρ/(1 − ρ)`` (``info["error_estimate"]``); the iteration stops once it is below ``tol``, or
+    at ``max_steps`` blocks. Returns ``(θ, r, info)``: θ (k,) descending and the residual norms
+    ``r_i = ‖U y_i − θ_i y_i‖ = ‖W S_{last block, i}‖`` (W the next, unnormalised Lanczos block, y_i = K s_i).
+    Bounds: θ_i ≤ λ_i (Cauchy interlacing, λ_i the i-th largest eigenvalue of U), and an eigenvalue of U
+    lies within r_i of θ_i (Kahan); ``info["change"]`` is the last block's change c_j.
+
+    Cost: Σ_j 2 p² b (products with a dense U; a streamed plan recomputes its rows each time)
+    + 2 p m² (reorthogonalisation) + Σ_j (4/3) m_j³ (Ritz values of T after each checked block).
+    """
+    import scipy.linalg
+
+    X0 = check_array("X0", X0, ndim=2)
+    p, b = X0.shape
+    k = check_positive_int("k", k)
+    if k > b:
+        raise ValueError(f"k must be <= the block size {b} of X0, got {k}")
+    check_positive("tol", tol)
+    max_steps = check_positive_int("max_steps", max_steps)
+    matmat = as_matmat(U)
+    cap = min(p, max_steps * b)
+    K = np.empty((p, cap))
+    Q, _ = np.linalg.qr(X0)
+    K[:, :b] = Q
+    T = np.zeros((cap, cap))
+    m, Q_prev, B_prev = b, None, None
+    prev, change, est, products, scale = None, math.inf, math.inf, 0, 0.0
+    rng = np.random.default_rng(0)
+    for j in range(max_steps):
+        lo = m - Q.shape[1]
+        W = np.asarray(matmat(Q), dtype=np.float64)
+        products += Q.shape[1]
+        if Q_prev is not None:
+            W -= Q_prev @ B_prev.T
+        A = Q.T @ W
+        T[lo:m, lo:m] = 0.5 * (A + A.T)
+        scale = max(scale, float(np.abs(A).max()))
+        W -= Q @ A
+        W = _reorthogonalise(K[:, :m], W)
+        last = m >= cap or j == max_steps - 1
+        if j >= first_check or last:
+            theta = np.linalg.eigvalsh(T[:m, :m])[::-1][:k]
+            if prev is not None:
+                c = float(np.max(np.abs(theta - prev) / np.maximum(np.abs(theta), 1e-300)))
+                rho = c / change if math.isfinite(change) and change > 0 else 1.0
+                est = c * rho / (1.0 - rho) if rho < 1.0 else math.inf
+                change = c
+            prev = theta
+            if est < tol or change == 0.0 or last:
+                break
+        Qn, R = _orthonormalise(W)
+        if R is None or np.abs(np.diag(R)).min() < 1e-10 * scale:
+            Qn, R = _complete_block(W, K[:, :m], rng, 1e-10 * scale)
+        c = min(b, cap - m)                  # the last block is cut where the basis reaches p
+        Qn, R = Qn[:, :c], R[:c]
+        T[m:m + c, lo:m] = R
+        T[lo:m, m:m + c] = R.T
+        K[:, m:m + c] = Qn
+        Q_prev, B_prev, Q = Q, R, Qn
+        m += c
+    vals, S = scipy.linalg.eigh(T[:m, :m], subset_by_index=[m - k, m - 1], driver="evr")
+    order = np.argsort(vals)[::-1]
+    vals, S = vals[order], S[:, order]
+    resid = np.linalg.norm(W @ S[m - Q.shape[1]:m], axis=0)
+    if m >= p:                                # the basis is all of R^p: T is U in it (up to rounding)
+        change = est = 0.0
+    converged = bool(est < tol or change == 0.0)
+    info = {"method": f"block Lanczos, top {k} ({j + 1} blocks of {b}, basis {m})", "blocks": int(j + 1),
+            "block_size": int(b), "basis_size": int(m), "products": int(products), "change": float(change),
+            "error_estimate": float(est),
+            "tol": float(tol), "converged": converged, "max_residual": float(resid.max(initial=0.0))}
+    return vals, resid, info
+
+
+def _complete_block(W: np.ndarray, K: np.ndarray, rng: np.random.Generator, small: float):
+    """Orthonormal Qn (⊥ K) whose span holds W, and R = Qnᵀ W, when W's columns are numerically dependent.
+
+    The directions where W has (almost) no component (|R_ii| < ``small`` in a Householder QR) are
+    replaced by random vectors orthogonalised against K, so the block keeps its width and the Krylov
+    space keeps growing (W = Qn R still holds: W lies in the span of the kept directions)."""
+    Qh, Rh = np.linalg.qr(W)
+    bad = np.abs(np.diag(Rh)) < small
+    Qh[:, bad] = rng.standard_normal((W.shape[0], int(bad.sum())))
+    for _ in range(2):
+        Qh -= K @ (K.T @ Qh)
+        Qh, _ = np.linalg.qr(Qh)
+    return Qh, Qh.T @ W
 
 
 def slq_spectrum(U, p: int, key: jax.Array, probes: int = 16, steps: int = 120) -> tuple[np.ndarray, np.ndarray]:

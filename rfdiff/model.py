@@ -9,14 +9,49 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_fraction, check_positive, check_positive_int, row_chunks
-from .activations import get_activation
+from ._util import check_fraction, check_positive, check_positive_int, gauss_hermite, row_chunks
+from .activations import BUILTIN, get_activation
 from .data import GaussianMixture, gaussian_spectrum, isotropic, subspace, two_class_mixture
 from .features import init_W
 from .matrices import FeatureMoments, population_matrices, population_plans, train_matrices, train_plan_and_V
 from .metrics import empirical_score_np
+from .population import Population
 
 DATA_KINDS = ("isotropic", "spectrum", "power_law", "mixture", "subspace")
+DEFAULT_ATOMS = ((0.5, 0.5), (1.5, 0.5))
+# σ_x outside: below, Σ_t is Δ_t I to rounding and the data are invisible; above, the Gauss–Hermite
+# constants of the theory fail (tanh, t = 0.1: quad_error 2e-2 at σ_x = 10, s_t² < 0 at σ_x = 100)
+SIGMA_X_RANGE = (1e-3, 10.0)
+# the largest diffusion time: e^(-2t) ≈ 2e-9 of the signal is left (RFConfig refuses larger t)
+T_MAX = 10.0
+SEED_MAX = 2**32 - 1          # jax.random.PRNGKey takes 32-bit seeds without x64 (larger ones wrap silently)
+
+
+def _check_atoms(atoms) -> tuple:
+    """Spectrum atoms ((λ, weight), ...) as a tuple: λ finite and ≥ 0, weights > 0 summing to 1; ValueError naming ``atoms``."""
+    msg = "atoms must be a non-empty sequence of (eigenvalue, weight) pairs"
+    if isinstance(atoms, (str, bytes)) or not hasattr(atoms, "__len__") or len(atoms) == 0:
+        raise ValueError(f"{msg}, got {atoms!r}")
+    pairs = []
+    for a in atoms:
+        if isinstance(a, (str, bytes)) or not hasattr(a, "__len__") or len(a) != 2 \
+                or any(isinstance(x, (str, bytes, bool)) for x in a):
+            raise ValueError(f"{msg}, got {atoms!r}")
+        try:
+            lam, w = float(a[0]), float(a[1])
+        except (TypeError, ValueError):
+            raise ValueError(f"{msg}, got {atoms!r}") from None
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"atoms: eigenvalues must be finite and >= 0, got {a[0]!r}")
+        if not (math.isfinite(w) and w > 0):
+            raise ValueError(f"atoms: weights must be finite and > 0, got {a[1]!r}")
+        pairs.append((a[0], a[1]))
+    total = sum(float(w) for _, w in pairs)
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"atoms: weights must sum to 1, got {total:g}")
+    if all(float(lam) == 0.0 for lam, _ in pairs):
+        raise ValueError("atoms: at least one eigenvalue must be > 0")
+    return tuple(pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,20 +74,36 @@ class DataSpec:
     def __post_init__(self):
         if self.kind not in DATA_KINDS:
             raise ValueError(f"unknown data kind {self.kind!r}; valid: {', '.join(DATA_KINDS)}")
-        check_positive("sigma_x", self.sigma_x)
+        sx = check_positive("sigma_x", self.sigma_x)
+        if not SIGMA_X_RANGE[0] <= sx <= SIGMA_X_RANGE[1]:
+            raise ValueError(f"sigma_x must be in [{SIGMA_X_RANGE[0]:g}, {SIGMA_X_RANGE[1]:g}] (rescale the data instead), "
+                             f"got {self.sigma_x!r}")
+        if self.kind == "spectrum" and sx != 1.0:
+            raise ValueError(f"sigma_x does not apply to kind='spectrum' (the atoms are the covariance eigenvalues: "
+                             f"scale them instead), got sigma_x={self.sigma_x!r}")
+        if self.atoms is not None:
+            object.__setattr__(self, "atoms", _check_atoms(self.atoms))
+        if self.D is not None:
+            check_positive_int("D", self.D)
+
+    def typical_variance(self) -> float:
+        """A typical per-direction variance of P_0: Σ_k w_k λ_k for a spectrum, else σ_x² (its nonzero directions)."""
+        if self.kind == "spectrum":
+            return float(sum(float(lam) * float(w) for lam, w in (self.atoms or DEFAULT_ATOMS)))
+        return self.sigma_x**2
 
     def build(self, d: int, key: jax.Array) -> GaussianMixture:
         """The GaussianMixture this spec describes in dimension d."""
         if self.kind == "isotropic":
             return isotropic(d, self.sigma_x)
         if self.kind == "spectrum":
-            atoms = self.atoms or ((0.5, 0.5), (1.5, 0.5))
+            atoms = self.atoms or DEFAULT_ATOMS
             return gaussian_spectrum(d, atoms=atoms, basis=self.basis, key=key)
         if self.kind == "power_law":
             return gaussian_spectrum(d, power_law=self.alpha, sigma_x=self.sigma_x, basis=self.basis, key=key)
         if self.kind == "mixture":
             return two_class_mixture(d, self.mu_norm, self.sigma_x**2)
-        return subspace(d, self.D or max(1, d // 4), self.sigma_x, basis="random", key=key)
+        return subspace(d, max(1, d // 4) if self.D is None else self.D, self.sigma_x, basis="random", key=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +124,22 @@ class RFConfig:
         for name in ("d", "p", "n", "n_emp"):
             check_positive_int(name, getattr(self, name))
         check_positive("t", self.t)
+        if not self.t <= T_MAX:
+            raise ValueError(f"t must be <= {T_MAX:g}: beyond it the data's share of x_t, e^(-2t) < 2e-9, is lost in "
+                             f"the round-off of the theory's constants (docs/theory.md §1), got t={self.t!r}")
         check_fraction("tol", self.tol)
+        if self.p < self.d:
+            raise ValueError(f"p must be >= d (ψ_p = p/d ≥ 1; the theory's spectrum needs it), got p={self.p}, d={self.d}")
+        if self.data.kind == "subspace" and self.data.D is not None and self.data.D > self.d:
+            raise ValueError(f"D must be <= d, got D={self.data.D}, d={self.d}")
+        if not isinstance(self.activation, str):
+            raise ValueError(f"activation must be the name of a registered activation (rfdiff.register_activation): "
+                             f"results record it by name, got {self.activation!r}")
         get_activation(self.activation)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
+        if self.activation not in BUILTIN:
+            _check_linear_part(self)
 
     @property
     def psi_p(self) -> float:
@@ -88,6 +151,19 @@ class RFConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_linear_part(config: "RFConfig") -> None:
+    """Refuse an activation with μ₁ = E σ(Γ_t z) z = 0 (docs/theory.md §4, eq. 12): the RF score has no
+    linear part, the Gaussian-equivalent theory's τ_gen and τ_mem are undefined (64-node Gauss–Hermite)."""
+    z, w = gauss_hermite(64)
+    gamma = math.sqrt(math.exp(-2 * config.t) * config.data.typical_variance() + -math.expm1(-2 * config.t))
+    act = get_activation(config.activation)
+    v = act.numpy(gamma * np.asarray(z))
+    mu1, rms = float(w @ (v * z)), math.sqrt(float(w @ (v * v)))
+    if not abs(mu1) > 1e-8 * max(rms, 1e-300):
+        raise ValueError(f"activation {config.activation!r} has no linear part at t={config.t:g} "
+                         f"(μ₁ = E σ(Γ_t z) z = {mu1:.3g}): τ_gen and the theory are undefined for it")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -122,11 +198,13 @@ def draw(config: RFConfig) -> Draw:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RFProblem:
-    """Everything the exact dynamics needs: W, the training set, U, V, Ũ, Ṽ, Fisher information J
-    of P_t, and the Monte Carlo moments of the empirical score (cross term and mean square).
+    """Everything the exact dynamics needs: W, the training set, the train moments U, V and the
+    :class:`~rfdiff.population.Population` (Ũ, Ṽ, Fisher information J of P_t, Monte Carlo moments
+    of the empirical score).
 
-    ``train_plan`` / ``pop_plans`` are the Mehler plans (kept when U or Ũ is streamed rather
-    than formed: ``train.U`` / ``pop.U`` are None then)."""
+    ``train`` / ``pop`` are the Mehler computations with their truncation diagnostics; ``train.U`` /
+    ``pop.U`` are None when U or Ũ is streamed rather than formed: ``train_plan`` then holds U's
+    Mehler plan and ``population.U`` Ũ's plans."""
 
     config: RFConfig
     data: GaussianMixture
@@ -134,10 +212,7 @@ class RFProblem:
     X: np.ndarray
     train: FeatureMoments
     pop: FeatureMoments
-    fisher: float
-    emp_cross: np.ndarray      # E_y[φ(y) s_emp(y)ᵀ] (p, d), y ~ P_t
-    emp_sq: float              # E_y ‖s_emp(y)‖²
-    pop_plans: Optional[list] = None
+    population: Population
     train_plan: Optional[object] = None
 
 
@@ -190,4 +265,5 @@ def build_problem(config: RFConfig, X: Optional[np.ndarray] = None, dense_popula
                              {"method": "mehler (streamed)", "converged": bool(err < config.tol)})
     fisher, _ = dr.data.noised(config.t).fisher_information(k_j)
     cross, sq = empirical_score_moments(k_emp, dr.W, X, dr.data, config.t, config.activation, config.n_emp)
-    return RFProblem(config, dr.data, dr.W, X, train, pop, fisher, cross, sq, plans, train_plan)
+    population = Population(pop.U if plans is None else plans, pop.V, fisher, cross, sq)
+    return RFProblem(config, dr.data, dr.W, X, train, pop, population, train_plan)

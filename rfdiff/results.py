@@ -11,19 +11,23 @@ frozen dataclass made of them, numbers, strings, arrays, lists and dicts) as ``s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import math
+import os
+import sys
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-from .io import atomic_write, to_jsonable
+from . import io
 
 __all__ = ["Curves", "Spectrum", "Timescales", "Thresholds", "Prediction", "CorruptResult", "register", "save", "load",
-           "to_payload", "from_payload"]
+           "exists", "paths", "resolve_type", "content_hash", "to_payload", "from_payload"]
 
 CURVE_FIELDS = ("train_loss", "test_loss", "gen_gap", "score_error", "emp_distance")
 
@@ -185,6 +189,12 @@ class Timescales:
     ``lambda_mem_upper``, its last eigenvalue (quantile 1 − d/p − 1/(2p));
     ``lambda_pop``, the first eigenvalue of the population bulk (quantile 1 − d/p + 1/(2p)), and
     ``tau_gen_spectral = ψ_p/(Δ_t λ_pop)``. NaN where undefined.
+
+    ``at_grid_end`` names the values that sit at an end of the τ grid and so are bounds, not
+    values: ``"tau_gen<"`` (E_score already within ``gen_frac`` of its minimum at τ_min: τ_gen ≤ τ_min),
+    ``"min_score_error>"`` (E_score still falling at τ_max: its minimum, and so τ_gen's level, lie
+    beyond the grid), ``"tau_mem<"``, ``"tau_mem_abs<"`` (reached at τ_min), ``"tau_mem_abs>"``
+    (not reached by τ_max). :meth:`grid_end` reads it.
     """
 
     tau_gen: float = math.nan
@@ -199,6 +209,17 @@ class Timescales:
     lambda_pop: float = math.nan
     tau_gen_spectral: float = math.nan
     thresholds: Thresholds = Thresholds()
+    at_grid_end: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "at_grid_end", tuple(self.at_grid_end))
+
+    def grid_end(self, name: str) -> Optional[str]:
+        """``"<"`` if ``name`` lies at or below the start of the τ grid, ``">"`` if beyond its end, else None."""
+        for side in "<>":
+            if name + side in self.at_grid_end:
+                return side
+        return None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -258,24 +279,24 @@ class Prediction:
 # ----------------------------------------------------------------------------------------------
 # JSON + NPZ
 
+FORMAT = 2                      # 2: content hash, array shapes and the types used are recorded
 _REGISTRY: dict[str, type] = {}
 
 
 def register(cls: type) -> type:
     """Make a frozen dataclass loadable by :func:`load` (used as a class decorator)."""
-    if not dataclasses.is_dataclass(cls):
+    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
         raise ValueError(f"{cls!r} is not a dataclass")
-    _REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    _REGISTRY[_type_name(cls)] = cls
     return cls
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 for _c in (Curves, Spectrum, Thresholds, Timescales, Prediction):
     register(_c)
-
-
-def _type_name(obj) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def to_payload(obj) -> tuple[Any, dict]:
@@ -284,7 +305,7 @@ def to_payload(obj) -> tuple[Any, dict]:
 
     def walk(x, path):
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
-            name = _type_name(x)
+            name = _type_name(type(x))
             if name not in _REGISTRY:
                 register(type(x))
             return {"__type__": name,
@@ -317,8 +338,12 @@ def to_payload(obj) -> tuple[Any, dict]:
     return walk(obj, ""), arrays
 
 
-def from_payload(tree, arrays: Mapping[str, np.ndarray]):
-    """Inverse of :func:`to_payload`."""
+def from_payload(tree, arrays: Mapping[str, np.ndarray], types: Optional[Mapping[str, type]] = None):
+    """Inverse of :func:`to_payload`; ``types`` maps recorded type names to classes (default: the registry).
+
+    Every field of a dataclass must be present, and no other: a missing or unknown field is a
+    :class:`CorruptResult` (never a silent default)."""
+    types = _REGISTRY if types is None else types
 
     def walk(x):
         if isinstance(x, list):
@@ -326,6 +351,8 @@ def from_payload(tree, arrays: Mapping[str, np.ndarray]):
         if not isinstance(x, dict):
             return x
         if "__array__" in x:
+            if x["__array__"] not in arrays:
+                raise CorruptResult(f"array {x['__array__']!r} is missing from the NPZ")
             return np.asarray(arrays[x["__array__"]])
         if "__float__" in x:
             return float(x["__float__"])
@@ -334,68 +361,191 @@ def from_payload(tree, arrays: Mapping[str, np.ndarray]):
         if "__dict__" in x:
             return {_hashable(walk(k)): walk(v) for k, v in x["__dict__"]}
         if "__type__" in x:
-            cls = _REGISTRY.get(x["__type__"]) or _import_type(x["__type__"])
+            name = x["__type__"]
+            cls = types.get(name) or _REGISTRY.get(name)
             if cls is None:
-                raise CorruptResult(f"unknown result type {x['__type__']!r}")
+                raise CorruptResult(f"unknown result type {name!r}")
             kw = {k: walk(v) for k, v in x.items() if k != "__type__"}
-            return cls(**kw)
+            fields = {f.name for f in dataclasses.fields(cls) if f.init}
+            derived = {f.name for f in dataclasses.fields(cls) if not f.init}       # recomputed by the class
+            kw = {k: v for k, v in kw.items() if k not in derived}
+            missing, unknown = sorted(fields - kw.keys()), sorted(kw.keys() - fields)
+            if missing or unknown:
+                what = "; ".join(s for s in (f"missing field(s) {', '.join(missing)}" if missing else "",
+                                             f"unknown field(s) {', '.join(unknown)}" if unknown else "") if s)
+                raise CorruptResult(f"{name}: {what}")
+            try:
+                return cls(**kw)
+            except (ValueError, TypeError) as err:
+                raise CorruptResult(f"{name}: {err}") from None
         return {k: walk(v) for k, v in x.items()}
 
     return walk(tree)
 
 
-def _import_type(name: str):
-    """Import the module of a type of rfdiff's own packages (whose import registers it) and look it up again.
+def _types_used(tree) -> dict[str, list[str]]:
+    """``{recorded name: [module, qualname]}`` of every dataclass in a payload tree."""
+    out: dict[str, list[str]] = {}
 
-    Only rfdiff, rfdiff_cli and rfdiff_analysis modules are imported: a saved file never imports other code.
-    """
-    module, _, qual = name.rpartition(".")
-    if module.split(".")[0] not in ("rfdiff", "rfdiff_cli", "rfdiff_analysis"):
-        return None
+    def walk(x):
+        if isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            if "__type__" in x and x["__type__"] in _REGISTRY:
+                cls = _REGISTRY[x["__type__"]]
+                out[x["__type__"]] = [cls.__module__, cls.__qualname__]
+            for v in x.values():
+                walk(v)
+
+    walk(tree)
+    return out
+
+
+def resolve_type(name: str, module: str, qualname: str, modules: Iterable[str] = ()) -> type:
+    """The dataclass recorded as ``name`` (``module`` + ``qualname``), imported explicitly.
+
+    A module is imported only if it is rfdiff's own, already imported, or named (or its package
+    named) in ``modules`` by the caller: a saved file never makes other code run.
+    :class:`CorruptResult` if the type cannot be found."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise CorruptResult(f"unknown result type {name!r} (no module recorded)")
+    trusted = set(modules) | {"rfdiff"}
+    parts = module.split(".")
+    allowed = module in sys.modules or any(".".join(parts[:i]) in trusted for i in range(1, len(parts) + 1))
+    if not allowed:
+        raise CorruptResult(f"unknown result type {name!r} (its module {module} is not imported: import it, or "
+                            f"pass modules=[{module!r}])")
     try:
-        cls = getattr(importlib.import_module(module), qual, None)
-    except ImportError:
-        return None
-    if cls is not None and dataclasses.is_dataclass(cls):
-        register(cls)
-    return _REGISTRY.get(name)
+        obj: Any = importlib.import_module(module)
+        for attr in qualname.split("."):
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError) as err:
+        raise CorruptResult(f"unknown result type {name!r} ({type(err).__name__}: {err})") from None
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        raise CorruptResult(f"unknown result type {name!r} ({module}.{qualname} is not a dataclass)")
+    return register(obj)
 
 
 def _hashable(k):
     return tuple(_hashable(v) for v in k) if isinstance(k, list) else k
 
 
-def save(obj, stem, meta: Optional[dict] = None, overwrite: bool = True) -> list[Path]:
-    """Write ``obj`` as ``stem.json`` (tree, plus ``meta``) and ``stem.npz`` (arrays), each atomically.
+def _array_spec(arrays: Mapping[str, np.ndarray]) -> dict:
+    return {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in sorted(arrays.items())}
 
-    The NPZ is written first, so a JSON that exists always has its arrays. ``overwrite=False`` raises
-    ``FileExistsError`` instead of replacing an existing file (checked atomically, so two concurrent
-    writers of one stem cannot both succeed).
-    """
+
+def content_hash(tree, arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of a result's tree, its arrays' names, shapes and dtypes, and their bytes."""
+    h = hashlib.sha256(json.dumps({"result": tree, "arrays": _array_spec(arrays)}, sort_keys=True,
+                                  separators=(",", ":")).encode())
+    for k, a in sorted(arrays.items()):
+        h.update(k.encode() + b"\0")
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def paths(stem) -> tuple[Path, Path]:
+    """``(stem.json, stem.npz)``: the marker of a result and its arrays."""
     stem = Path(stem)
+    return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
+
+
+def exists(stem) -> bool:
+    """Whether a result was committed at ``stem`` (its JSON, the marker, exists; an NPZ alone is not a result)."""
+    return os.path.lexists(paths(stem)[0])
+
+
+def save(obj, stem, meta: Optional[dict] = None, overwrite: bool = True) -> list[Path]:
+    """Write ``obj`` as ``stem.json`` (tree, types, array shapes, content hash, plus ``meta``) and ``stem.npz``.
+
+    One commit (:func:`rfdiff.io.commit`): both files are written, then published, the JSON last, so a
+    JSON that exists always has its arrays and an interrupted save leaves no result. ``overwrite=False``
+    raises ``FileExistsError`` instead of replacing an existing result (checked atomically, so two
+    concurrent writers of one stem cannot both succeed). ``ValueError`` if a name is too long for the
+    folder or a value cannot be saved (before anything is written).
+    """
+    js, npz = paths(stem)
+    io.check_names(js.parent, [js.name, npz.name])
     tree, arrays = to_payload(obj)
-    text = json.dumps({"result": tree, "meta": _jsonable(meta or {})}, indent=1, sort_keys=True) + "\n"
-    npz, js = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
-    atomic_write(npz, lambda fh: np.savez(fh, **arrays), overwrite)
-    atomic_write(js, lambda fh: fh.write(text.encode()), overwrite)
+    doc = {"format": FORMAT, "result": tree, "types": _types_used(tree), "arrays": _array_spec(arrays),
+           "sha256": content_hash(tree, arrays), "meta": io.to_jsonable(meta or {})}
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    io.commit({npz: lambda fh: np.savez(fh, **arrays), js: lambda fh: fh.write(text.encode())}, overwrite)
     return [js, npz]
 
 
-def load(stem, with_meta: bool = False):
-    """Read what :func:`save` wrote; :class:`CorruptResult` if either file is missing or unreadable."""
+def load(stem, with_meta: bool = False, *, modules: Iterable[str] = ()):
+    """Read what :func:`save` wrote, after checking that the pair belongs together.
+
+    The types the file records are resolved first by :func:`resolve_type` (``modules``: packages
+    whose types may be imported besides rfdiff's own). :class:`CorruptResult` if either file is
+    missing or unreadable, the arrays' names, shapes or dtypes differ from those recorded, the
+    content hash does not match (the JSON edited, or paired with another run's NPZ), or a field is
+    missing. A file without a content hash (written by an older rfdiff) loads with a warning.
+    """
     stem = Path(stem)
-    js, npz = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
+    js, npz = paths(stem)
     try:
         doc = json.loads(js.read_text())
+        if not isinstance(doc, dict) or "result" not in doc:
+            raise CorruptResult(f"{js}: not a result file (no 'result')")
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        obj = from_payload(doc["result"], arrays)
-    except CorruptResult:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        if "format" in doc:
+            _check_pair(doc, arrays, js, npz)
+            types = {name: resolve_type(name, *(list(where) + [None, None])[:2], modules=modules)
+                     for name, where in doc["types"].items()}
+        else:
+            warnings.warn(f"{js} has no content hash (written by an older rfdiff): its JSON and NPZ cannot be "
+                          f"checked against each other", stacklevel=2)
+            types = {}
+            for name in _legacy_types(doc["result"]):
+                module, _, qual = name.rpartition(".")
+                types[name] = resolve_type(name, module, qual, modules=modules)
+        obj = from_payload(doc["result"], arrays, types)
+    except CorruptResult as err:
+        raise CorruptResult(f"{stem}: {err}") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, AttributeError, zipfile.BadZipFile) as err:
         raise CorruptResult(f"{stem}: {type(err).__name__}: {err}") from None
     return (obj, doc.get("meta", {})) if with_meta else obj
 
 
-def _jsonable(x):
-    return to_jsonable(x)
+def _check_pair(doc: dict, arrays: Mapping[str, np.ndarray], js: Path, npz: Path) -> None:
+    for key in ("types", "arrays", "sha256"):
+        if key not in doc:
+            raise CorruptResult(f"{js}: missing key {key!r}")
+    if doc["format"] != FORMAT:
+        raise CorruptResult(f"{js}: format {doc['format']!r}, this rfdiff reads format {FORMAT}")
+    spec = _array_spec(arrays)
+    if spec != doc["arrays"]:
+        diff = sorted(set(spec) ^ set(doc["arrays"])) or \
+            [k for k in sorted(spec) if spec[k] != doc["arrays"].get(k)]
+        k = diff[0]
+        raise CorruptResult(f"{npz} does not match {js.name}: array {k!r} is "
+                            f"{_describe(spec.get(k))} there, {_describe(doc['arrays'].get(k))} in the JSON")
+    if content_hash(doc["result"], arrays) != doc["sha256"]:
+        raise CorruptResult(f"{js} and {npz.name} do not match their content hash (edited, or from different runs)")
+
+
+def _describe(s) -> str:
+    return "absent" if s is None else f"shape {tuple(s['shape'])} {s['dtype']}"
+
+
+def _legacy_types(tree) -> set[str]:
+    out: set[str] = set()
+
+    def walk(x):
+        if isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            if isinstance(x.get("__type__"), str):
+                out.add(x["__type__"])
+            for v in x.values():
+                walk(v)
+
+    walk(tree)
+    return out

@@ -37,6 +37,7 @@ import scipy.linalg
 from ._util import check_fraction, check_finite_array, check_positive, x64
 from .diffusion import delta
 from .dynamics import ExactDynamics, exact_dynamics, mode_factors_flow, mode_factors_gd
+from .population import Population, check_population
 from .results import Curves
 
 
@@ -126,17 +127,11 @@ def with_ridge(dyn: ExactDynamics, ridge: float, rcond: float = 1e-12) -> RidgeD
     return RidgeDynamics(**base, ridge=ridge, rcond=rcond)
 
 
-def ridge_dynamics(U, V, t: float, ridge: float, U_pop=None, V_pop=None, fisher: Optional[float] = None,
-                   emp_cross=None, emp_sq: Optional[float] = None, rcond: float = 1e-12) -> RidgeDynamics:
+def ridge_dynamics(U, V, t: float, ridge: float, pop: Optional[Population] = None,
+                   rcond: float = 1e-12) -> RidgeDynamics:
     """:func:`~rfdiff.dynamics.exact_dynamics` for the objective L_train + (Δ_t λ/(d p))‖A‖²_F."""
     check_ridge(ridge)
-    return with_ridge(exact_dynamics(U, V, t, U_pop, V_pop, fisher, emp_cross, emp_sq), ridge, rcond)
-
-
-def ridge_from_problem(problem, ridge: float) -> RidgeDynamics:
-    """:func:`ridge_dynamics` for an :class:`rfdiff.model.RFProblem`."""
-    return ridge_dynamics(problem.train.U, problem.train.V, problem.config.t, ridge, problem.pop.U, problem.pop.V,
-                          problem.fisher, problem.emp_cross, problem.emp_sq)
+    return with_ridge(exact_dynamics(U, V, t, pop), ridge, rcond)
 
 
 @x64
@@ -182,27 +177,30 @@ def _ridge_grid(ridges) -> np.ndarray:
     return r
 
 
-def _mode_losses(lam, Q, Y, t, F, U_pop, V_pop, U_avg, V_avg, fisher, const) -> dict:
-    """docs/theory.md §2 losses for rows of mode functions F (K, r) with B = (1/√Δ_t) Yᵀ diag(f) Qᵀ (numpy, no JIT)."""
+def _mode_losses(lam, Q, Y, t, F, pop: Optional[Population], avg, const) -> dict:
+    """docs/theory.md §2 losses for rows of mode functions F (K, r) with B = (1/√Δ_t) Yᵀ diag(f) Qᵀ (numpy, no JIT);
+    ``avg`` = (U, V), the exact noise-averaged training matrices, gives ``train_loss_avg``."""
     d, dt = Y.shape[1], delta(t)
     ysq = np.sum(Y * Y, axis=1)
     out = {"train_loss": const + (F * F @ (lam * ysq) + 2 * F @ ysq) / d, "weight_norm": (F * F) @ ysq / (d * dt)}
-    for name, Mu, Mv in (("test_loss", U_pop, V_pop), ("train_loss_avg", U_avg, V_avg)):
-        if Mu is None:
+    for name, pair in (("test_loss", None if pop is None else (pop.U, pop.V)), ("train_loss_avg", avg)):
+        if pair is None:
             continue
+        Mu, Mv = pair
         H = (Y @ Y.T) * (Q.T @ np.asarray(Mu, dtype=np.float64) @ Q)
         g = np.sum(Y * (Q.T @ np.asarray(Mv, dtype=np.float64)), axis=1)
         out[name] = 1.0 + (np.sum((F @ H) * F, axis=1) + 2 * F @ g) / d
-    if "test_loss" in out and fisher is not None:
-        out["score_error"] = (out["test_loss"] - 1.0) / dt + fisher / d
+    if "test_loss" in out and pop.fisher is not None:
+        out["score_error"] = (out["test_loss"] - 1.0) / dt + pop.fisher / d
     return out
 
 
 @x64
-def static_losses(lam, Q, Y, t: float, ridges, U_pop=None, V_pop=None, U_avg=None, V_avg=None,
-                  fisher: Optional[float] = None, const: float = 1.0, rcond: float = 1e-12) -> dict:
+def static_losses(lam, Q, Y, t: float, ridges, pop: Optional[Population] = None, avg=None,
+                  const: float = 1.0, rcond: float = 1e-12) -> dict:
     """τ → ∞ losses from modes (λ_i, q_i, Y_i = q_iᵀV) for each ridge λ: f_i = -1/(λ_i + λ) (module docstring).
 
+    ``pop`` gives test loss and score error, ``avg`` = (U, V) the noise-averaged train loss ``train_loss_avg``;
     ``const`` is the constant of the train loss (1, or c_Ξ for frozen draws); at λ = 0 modes with
     λ_i ≤ rcond·λ_max are null (minimum norm). Returns arrays over the ridges (numpy, no JIT).
     """
@@ -214,7 +212,7 @@ def static_losses(lam, Q, Y, t: float, ridges, U_pop=None, V_pop=None, U_avg=Non
     keep = ls > cut
     F = np.where(keep, -1.0 / np.where(keep, ls, 1.0), 0.0)
     out = _mode_losses(lam, np.asarray(Q, dtype=np.float64), np.asarray(Y, dtype=np.float64), t, F,
-                       U_pop, V_pop, U_avg, V_avg, fisher, const)
+                       pop, avg, const)
     out["ridge"] = ridges
     return out
 
@@ -227,8 +225,7 @@ def check_ps(ps, p_max):
 
 
 @x64
-def statics_vs_p(U, V, t: float, ps, ridges, U_pop=None, V_pop=None, fisher: Optional[float] = None,
-                 rcond: float = 1e-12) -> dict:
+def statics_vs_p(U, V, t: float, ps, ridges, pop: Optional[Population] = None, rcond: float = 1e-12) -> dict:
     """τ → ∞ ridge losses for the models made of the first p features (p ∈ ps): U[:p,:p], V[:p] (arrays (P, R)).
 
     Entries of U, V, Ũ, Ṽ depend only on their own rows of W, so the model with the first p random
@@ -239,12 +236,12 @@ def statics_vs_p(U, V, t: float, ps, ridges, U_pop=None, V_pop=None, fisher: Opt
     if V.ndim != 2 or U.shape != (V.shape[0],) * 2:
         raise ValueError(f"U must be (p, p) and V (p, d); got {U.shape} and {V.shape}")
     ps = check_ps(ps, V.shape[0])
+    pop = check_population(pop, *V.shape)
     rows = []
     for p in ps:
         lam, Q = scipy.linalg.eigh(U[:p, :p], driver="evd")
         Y = Q.T @ V[:p]
-        rows.append(static_losses(lam, Q, Y, t, ridges, None if U_pop is None else np.asarray(U_pop)[:p, :p],
-                                  None if V_pop is None else np.asarray(V_pop)[:p], fisher=fisher, rcond=rcond))
+        rows.append(static_losses(lam, Q, Y, t, ridges, None if pop is None else pop.leading(p), rcond=rcond))
     out = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "ridge"}
     out["ridge"] = rows[0]["ridge"]
     out["p"] = np.array(ps)
@@ -262,7 +259,7 @@ def lower_envelope(sweep: dict, key: str = "test_loss") -> dict:
 
 
 @x64
-def early_stopping_vs_p(U, V, t: float, ps, taus, U_pop, V_pop, ridge: float = 0.0) -> dict:
+def early_stopping_vs_p(U, V, t: float, ps, taus, pop: Population, ridge: float = 0.0) -> dict:
     """Minimum over τ ∈ ``taus`` of the test loss of gradient flow (docs/theory.md §3) for the first-p-feature models, p ∈ ps.
 
     The comparison point for the ridge envelope (early stopping as implicit regularisation).
@@ -273,6 +270,9 @@ def early_stopping_vs_p(U, V, t: float, ps, taus, U_pop, V_pop, ridge: float = 0
     if V.ndim != 2 or U.shape != (V.shape[0],) * 2:
         raise ValueError(f"U must be (p, p) and V (p, d); got {U.shape} and {V.shape}")
     ps = check_ps(ps, V.shape[0])
+    pop = check_population(pop, *V.shape)
+    if pop is None:
+        raise ValueError("pop (Ũ, Ṽ) is required: the test loss is what is minimised")
     taus = np.atleast_1d(np.asarray(taus, dtype=np.float64))
     if taus.ndim != 1 or np.any(~np.isfinite(taus)) or np.any(taus < 0):
         raise ValueError("taus must be a 1-d array of finite values >= 0")
@@ -285,8 +285,7 @@ def early_stopping_vs_p(U, V, t: float, ps, taus, U_pop, V_pop, ridge: float = 0
         x = (2.0 * dt * d / p) * lam[None, :] * taus[:, None]
         F = np.where(x < 1e-12, -(2.0 * dt * d / p) * taus[:, None] * (1 - 0.5 * x),
                      np.expm1(-x) / np.where(lam > 0, lam, 1.0)[None, :])
-        curves.append(_mode_losses(lam - r, Q, Q.T @ V[:p], t, F, np.asarray(U_pop)[:p, :p], np.asarray(V_pop)[:p],
-                                   None, None, None, 1.0)["test_loss"])
+        curves.append(_mode_losses(lam - r, Q, Q.T @ V[:p], t, F, pop.leading(p), None, 1.0)["test_loss"])
     curves = np.stack(curves)
     i = np.argmin(curves, axis=1)
     return {"p": np.array(ps), "min_test_loss": curves[np.arange(len(ps)), i], "tau_at_min": taus[i],

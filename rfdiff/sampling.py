@@ -38,6 +38,7 @@ from .diffusion import delta
 from .dynamics import exact_dynamics
 from .features import init_W
 from .matrices import population_matrices, train_matrices
+from .population import Population
 
 METHODS = ("sde", "ode")
 SCHEDULES = ("log", "uniform")
@@ -164,11 +165,6 @@ class RFScoreGrid:
             raise ValueError(f"tau_index must be in [-{T}, {T}), got {tau_index}")
         return int(tau_index) % T
 
-    def select(self, tau_index: int) -> "RFScoreGrid":
-        """The grid restricted to one training time τ."""
-        i = self.tau_index(tau_index)
-        return dataclasses.replace(self, taus=self.taus[i:i + 1], A=self.A[i:i + 1])
-
     @x64
     def score(self, x, t: float, tau_index: int = 0, interpolation: str = "nearest") -> jnp.ndarray:
         """s(x, t) (N, d) at one time t from the grid (nearest in log t, or linear in t)."""
@@ -244,60 +240,67 @@ def train_score_grid(key: jax.Array, X, taus, p: int, *, t_min: float = 0.01, t_
     n, d = X.shape
     p = check_positive_int("p", p)
     tau = _check_taus(taus)
-    if times is None:
-        grid = time_grid(t_min, t_max, n_times, spacing)
-    else:
-        grid = np.asarray(times, dtype=np.float64).reshape(-1)
-        if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0) or np.any(np.diff(grid) <= 0):
-            raise ValueError("times must be positive, finite and strictly increasing")
+    grid = time_grid(t_min, t_max, n_times, spacing) if times is None else _explicit_times(times)
     if data is not None and (not isinstance(data, GaussianMixture) or data.d != d):
         raise ValueError(f"data must be a GaussianMixture with d = {d} (the dimension of X)")
-    if curve_taus is None:
-        curve_taus = np.geomspace(1e-2, 1e7, 60)
-    curve_taus = _check_taus(curve_taus)
+    curve_taus = _check_taus(np.geomspace(1e-2, 1e7, 60) if curve_taus is None else curve_taus)
     act = get_activation(activation)
     kW, kJ = jax.random.split(key)
     Xj = jnp.asarray(X, dtype=jnp.float64)
     W_shared = init_W(kW, p, d, dtype=jnp.float64) if shared_W else None
     Ws, As, per_time = [], [], []
     for k, t in enumerate(grid):
-        t = float(t)
         W = W_shared if shared_W else init_W(jax.random.fold_in(kW, k), p, d, dtype=jnp.float64)
-        t0 = time.perf_counter()
-        fm = train_matrices(W, Xj, t, act, tol=tol)
-        t1 = time.perf_counter()
-        pop, fisher = None, None
-        if data is not None:
-            pop = population_matrices(W, data, t, act, tol=tol)
-            fisher, _ = data.noised(t).fisher_information(jax.random.fold_in(kJ, k))
-        t_pop = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        dyn = exact_dynamics(fm.U, fm.V, t, None if pop is None else pop.U, None if pop is None else pop.V, fisher)
-        t2 = time.perf_counter()
-        A_k = _trained_A(dyn, tau, eta).block_until_ready()
-        t3 = time.perf_counter()
-        lam = np.asarray(dyn.lam)
-        rec = {"t": t, "mehler_order": fm.order, "trunc_error": fm.trunc_error, "n_negative": dyn.n_negative,
-               "lam_min": float(lam[0]), "lam_max": float(lam[-1]),
-               "lam_ordered": lam[max(0, p - n - d)].item() if p > n + d else None,
-               "seconds_matrices": t1 - t0 - t_pop, "seconds_population": t_pop, "seconds_eigh": t2 - t1,
-               "seconds_A": t3 - t2}
-        if data is not None:
-            cur = dyn.curves(curve_taus, eta)
-            rec["curves"] = {kk: np.asarray(v).tolist() for kk, v in cur.items()}
+        A_k, rec = _train_at_time(W, Xj, float(t), tau, act, eta, tol, data, jax.random.fold_in(kJ, k), curve_taus)
         per_time.append(rec)
         if not shared_W:
             Ws.append(W)
         As.append(A_k)
-        del dyn, fm, pop
         if callback is not None:
-            callback(k, t)
+            callback(k, float(t))
     Wst = W_shared[None] if shared_W else jnp.stack(Ws)
     Ast = jnp.stack(As, axis=1)                                   # (T, K, d, p)
     info = {"n": n, "d": d, "p": p, "activation": act.name, "shared_W": bool(shared_W),
             "eta": eta, "tol": tol, "per_time": per_time,
             "curve_taus": curve_taus.tolist() if data is not None else None}
     return RFScoreGrid(grid, tau, Wst, Ast, act, info)
+
+
+def _explicit_times(times) -> np.ndarray:
+    grid = np.asarray(times, dtype=np.float64).reshape(-1)
+    if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0) or np.any(np.diff(grid) <= 0):
+        raise ValueError("times must be positive, finite and strictly increasing")
+    return grid
+
+
+def _train_at_time(W, Xj, t: float, tau, act, eta, tol, data, key_fisher, curve_taus) -> tuple:
+    """A(τ) (T, d, p) at one grid time by the exact dynamics (docs/theory.md §3 eq. 53), and its diagnostics
+    (Mehler order, eigenvalue range, timings; the loss curves when the population ``data`` is given)."""
+    n, p = Xj.shape[0], W.shape[0]
+    d = Xj.shape[1]
+    t0 = time.perf_counter()
+    fm = train_matrices(W, Xj, t, act, tol=tol)
+    t1 = time.perf_counter()
+    pop = None
+    if data is not None:
+        pm = population_matrices(W, data, t, act, tol=tol)
+        pop = Population(pm.U, pm.V, data.noised(t).fisher_information(key_fisher)[0])
+    t_pop = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    dyn = exact_dynamics(fm.U, fm.V, t, pop)
+    t2 = time.perf_counter()
+    A_k = _trained_A(dyn, tau, eta).block_until_ready()
+    t3 = time.perf_counter()
+    lam = np.asarray(dyn.lam)
+    rec = {"t": t, "mehler_order": fm.order, "trunc_error": fm.trunc_error, "n_negative": dyn.n_negative,
+           "lam_min": float(lam[0]), "lam_max": float(lam[-1]),
+           "lam_ordered": lam[max(0, p - n - d)].item() if p > n + d else None,
+           "seconds_matrices": t1 - t0 - t_pop, "seconds_population": t_pop, "seconds_eigh": t2 - t1,
+           "seconds_A": t3 - t2}
+    if data is not None:
+        cur = dyn.curves(curve_taus, eta)
+        rec["curves"] = {kk: np.asarray(v).tolist() for kk, v in cur.items()}
+    return A_k, rec
 
 
 # ----------------------------------------------------------------------------- score functions for the scan

@@ -10,6 +10,8 @@ it was obtained — so that a verdict can be read off it by one rule (``rfdiff_a
 * :func:`fit_finite_size` — ``y = a + b n^{-γ}`` (γ = 1, or ½ when that fits better; a second
   term only if an F-test at 1 % asks for it) by OLS over every (n, seed) point; ``a`` is the
   extrapolation to n → ∞ (d → ∞ at fixed ψ's), ``b`` the finite-size coefficient, both with t-intervals.
+* :func:`local_exponents` — ``d log y / d log x`` at every point of a range: exactly (no interval)
+  for a theory curve, from seed means with a delta-method interval for simulations (§6.4).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ import numpy as np
 from ._util import check_fraction
 from .results import register
 
-__all__ = ["Estimate", "PowerLawFit", "FiniteSizeFit", "mean_ci", "fit_power_law", "fit_finite_size"]
+__all__ = ["Estimate", "PowerLawFit", "FiniteSizeFit", "LocalExponents", "mean_ci", "exact", "fit_power_law",
+           "fit_finite_size", "local_exponents"]
 
 
 def _scipy_stats():
@@ -49,6 +52,20 @@ class Estimate:
 
     def contains(self, x: float) -> bool:
         return bool(self.lo <= x <= self.hi)
+
+    @property
+    def source(self) -> str:
+        """How the value was obtained, read from ``method``: ``"exact"`` (no sampling error: a theory
+        value; the interval is the point), ``"seeds"`` (over ``n`` seeds), ``"fit"`` (an interval from a
+        fit's residuals) or ``""`` (not stated). The verdict rule needs it (docs/theory.md §6.4)."""
+        m = self.method.lower()
+        if m.startswith("exact"):
+            return "exact"
+        if "seed" in m:
+            return "seeds"
+        if "ols" in m or "fit" in m:
+            return "fit"
+        return ""
 
 
 @register
@@ -102,6 +119,12 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Estimate:
         return Estimate(m, math.nan, math.nan, level, 1, "one seed (no interval)")
     half = float(_scipy_stats().t.ppf(0.5 + level / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return Estimate(m, m - half, m + half, level, int(v.size), f"mean over {v.size} seeds, t-interval")
+
+
+def exact(value: float, what: str = "") -> Estimate:
+    """A value without sampling error (a theory's): its interval is the point itself, ``method`` "exact"."""
+    v = float(value)
+    return Estimate(v, v, v, 0.95, 0, "exact" + (f" ({what})" if what else ""))
 
 
 def _ols(X: np.ndarray, y: np.ndarray):
@@ -195,3 +218,74 @@ def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
                          _est(coef[1], se[1], dof1, level, int(n.size), method), c_est,
                          (float(n.min()), float(n.max())), int(n.size),
                          math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val, gamma, gamma2)
+
+
+@register
+@dataclasses.dataclass(frozen=True, eq=False)
+class LocalExponents:
+    """Local exponents ``d log y / d log x`` at the points ``x`` with ``level`` intervals ``[lo, hi]`` (§6.4).
+
+    ``seeds``: the fewest seeds behind any point of each slope's stencil (0 for an exact curve, whose
+    interval is the point itself); ``method`` says how they were obtained.
+    """
+
+    x: np.ndarray
+    slope: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    seeds: np.ndarray
+    level: float
+    method: str
+
+    def estimates(self) -> list:
+        """One :class:`Estimate` per point (what the verdict rule reads)."""
+        return [Estimate(float(s), float(a), float(b), self.level, int(k), self.method)
+                for s, a, b, k in zip(self.slope, self.lo, self.hi, self.seeds)]
+
+
+def _log_derivative_operator(lx: np.ndarray) -> np.ndarray:
+    """Matrix D with ``D @ f`` = df/dlx at every point: second-order central differences on the (non-uniform)
+    grid, second-order one-sided at the ends (first order with two points); exact for a quadratic in lx."""
+    return np.gradient(np.eye(lx.size), lx, axis=0, edge_order=2 if lx.size >= 3 else 1)
+
+
+def local_exponents(x, y, level: float = 0.95) -> LocalExponents:
+    """Local exponent ``a(x) = d log y / d log x`` at every point of ``x`` (docs/theory.md §6.4).
+
+    ``y`` of shape ``(len(x),)``: an exact curve (a theory's); the slopes are finite differences of
+    log y in log x, second order (exact for a pure power law, and for log y quadratic in log x), with no
+    interval (``lo = hi = slope``). ``y`` of shape ``(seeds, len(x))``: independent seeds per point
+    (NaN where missing); the slope is that of the seed means ȳ, and its interval is the delta
+    method, ``Var log ȳ_j = s_j²/(k_j ȳ_j²)``, ``Var a_i = Σ_j D_ij² Var log ȳ_j``, with a Student-t
+    quantile at the fewest seeds of the stencil minus one. Points with y ≤ 0 give NaN slopes nearby.
+    """
+    level = _check_level(level)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or np.any(x <= 0) or np.any(np.diff(x) <= 0):
+        raise ValueError("x must be a 1-d array of at least 2 finite, positive, strictly increasing values")
+    if y.ndim not in (1, 2) or y.shape[-1] != x.size:
+        raise ValueError(f"y must have shape (len(x),) or (seeds, len(x)) = (k, {x.size}), got {y.shape}")
+    D = _log_derivative_operator(np.log(x))
+    if y.ndim == 1:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ly = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
+        s = D @ ly
+        return LocalExponents(x, s, s.copy(), s.copy(), np.zeros(x.size, dtype=np.int64), level,
+                              "exact (second-order finite differences of log y in log x)")
+    ok = np.isfinite(y)
+    k = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(k > 0, np.nansum(np.where(ok, y, 0.0), axis=0) / np.maximum(k, 1), np.nan)
+        var = np.where(k > 1, np.nansum(np.where(ok, (y - mean) ** 2, 0.0), axis=0) / np.maximum(k - 1, 1), np.nan)
+        ly = np.where(mean > 0, np.log(np.where(mean > 0, mean, 1.0)), np.nan)
+        var_ly = var / (np.maximum(k, 1) * mean ** 2)
+    s = D @ ly
+    used = np.abs(D) > 0
+    seeds = np.where(used, k[None, :], np.iinfo(np.int64).max).min(axis=1).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt((D ** 2 * np.where(used, var_ly[None, :], 0.0)).sum(axis=1))
+        q = _scipy_stats().t.ppf(0.5 + level / 2, np.maximum(seeds - 1, 1))
+    half = np.where(seeds >= 2, q * se, np.nan)
+    return LocalExponents(x, s, s - half, s + half, seeds, level,
+                          "local exponent of the seed means over seeds, delta-method t-interval")

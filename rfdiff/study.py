@@ -10,16 +10,24 @@ timescales off both sides by the same rules (:func:`rfdiff.timescales.extract`).
 Routes (``method``):
 
 * ``"dense"`` — U formed and fully eigendecomposed; curves in its eigenbasis; spectrum exact.
-* ``"lanczos"`` — U formed; curves from block Lanczos in the Ritz basis (adaptive, a-posteriori
-  change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no vectors)
-  up to p = 8192 on CPU, by stochastic Lanczos quadrature beyond.
+* ``"lanczos"`` — U formed, Ũ streamed; curves from block Lanczos in the Ritz basis (adaptive,
+  a-posteriori change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no
+  vectors) up to p = 8192 on CPU, beyond it the top max(n, d + 1) eigenvalues by block Lanczos
+  (``spectrum="edges"``: every spectral quantity read off the top n, with residual bounds).
 * ``"streamed"`` — neither U nor Ũ is formed (their Mehler rows are streamed through every
-  product); spectrum by stochastic Lanczos quadrature. For p beyond memory.
+  product); spectrum ``"edges"``. For p beyond memory.
 * ``"auto"`` — ``"dense"`` up to p = 3000 on CPU (and on an accelerator while it fits), then
   ``"lanczos"`` while U fits in memory, then ``"streamed"``. The Krylov basis that resolves the
   curves to 1e-8 holds about half of p at ψ_p = 64 (the spectrum of U has p − n − d eigenvalues
   spread around s_t² that V sees; measured 28 blocks of 64 at p = 4096), so with few blocks
   (p/(2d) > ``lanczos_max_steps``, small d) one eigendecomposition is the route.
+
+Spectra (``spectrum``): ``"exact"`` (all p eigenvalues), ``"edges"`` (the top eigenvalues by
+:func:`rfdiff.lanczos.top_eigenvalues`; the rest of the mass is not resolved and sits in one node at 0),
+``"slq"`` (stochastic Lanczos quadrature: a smooth picture of the bulk that cannot resolve single
+eigenvalues, so the spectral rows λ_mem, λ_pop and their τ are NaN, with the reason in
+``diagnostics["spectral_rows"]``). :func:`resolve` turns ``"auto"`` into the route and spectrum
+actually used (what a cache key must name); :func:`route_cost` gives its bytes and operations.
 
 ``model="ge"`` replaces the exact model by its Gaussian equivalent on the same W and X
 (:func:`rfdiff.theory.ge_dynamics`): the control whose finite-size correction should vanish.
@@ -33,11 +41,13 @@ import time
 from typing import Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import dynamics, lanczos
-from ._util import check_positive, check_positive_int
-from .io import device_memory
+from ._util import check_positive, check_positive_int, stream_key, warn
+from .matrices import FeatureMoments
+from .resources import device_memory
 from .model import RFConfig, RFProblem, build_problem, data_law
 from .model import draw
 from .theory import ge_dynamics, predict
@@ -45,13 +55,16 @@ from .results import CURVE_FIELDS, Curves, Prediction, Spectrum, Thresholds, Tim
 from .timescales import extract
 
 __all__ = ["TauGrid", "StudyOptions", "Study", "Side", "StudyResult", "run", "run_study", "memory_estimate",
-           "available_memory", "choose_method", "theory_warnings", "METHODS", "MODELS", "THEORY_MIN_D"]
+           "available_memory", "choose_method", "choose_spectrum", "resolve", "route_cost", "theory_warnings",
+           "METHODS", "MODELS", "SPECTRA", "THEORY_MIN_D"]
 
 METHODS = ("auto", "lanczos", "dense", "streamed")
 MODELS = ("exact", "ge")
-SPECTRA = ("auto", "exact", "slq")
+SPECTRA = ("auto", "exact", "edges", "slq")
 THEORY_MIN_D = 8           # below it the d → ∞ theory is not a meaningful comparison (a warning is recorded)
-EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); SLQ beyond
+EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); its top eigenvalues by block Lanczos beyond
+EDGE_MAX_STEPS = 16          # at most this many blocks of the top-eigenvalue Lanczos ("edges" spectrum)
+EDGE_BLOCKS = 7              # blocks the memory and operation estimates assume (measured 5–7 to 1e-8)
 DENSE_MAX_P = 3000           # CPU: the "auto" route eigendecomposes U up to this p, then Krylov
 
 
@@ -98,7 +111,7 @@ class StudyOptions:
     eta: Optional[float] = None               # discrete GD step (None: gradient flow)
     thresholds: Thresholds = Thresholds()
     theory: bool = True
-    spectrum: str = "auto"                    # "exact" eigenvalues, "slq", or auto (exact when U is formed)
+    spectrum: str = "auto"                    # "exact" eigenvalues, top "edges" by Lanczos, "slq", or auto (resolve)
     lanczos_tol: float = 1e-8
     lanczos_max_steps: int = 64
     slq_probes: int = 16
@@ -173,22 +186,57 @@ class StudyResult:
 # memory and route
 
 
-def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, basis_blocks: int = 40) -> int:
-    """Peak bytes of one route (float64): p×p arrays, Mehler factors g_k (p × n), Krylov basis (p × m).
+def _edge_sizes(p: int, n: int, d: int) -> tuple[int, int]:
+    """(k, b) of the "edges" spectrum: the top k = max(n, d + 1) eigenvalues (λ_mem is the n-th largest,
+    λ_pop the d-th, λ_mem_upper the (d+1)-th) and the Lanczos block b = n + d + o, o = max(32, (n + d)/16)."""
+    k = min(p, max(n, d + 1))
+    return k, min(p, n + d + max(32, (n + d) // 16))
 
-    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p² doubles; lanczos: U, Ũ, the
-    eigenvalue workspace and temporaries ≈ 4 p² doubles plus the basis; streamed: no p × p array.
-    """
-    p, n, d = int(p), int(n), int(d)
-    g = 2 * (max_order + 1) * p * n * 8 + 3 * p * n * 8
-    basis = 3 * p * min(p, basis_blocks * d) * 8
+
+def _auto_spectrum(p: int, method: str) -> str:
     if method == "dense":
-        return 7 * 8 * p * p + g
+        return "exact"
+    if method == "lanczos" and (p <= EXACT_SPECTRUM_MAX_P or jax.default_backend() != "cpu"):
+        return "exact"
+    return "edges"
+
+
+def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, basis_blocks: int = 40, *,
+                    n_tau: int = 0, spectrum: str = "auto", slq_columns: int = 16 * 80) -> int:
+    """Peak bytes of one route (float64), stage by stage (docs/theory.md §3.4).
+
+    Mehler factors g_k while U is built: (max_order + 2) p n; Krylov stage: basis, Ritz basis and Ũ·basis,
+    3 p m (m = min(p, ``basis_blocks``·d)); spectrum stage: a copy of U for LAPACK (``"exact"``), or the
+    top-eigenvalue Lanczos basis p m_e, T (m_e²) and two blocks (``"edges"``, m_e = 7 blocks of
+    n + d + o), or the SLQ basis; τ grid: 4 arrays of at most ``GRID_CHUNK`` elements (``n_tau`` × modes,
+    p or m, evaluated in slices: :func:`curves_chunked`) and 8 output curves of ``n_tau`` points.
+    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p²; lanczos: U (Ũ streamed);
+    streamed: no p × p array.
+    """
+    p, n, d, n_tau = int(p), int(n), int(d), int(n_tau)
+    if method not in ("dense", "lanczos", "streamed"):
+        raise ValueError(f"method must be one of dense, lanczos, streamed, got {method!r}")
+    if spectrum == "auto":
+        spectrum = _auto_spectrum(p, method)
+    if spectrum not in SPECTRA[1:]:
+        raise ValueError(f"spectrum must be one of {', '.join(SPECTRA)}, got {spectrum!r}")
+    g = (max_order + 2) * p * n * 8
+    grid = lambda r: 4 * 8 * min(n_tau * r, GRID_CHUNK) + 8 * 8 * n_tau      # noqa: E731
+    if method == "dense":
+        return 7 * 8 * p * p + g + grid(p)
+    m = min(p, basis_blocks * d)
+    if spectrum == "exact":
+        spec = 8 * p * p
+    elif spectrum == "edges":
+        _, b = _edge_sizes(p, n, d)
+        m_e = min(p, EDGE_BLOCKS * b)
+        spec = 8 * (p * m_e + m_e * m_e + 2 * p * b + p * n)
+    else:
+        spec = 8 * p * slq_columns
+    stages = max(3 * 8 * p * m, 8 * p * m + spec, 8 * p * m + grid(m))
     if method == "lanczos":
-        return 4 * 8 * p * p + g + basis
-    if method == "streamed":
-        return g + basis + 8 * 1024 * p * 2
-    raise ValueError(f"method must be one of dense, lanczos, streamed, got {method!r}")
+        return 8 * p * p + max(g, 8 * p * n + stages)
+    return g + stages + 8 * 1024 * p * 2
 
 
 def available_memory() -> int:
@@ -207,28 +255,123 @@ def available_memory() -> int:
 
 
 def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] = None,
-                  max_steps: int = 64) -> str:
+                  max_steps: int = 64, *, n_tau: int = 0, spectrum: str = "auto") -> str:
     """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory`` (module docstring).
 
-    Raises ValueError (naming ``p``) when even the streamed route does not fit, or when an
-    explicitly requested route does not.
+    The memory needed includes the spectrum's stage and ``n_tau`` points of the τ grid
+    (:func:`memory_estimate`). Raises ValueError (naming ``p``) when even the streamed route does not
+    fit, or when an explicitly requested route does not.
     """
     memory = available_memory() if memory is None else memory
-    need = {m: memory_estimate(config.p, config.n, config.d, m) for m in ("lanczos", "dense", "streamed")}
+
+    def need(m):
+        spec = spectrum if not (spectrum == "exact" and m == "streamed") else "edges"
+        return memory_estimate(config.p, config.n, config.d, m, n_tau=n_tau, spectrum=spec)
+
     if method == "auto":
         # the Krylov basis that resolves the curves holds about half of p (module docstring), i.e. about
         # p/(2d) blocks: beyond ``max_steps`` of them (small d) one eigendecomposition is the better route
         krylov_ok = 0.5 * config.p / config.d <= max_steps
         dense_first = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu" or \
             (not krylov_ok and config.p <= EXACT_SPECTRUM_MAX_P)
-        for m in (("dense",) if dense_first else ()) + ("lanczos", "streamed"):
-            if need[m] <= memory:
+        for m in (("dense",) if dense_first else ()) + ("lanczos",) + (() if spectrum == "exact" else ("streamed",)):
+            if need(m) <= memory:
                 return m
         method = "streamed"
-    if need[method] > memory:
-        raise ValueError(f"p={config.p}: the {method} route needs about {need[method] / 1e9:.1f} GB "
-                         f"(n={config.n}, d={config.d}) but {memory / 1e9:.1f} GB are available")
+    if need(method) > memory:
+        raise ValueError(f"p={config.p}: the {method} route needs about {need(method) / 1e9:.1f} GB "
+                         f"(n={config.n}, d={config.d}, n_tau={n_tau}) but {memory / 1e9:.1f} GB are available")
     return method
+
+
+def choose_spectrum(config: RFConfig, method: str, spectrum: str = "auto") -> str:
+    """The spectrum of route ``method``: ``spectrum`` itself, or under ``"auto"`` the exact eigenvalues where the
+    route has them or they are affordable (p ≤ 8192 on CPU, any p on an accelerator), else ``"edges"``.
+
+    ``"exact"`` needs U formed (not the streamed route): ValueError naming ``spectrum`` otherwise.
+    """
+    if spectrum not in SPECTRA:
+        raise ValueError(f"spectrum must be one of {', '.join(SPECTRA)}, got {spectrum!r}")
+    if method not in METHODS[1:]:
+        raise ValueError(f"method must be one of {', '.join(METHODS[1:])}, got {method!r}")
+    if spectrum == "auto":
+        return _auto_spectrum(config.p, method)
+    if spectrum == "exact" and method == "streamed":
+        raise ValueError("spectrum='exact' needs U formed (method 'dense' or 'lanczos'), not the streamed route")
+    return spectrum
+
+
+def resolve(config: RFConfig, options: "StudyOptions" = None, memory: Optional[int] = None) -> "StudyOptions":
+    """``options`` with ``method`` and ``spectrum`` replaced by the route and spectrum :func:`run` will use here.
+
+    Call it before hashing a :class:`Study` for a cache, so the key names what was computed: under
+    ``"auto"`` the route depends on this machine's memory and backend. Idempotent. The Gaussian-equivalent
+    control (``model="ge"``) always eigendecomposes: ``"dense"`` and ``"exact"``.
+    """
+    options = StudyOptions() if options is None else options
+    if not isinstance(config, RFConfig):
+        raise ValueError(f"config must be an RFConfig, got {type(config).__name__}")
+    if not isinstance(options, StudyOptions):
+        raise ValueError(f"options must be a StudyOptions, got {type(options).__name__}")
+    if options.model == "ge":
+        return dataclasses.replace(options, method="dense", spectrum="exact")
+    method = choose_method(config, options.method, memory, options.lanczos_max_steps, n_tau=options.taus.n_tau + 1,
+                           spectrum=options.spectrum)
+    return dataclasses.replace(options, method=method, spectrum=choose_spectrum(config, method, options.spectrum))
+
+
+def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis: Optional[int] = None,
+               edge_basis: Optional[int] = None, pop_order: int = 8, memory: Optional[int] = None) -> dict:
+    """Operations per stage and peak bytes of the route of ``resolve(config, options)`` (docs/theory.md §3.4).
+
+    ``order``/``pop_order``: Mehler orders K, K̃ of U and Ũ; ``basis``: the curves' Krylov basis m
+    (default min(p, steps·d)); ``edge_basis``: the top-eigenvalue basis m_e (default 7 blocks of
+    b = n + d + o). With a dense U (upper half formed, mirrored):
+
+    * matrices: (K + 1) p² n + p² d (U) + (K̃ + 1) p² (+ 2 p² d on the dense route, Ũ formed);
+    * dynamics, dense: 9 p³ (eigenvectors) + 4 p³ (QᵀŨQ); Krylov: 2 p² m (U·K) + 2 p m² (reorthogonalisation)
+      + 2 p² m + 2 p² d (Ũ streamed through the Ritz basis) + 2 p m² (its projection) + 9 m³;
+    * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"``:
+      2 p² m_e + 2 p m_e² + (4/3) m_e³ per checked block (≈ 4 of them) ; ``"slq"``: 2 p² · probes · steps;
+    * curves: 2 n_tau r² (fᵀ H f for r modes) + O(n_tau r).
+
+    On the streamed route every product with U also rebuilds its rows: (K + 1) 2 p² n + 2 p² d per product.
+    ``memory``: bytes the route may use (default: this machine's, :func:`available_memory`).
+    """
+    o = resolve(config, options, memory)
+    p, n, d = float(config.p), float(config.n), float(config.d)
+    n_tau = float(o.taus.n_tau + 1)
+    out = {}
+    if o.model == "ge":
+        r = n + 2 * d
+        out = {"matrices": p * r * r, "dynamics": 9 * r ** 3, "spectrum": 0.0, "curves": 2 * n_tau * r * r}
+    else:
+        K, Kp = float(order), float(pop_order)
+        m = float(basis if basis is not None else min(config.p, o.lanczos_max_steps * config.d))
+        _, b = _edge_sizes(config.p, config.n, config.d)
+        m_e = float(edge_basis if edge_basis is not None else min(config.p, EDGE_BLOCKS * b))
+        rebuild = (K + 1) * 2 * p * p * n + 2 * p * p * d if o.method == "streamed" else 0.0
+        out["matrices"] = (0.0 if o.method == "streamed" else (K + 1) * p * p * n + p * p * d) + (Kp + 1) * p * p \
+            + (2 * p * p * d if o.method == "dense" else 0.0)
+        if o.method == "dense":
+            out["dynamics"] = 13 * p ** 3
+            r = p
+        else:
+            out["dynamics"] = 2 * p * p * m + 4 * p * m * m + 2 * p * p * m + 2 * p * p * d + 9 * m ** 3 \
+                + rebuild * m / d
+            r = m
+        if o.spectrum == "exact":
+            out["spectrum"] = 0.0 if o.method == "dense" else 4 / 3 * p ** 3
+        elif o.spectrum == "edges":
+            out["spectrum"] = 2 * p * p * m_e + 2 * p * m_e * m_e + 4 * 4 / 3 * m_e ** 3 + rebuild * m_e / b
+        else:
+            out["spectrum"] = 2 * p * p * o.slq_probes * o.slq_steps + rebuild * o.slq_steps
+        out["curves"] = 2 * n_tau * r * r
+    out["total"] = sum(out.values())
+    out["bytes"] = 0 if o.model == "ge" else memory_estimate(config.p, config.n, config.d, o.method,
+                                                            n_tau=int(n_tau), spectrum=o.spectrum)
+    out["method"], out["spectrum_method"] = o.method, o.spectrum
+    return out
 
 
 def theory_warnings(config: RFConfig) -> tuple[str, ...]:
@@ -267,14 +410,42 @@ def _theory(config: RFConfig, problem_data, taus: np.ndarray) -> tuple[Predictio
     return dataclasses.replace(fin, curves=curves, test_loss_inf=inf.test_loss_inf, diagnostics=diag), inf
 
 
-def _side(curves: Curves, spectrum: Optional[Spectrum], config: RFConfig, thresholds: Thresholds) -> Side:
-    """Split the curves on the grid + τ = ∞ (the last point) and read the timescales off the grid part."""
+GRID_CHUNK = 1 << 24        # τ points × modes evaluated at once by :func:`curves_chunked` (4 such arrays: 0.5 GB)
+
+
+def curves_chunked(dyn, taus: np.ndarray, eta: Optional[float] = None, chunk: int = GRID_CHUNK) -> Curves:
+    """``dyn.curves(taus, eta)`` evaluated on slices of the τ grid of at most ``chunk``/modes points, joined.
+
+    The evaluation holds about 4 arrays of (τ points × modes); slicing bounds them by ``chunk``
+    elements each, so a long grid costs only its output curves (docs/theory.md §3.4)."""
+    r = int(np.shape(dyn.lam)[0])
+    step = max(1, chunk // max(r, 1))
+    if len(taus) <= step:
+        return dyn.curves(taus, eta=eta)
+    parts = [dyn.curves(taus[i:i + step], eta=eta) for i in range(0, len(taus), step)]
+    joined = {k: None if getattr(parts[0], k) is None else np.concatenate([getattr(c, k) for c in parts], axis=-1)
+              for k in CURVE_FIELDS}
+    extra = {k: np.concatenate([c.extra[k] for c in parts], axis=-1) for k in parts[0].extra}
+    return Curves(np.concatenate([c.tau for c in parts]), **joined, extra=extra, method=parts[0].method)
+
+
+SPECTRAL_ROWS = ("lambda_mem", "tau_mem_spectral", "lambda_mem_upper", "lambda_pop", "tau_gen_spectral")
+
+
+def _side(curves: Curves, spectrum: Optional[Spectrum], config: RFConfig, thresholds: Thresholds,
+          unresolved: Optional[str] = None) -> Side:
+    """Split the curves on the grid + τ = ∞ (the last point) and read the timescales off the grid part.
+
+    ``unresolved`` (a reason): the spectrum cannot resolve single eigenvalues (SLQ), so the spectral
+    rows are NaN rather than read off it."""
     grid = dataclasses.replace(curves, **{k: None if v is None else v[..., :-1] for k, v in _fields(curves).items()},
                                tau=curves.tau[:-1], extra={k: v[..., :-1] for k, v in curves.extra.items()})
     limit = dataclasses.replace(curves, **{k: None if v is None else v[..., -1:] for k, v in _fields(curves).items()},
                                 tau=curves.tau[-1:], extra={k: v[..., -1:] for k, v in curves.extra.items()})
-    return Side(grid, spectrum, extract(grid, thresholds, spectrum, n=config.n, p=config.p, d=config.d, t=config.t),
-                limit)
+    ts = extract(grid, thresholds, spectrum, n=config.n, p=config.p, d=config.d, t=config.t)
+    if unresolved:
+        ts = dataclasses.replace(ts, **{k: math.nan for k in SPECTRAL_ROWS})
+    return Side(grid, spectrum, ts, limit)
 
 
 def _fields(curves: Curves) -> dict:
@@ -303,12 +474,12 @@ def run(config: RFConfig, options: StudyOptions = StudyOptions(),
 
     # the theory runs after the simulation, not beside it: on 2 cores a second thread slowed the
     # simulation's BLAS by more than the theory's own time (measured at p = 4096)
-    method = choose_method(config, options.method, max_steps=options.lanczos_max_steps) \
-        if options.model == "exact" else "ge"
-    return _run(config, options, method, tell, timings, diag, lap)
+    resolved = resolve(config, options)
+    method = resolved.method if options.model == "exact" else "ge"
+    return _run(config, options, method, tell, timings, diag, lap, resolved.spectrum)
 
 
-def _run(config, options, method, tell, timings, diag, lap) -> StudyResult:
+def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact") -> StudyResult:
     if options.model == "ge":
         if config.data.kind == "mixture":
             raise ValueError("model='ge' needs zero-mean Gaussian data (the Gaussian equivalent of Lemma C.1)")
@@ -321,24 +492,38 @@ def _run(config, options, method, tell, timings, diag, lap) -> StudyResult:
         spectrum = Spectrum.from_eigenvalues(eig, "exact eigenvalues of the Gaussian-equivalent U")
     else:
         diag["method"] = method
-        diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method)
+        diag["spectrum_method"] = spectrum_kind
+        diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method,
+                                                        n_tau=options.taus.n_tau + 1, spectrum=spectrum_kind)
         tell("matrices")
-        problem = build_problem(config, dense_population=(method != "streamed"), dense_train=(method != "streamed"))
+        problem = build_problem(config, dense_population=(method == "dense"), dense_train=(method == "dense"))
+        G0 = None
+        if method != "dense" and spectrum_kind == "edges":
+            G0 = problem.train_plan.G[0].copy()       # the start block of the top-eigenvalue Lanczos
+        if method == "lanczos":                       # U formed from its plan, whose g_k are then freed
+            plan = problem.train_plan
+            problem = dataclasses.replace(problem, train_plan=None, train=FeatureMoments(
+                plan.dense(), problem.train.V, plan.order, plan.error,
+                {"method": "mehler", **plan.info, "tol": config.tol, "converged": bool(plan.error < config.tol)}))
+            del plan
         diag["matrices"] = {"train_order": problem.train.order, "train_trunc_error": problem.train.trunc_error,
                             "train_quad_order": problem.train.info.get("quad_order"),
                             "pop_order": problem.pop.order, "pop_trunc_error": problem.pop.trunc_error,
-                            "fisher": problem.fisher}
+                            "fisher": problem.population.fisher}
         lap("matrices")
         tell("dynamics")
         dyn = _dynamics(problem, method, options)
         diag["dynamics"] = {"n_negative_eigenvalues": dyn.n_negative, **(dyn.info or {"method": "dense eigenvectors"})}
         lap("dynamics")
         tell("spectrum")
-        spectrum = _spectrum(problem, dyn, method, options)
+        spectrum, diag["spectrum"] = _spectrum(problem, dyn, method, options, spectrum_kind, G0)
         lap("spectrum")
     tell("curves")
     taus = np.append(options.taus.values(), np.inf)      # the grid, then τ = ∞
-    sim = _side(dyn.curves(taus, eta=options.eta), spectrum, config, options.thresholds)
+    unresolved = diag.get("spectrum", {}).get("unresolved")
+    if unresolved:
+        diag["spectral_rows"] = unresolved
+    sim = _side(curves_chunked(dyn, taus, options.eta), spectrum, config, options.thresholds, unresolved)
     lap("curves")
     warns = theory_warnings(config)
     theory = theory_inf = pred = pred_inf = None
@@ -362,26 +547,60 @@ def _dynamics(problem: RFProblem, method: str, options: StudyOptions) -> dynamic
     if method == "dense":
         return dynamics.from_problem(problem)
     U = problem.train.U if problem.train.U is not None else problem.train_plan
-    U_pop = problem.pop.U if problem.pop.U is not None else problem.pop_plans
     return lanczos.krylov_dynamics(U, problem.train.V, problem.config.t, tol=options.lanczos_tol,
-                                   max_steps=options.lanczos_max_steps, U_pop=U_pop, V_pop=problem.pop.V,
-                                   fisher=problem.fisher, emp_cross=problem.emp_cross, emp_sq=problem.emp_sq)
+                                   max_steps=options.lanczos_max_steps, pop=problem.population)
 
 
-def _spectrum(problem: RFProblem, dyn, method: str, options: StudyOptions) -> Spectrum:
+def _spectrum(problem: RFProblem, dyn, method: str, options: StudyOptions, kind: str,
+              G0: Optional[np.ndarray] = None) -> tuple[Spectrum, dict]:
+    """The spectrum of U by ``kind`` (module docstring) and its diagnostics (``unresolved``: why the rows are NaN)."""
     p = problem.config.p
-    kind = options.spectrum
-    if kind == "auto":
-        kind = "exact" if method == "dense" or (method == "lanczos" and (
-            p <= EXACT_SPECTRUM_MAX_P or jax.default_backend() != "cpu")) else "slq"
     if kind == "exact" and method == "dense":
-        return Spectrum.from_eigenvalues(np.asarray(dyn.lam), "exact eigenvalues (with eigenvectors)")
+        return Spectrum.from_eigenvalues(np.asarray(dyn.lam), "exact eigenvalues (with eigenvectors)"), {"kind": kind}
     U = problem.train.U if problem.train.U is not None else problem.train_plan
     if kind == "exact":
         if problem.train.U is None:
             raise ValueError("spectrum='exact' needs U formed (method 'dense' or 'lanczos')")
-        return Spectrum.from_eigenvalues(dynamics.eigvalsh(U), "exact eigenvalues")
-    with jax.enable_x64(True):
-        key = jax.random.PRNGKey(problem.config.seed + 1)
+        return Spectrum.from_eigenvalues(dynamics.eigvalsh(U), "exact eigenvalues"), {"kind": kind}
+    if kind == "edges":
+        return _edges(problem, U, G0, options)
+    key = stream_key(problem.config.seed, "slq")
     nodes, w = lanczos.slq_spectrum(U, p, key, options.slq_probes, options.slq_steps)
-    return Spectrum(nodes, w, f"SLQ ({options.slq_probes} probes × {options.slq_steps} steps; Ritz values)")
+    why = (f"stochastic Lanczos quadrature ({options.slq_probes} probes × {options.slq_steps} steps) gives nodes of "
+           f"weight ≫ 1/p and cannot resolve the n-th or d-th largest eigenvalue (use spectrum='edges')")
+    return (Spectrum(nodes, w, f"SLQ ({options.slq_probes} probes × {options.slq_steps} steps; Ritz values)"),
+            {"kind": kind, "unresolved": why})
+
+
+def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOptions) -> tuple[Spectrum, dict]:
+    """The top k = max(n, d + 1) eigenvalues of U by block Lanczos (:func:`rfdiff.lanczos.top_eigenvalues`).
+
+    Start block [G₀, V, Z]: the k = 0 Mehler factor G₀ (p × n, the mean features of the training
+    points, which span most of the memorisation bulk), V (the population bulk) and o Gaussian columns
+    (stream ``"edges"``). The spectrum holds the k Ritz values with weight 1/p each and the unresolved
+    mass (p − k)/p in one node at 0, so every quantile above 1 − k/p (λ_mem, λ_mem_upper, λ_pop) is
+    the corresponding Ritz value (docs/theory.md §6.2).
+    """
+    c = problem.config
+    p, n, d = c.p, c.n, c.d
+    k, b = _edge_sizes(p, n, d)
+    V = np.asarray(problem.train.V, dtype=np.float64)
+    first = G0 if G0 is not None else None
+    n_rand = b - d - (0 if first is None else first.shape[1])
+    with jax.enable_x64(True):
+        Z = np.asarray(jax.random.normal(stream_key(c.seed, "edges"), (p, max(n_rand, 0)), dtype=jnp.float64))
+    X0 = np.concatenate(([] if first is None else [first]) + [V, Z], axis=1)[:, :b]
+    vals, resid, info = lanczos.top_eigenvalues(U, X0, k, tol=options.lanczos_tol, max_steps=EDGE_MAX_STEPS)
+    if not info["converged"]:
+        warn(f"top-eigenvalue Lanczos stopped at {info['blocks']} blocks with the top {k} Ritz values still changing "
+             f"by {info['change']:.2e} > tol {options.lanczos_tol:.2e}")
+    rest = p - k
+    nodes = np.concatenate([[0.0] if rest else [], vals])
+    weights = np.concatenate([[rest / p] if rest else [], np.full(k, 1.0 / p)])
+    sp = Spectrum(nodes, weights, f"top {k} eigenvalues by block Lanczos (residual ≤ {resid.max(initial=0):.1e}); "
+                                  f"the other {rest} not resolved (mass at 0)")
+    edges = {}
+    for name, i in (("lambda_pop", d), ("lambda_mem_upper", d + 1), ("lambda_mem", n)):
+        if 1 <= i <= k:
+            edges[name] = {"value": float(vals[i - 1]), "residual_bound": float(resid[i - 1])}
+    return sp, {"kind": "edges", **info, "edges": edges}

@@ -109,18 +109,30 @@ def extract(curves: Curves, thresholds: Thresholds = Thresholds(), spectrum: Opt
     """All timescales of one side (simulation or theory) by the rules above (docs/theory.md §6).
 
     Needs ``curves.score_error`` for τ_gen and ``curves.gen_gap`` for τ_mem (NaN without them);
-    the spectral quantities need ``spectrum`` and the sizes n, p, d and the time t.
+    the spectral quantities need ``spectrum`` and the sizes n, p, d and the time t. A value that
+    sits at an end of the τ grid is a bound, and is named in ``Timescales.at_grid_end``.
     """
-    out = {}
+    out, ends = {}, []
+    tau = curves.tau
     if curves.score_error is not None and curves.score_error.ndim == 1:
-        g = tau_gen(curves.tau, curves.score_error, thresholds.gen_frac)
+        g = tau_gen(tau, curves.score_error, thresholds.gen_frac)
         out.update(tau_gen=g["tau_gen"], min_score_error=g["min"], tau_at_min=g["tau_at_min"])
+        if g["tau_gen"] == tau[0]:
+            ends.append("tau_gen<")
+        if g["tau_at_min"] == tau[-1] and curves.score_error[-1] < curves.score_error[-2]:
+            ends.append("min_score_error>")
     if curves.gen_gap is not None and curves.gen_gap.ndim == 1:
-        m = tau_mem(curves.tau, curves.gen_gap, thresholds.mem_frac, thresholds.mem_abs)
+        m = tau_mem(tau, curves.gen_gap, thresholds.mem_frac, thresholds.mem_abs)
         out.update(tau_mem=m["tau_mem"], tau_mem_abs=m["tau_mem_abs"], final_gap=m["final_gap"])
+        if m["tau_mem"] == tau[0]:
+            ends.append("tau_mem<")
+        if m["tau_mem_abs"] == tau[0]:
+            ends.append("tau_mem_abs<")
+        elif math.isnan(m["tau_mem_abs"]):
+            ends.append("tau_mem_abs>")
     if spectrum is not None and None not in (n, p, d, t):
         lam, lam_pop = memorisation_edge(spectrum, n, p, d), population_edge(spectrum, p, d)
         out.update(lambda_mem=lam, tau_mem_spectral=spectral_tau(lam, p / d, t),
                    lambda_mem_upper=memorisation_upper_edge(spectrum, n, p, d),
                    lambda_pop=lam_pop, tau_gen_spectral=spectral_tau(lam_pop, p / d, t))
-    return Timescales(**out, thresholds=thresholds)
+    return Timescales(**out, thresholds=thresholds, at_grid_end=tuple(ends))

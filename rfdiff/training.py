@@ -47,6 +47,7 @@ from ._util import check_finite_array, check_positive, check_positive_int, warn,
 from .activations import Activation, get_activation
 from .diffusion import delta
 from .metrics import quadratic_loss, score_error
+from .population import Population, check_population
 from .results import Curves, register
 
 OPTIMIZERS = ("gd", "momentum", "adam")
@@ -178,13 +179,14 @@ def _metrics(spec: _Spec, data: dict, A) -> dict:
         out["train_loss"] = quadratic_loss(B, data["U"], data["V"], spec.t)
     if data["c"] is not None:  # frozen objective: constant ‖Ξ‖²/(nmd) in place of 1
         out["objective"] = quadratic_loss(B, data["Uo"], data["Vo"], spec.t) - 1.0 + data["c"]
-    if data["U_pop"] is not None:
-        out["test_loss"] = quadratic_loss(B, data["U_pop"], data["V_pop"], spec.t)
-        if data["fisher"] is not None:
-            out["score_error"] = score_error(B, data["U_pop"], data["V_pop"], spec.t, data["fisher"])
-        if data["emp_cross"] is not None:
-            out["emp_distance"] = (jnp.sum((B @ data["U_pop"]) * B) - 2.0 * jnp.sum(B * data["emp_cross"].T)
-                                   + data["emp_sq"]) / d
+    pop = data["pop"]
+    if pop is not None:
+        out["test_loss"] = quadratic_loss(B, pop["U"], pop["V"], spec.t)
+        if pop["fisher"] is not None:
+            out["score_error"] = score_error(B, pop["U"], pop["V"], spec.t, pop["fisher"])
+        if pop["emp_cross"] is not None:
+            out["emp_distance"] = (jnp.sum((B @ pop["U"]) * B) - 2.0 * jnp.sum(B * pop["emp_cross"].T)
+                                   + pop["emp_sq"]) / d
     if spec.save_A:
         out["A"] = A
     return out
@@ -307,10 +309,18 @@ def _array(name: str, x, shape: tuple) -> jnp.ndarray:
     return jnp.asarray(x, dtype=jnp.float64)
 
 
+def _population_arrays(pop: Optional[Population]) -> Optional[dict]:
+    """The population as a pytree of float64 JAX arrays (None entries where a moment is absent)."""
+    if pop is None:
+        return None
+    f = lambda a: None if a is None else jnp.asarray(a, dtype=jnp.float64)  # noqa: E731
+    return {"U": f(pop.U), "V": f(pop.V), "fisher": f(pop.fisher), "emp_cross": f(pop.emp_cross),
+            "emp_sq": f(pop.emp_sq)}
+
+
 @x64
 def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=None, X=None,
-          activation="tanh", U_pop=None, V_pop=None, fisher: Optional[float] = None,
-          emp_cross=None, emp_sq: Optional[float] = None, A0=None,
+          activation="tanh", pop: Optional[Population] = None, A0=None,
           callback: Optional[Callable[[float, float], None]] = None) -> "TrainResult":
     """Train A (d×p) from ``A0`` (default 0) by full-batch ``config.optimizer`` (docs/theory.md §3).
 
@@ -322,9 +332,8 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
             ``noise="exact"``, optional otherwise (they give the logged ``train_loss``).
         W, X: frozen features (p, d) and training points (n, d); required for "frozen"/"fresh".
         activation: name, :class:`Activation` or callable (frozen/fresh).
-        U_pop, V_pop: population Ũ, Ṽ for ``test_loss`` (and ``gen_gap`` when U, V are given).
-        fisher: J = E‖∇log P_t‖² for ``score_error`` (needs U_pop, V_pop).
-        emp_cross, emp_sq: E[φ s_empᵀ] (p, d) and E‖s_emp‖² for ``emp_distance`` (needs U_pop).
+        pop: :class:`~rfdiff.population.Population`: Ũ, Ṽ for ``test_loss`` (and ``gen_gap`` when U, V
+            are given), J for ``score_error``, the empirical-score moments for ``emp_distance``.
         A0: initial weights (d, p); default zeros as in the paper.
         callback: called as ``callback(tau_done, tau_max)`` after each jitted chunk.
 
@@ -342,68 +351,67 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     t = check_positive("t", t)
     _check_key(key)
-    needs = ("U", "V") if config.noise == "exact" else ("W", "X")
-    given = {"U": U, "V": V, "W": W, "X": X}
-    for name in needs:
-        if given[name] is None:
-            raise ValueError(f"{name} is required for noise={config.noise!r}")
-    if (U is None) != (V is None):
-        raise ValueError("U and V must be given together")
-    if (U_pop is None) != (V_pop is None):
-        raise ValueError("U_pop and V_pop must be given together")
-    if fisher is not None and U_pop is None:
-        raise ValueError("fisher needs U_pop and V_pop")
-    if (emp_cross is None) != (emp_sq is None) or (emp_cross is not None and U_pop is None):
-        raise ValueError("emp_cross and emp_sq must be given together, with U_pop and V_pop")
-
-    ref = np.shape(V) if V is not None else np.shape(W)
-    if len(ref) != 2:
-        raise ValueError(f"{'V' if V is not None else 'W'} must be a (p, d) matrix, got shape {ref}")
-    p, d = ref
-    data = {"U": None, "V": None, "Uo": None, "Vo": None, "c": None, "W": None, "Xs": None, "key": None,
-            "U_pop": None, "V_pop": None, "fisher": None, "emp_cross": None, "emp_sq": None}
-    if U is not None:
-        data["U"], data["V"] = _array("U", U, (p, p)), _array("V", V, (p, d))
-    if U_pop is not None:
-        data["U_pop"], data["V_pop"] = _array("U_pop", U_pop, (p, p)), _array("V_pop", V_pop, (p, d))
-    if fisher is not None:
-        data["fisher"] = jnp.asarray(check_finite_array("fisher", fisher), dtype=jnp.float64)
-    if emp_cross is not None:
-        data["emp_cross"] = _array("emp_cross", emp_cross, (p, d))
-        data["emp_sq"] = jnp.asarray(check_finite_array("emp_sq", emp_sq), dtype=jnp.float64)
+    p, d = _check_inputs(config, U, V, W, X)
     A0 = jnp.zeros((d, p)) if A0 is None else _array("A0", A0, (d, p))
-
-    act = None
-    if config.noise == "exact":
-        data["Uo"], data["Vo"] = data["U"], data["V"]
-    else:
-        act = get_activation(activation)
-        Wj = _array("W", W, (p, d))
-        X = check_finite_array("X", X)
-        if X.ndim != 2 or X.shape[1] != d:
-            raise ValueError(f"X must have shape (n, d={d}), got {X.shape}")
-        Xs = math.exp(-t) * jnp.asarray(X, dtype=jnp.float64)
-        if config.noise == "frozen":
-            data["Uo"], data["Vo"], data["c"] = _frozen_moments(
-                key, Wj, Xs, math.sqrt(delta(t)), jnp.asarray(config.m), act)
-        else:
-            data["W"], data["Xs"], data["key"] = Wj, jnp.tile(Xs, (config.m, 1)), key
-
+    data, act = _objective(key, config, t, p, d, U, V, W, X, activation)
+    data["pop"] = _population_arrays(check_population(pop, p, d))
     if config.noise == "fresh":
-        lam_max = _fresh_lambda_max(key, Wj, Xs, math.sqrt(delta(t)), act)
+        lam_max = _fresh_lambda_max(key, data["W"], data["Xs"][: np.shape(X)[0]], math.sqrt(delta(t)), act)
     else:
         lam_max = _lambda_max(data["Uo"])
     _check_stability(config, lam_max, p, d, t, estimated=config.noise == "fresh")
     steps = config.checkpoint_steps(d)
+    spec = _Spec(config.optimizer, config.noise == "fresh", t, act, config.save_A)
+    A, logged = _run_segments(spec, config, data, A0, steps, callback)
+    return _result(config, steps, A, logged)
+
+
+def _check_inputs(config: TrainConfig, U, V, W, X) -> tuple[int, int]:
+    """(p, d) from V (or W), after checking that the matrices the noise mode needs are given."""
+    given = {"U": U, "V": V, "W": W, "X": X}
+    for name in (("U", "V") if config.noise == "exact" else ("W", "X")):
+        if given[name] is None:
+            raise ValueError(f"{name} is required for noise={config.noise!r}")
+    if (U is None) != (V is None):
+        raise ValueError("U and V must be given together")
+    ref = np.shape(V) if V is not None else np.shape(W)
+    if len(ref) != 2:
+        raise ValueError(f"{'V' if V is not None else 'W'} must be a (p, d) matrix, got shape {ref}")
+    return ref
+
+
+def _objective(key, config: TrainConfig, t: float, p: int, d: int, U, V, W, X, activation) -> tuple[dict, Optional[Activation]]:
+    """The traced inputs of the objective (module docstring): U, V for the logged train loss, and the quadratic
+    form actually trained (``Uo``, ``Vo``: exact U, V or the frozen-draw moments) or the fresh-noise batch inputs."""
+    data = {"U": None, "V": None, "Uo": None, "Vo": None, "c": None, "W": None, "Xs": None, "key": None}
+    if U is not None:
+        data["U"], data["V"] = _array("U", U, (p, p)), _array("V", V, (p, d))
+    if config.noise == "exact":
+        data["Uo"], data["Vo"] = data["U"], data["V"]
+        return data, None
+    act = get_activation(activation)
+    Wj = _array("W", W, (p, d))
+    X = check_finite_array("X", X)
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"X must have shape (n, d={d}), got {X.shape}")
+    Xs = math.exp(-t) * jnp.asarray(X, dtype=jnp.float64)
+    if config.noise == "frozen":
+        data["Uo"], data["Vo"], data["c"] = _frozen_moments(key, Wj, Xs, math.sqrt(delta(t)), jnp.asarray(config.m), act)
+    else:
+        data["W"], data["Xs"], data["key"] = Wj, jnp.tile(Xs, (config.m, 1)), key
+    return data, act
+
+
+def _run_segments(spec: _Spec, config: TrainConfig, data: dict, A0, steps: np.ndarray, callback) -> tuple:
+    """Optimiser steps between the checkpoints ``steps``, ``config.log_chunk`` segments per jitted call;
+    returns the final A and the metrics logged at each checkpoint."""
+    d = A0.shape[0]
     segs = np.diff(steps, prepend=0)
     L = config.log_chunk
-    pad = (-len(segs)) % L
-    segs = np.concatenate([segs, np.zeros(pad, np.int64)]).reshape(-1, L)
-
+    segs = np.concatenate([segs, np.zeros((-len(segs)) % L, np.int64)]).reshape(-1, L)
     hyper = {k: float(getattr(config, k)) for k in ("eta", "momentum", "b1", "b2", "eps")}
     state = _optimizer(config.optimizer, hyper).init(A0)
     hyper = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in hyper.items()}
-    spec = _Spec(config.optimizer, config.noise == "fresh", t, act, config.save_A)
     carry = (A0, state, jnp.zeros((), jnp.int64))
     logs = []
     step_tau = config.eta / d**2
@@ -412,15 +420,18 @@ def train(key: jax.Array, config: TrainConfig, t: float, *, U=None, V=None, W=No
         logs.append(jax.device_get(out))
         if callback is not None:
             callback(float(carry[2]) * step_tau, config.tau_max)
-
     T = len(steps)
-    logged = {name: np.concatenate([np.asarray(o[name]) for o in logs])[:T] for name in logs[0]}
+    return np.asarray(carry[0]), {name: np.concatenate([np.asarray(o[name]) for o in logs])[:T] for name in logs[0]}
+
+
+def _result(config: TrainConfig, steps: np.ndarray, A: np.ndarray, logged: dict) -> "TrainResult":
+    """The :class:`TrainResult` of the logged metrics (τ = k η/d²)."""
     A_path = logged.pop("A", None)
     extra = {"objective": logged.pop("objective")} if "objective" in logged else {}
-    curves = Curves(steps * step_tau, logged.get("train_loss"), logged.get("test_loss"), None,
+    curves = Curves(steps * (config.eta / A.shape[0]**2), logged.get("train_loss"), logged.get("test_loss"), None,
                     logged.get("score_error"), logged.get("emp_distance"), extra,
                     method=f"iterative {config.optimizer}, {config.noise} noise")
-    return TrainResult(curves, steps, np.asarray(carry[0]), A_path)
+    return TrainResult(curves, steps, A, A_path)
 
 
 @register
@@ -450,6 +461,4 @@ def train_problem(key: jax.Array, config: TrainConfig, problem, A0=None,
                   callback: Optional[Callable[[float, float], None]] = None) -> "TrainResult":
     """:func:`train` on an :class:`rfdiff.model.RFProblem` (all metrics available)."""
     return train(key, config, problem.config.t, U=problem.train.U, V=problem.train.V, W=problem.W,
-                 X=problem.X, activation=problem.config.activation, U_pop=problem.pop.U,
-                 V_pop=problem.pop.V, fisher=problem.fisher, emp_cross=problem.emp_cross,
-                 emp_sq=problem.emp_sq, A0=A0, callback=callback)
+                 X=problem.X, activation=problem.config.activation, pop=problem.population, A0=A0, callback=callback)

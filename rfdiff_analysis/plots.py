@@ -15,12 +15,18 @@ def pyplot():
     return plt
 
 
-def save(fig, stem, tight: bool = True) -> list[Path]:
-    """``stem.png`` and ``stem.pdf``, written atomically; the figure is closed."""
+def save(fig, stem, tight: bool = True, overwrite: bool = True) -> list[Path]:
+    """``stem.png`` and ``stem.pdf`` as one commit (both written, then published; rfdiff.io.commit); the figure is closed.
+
+    ``overwrite=False`` raises ``FileExistsError`` instead of replacing an existing figure."""
     from rfdiff import io
-    files = io.save_figure(fig, stem, tight)
-    pyplot().close(fig)
-    return files
+    stem = Path(stem)
+    kw = {"dpi": 150, "bbox_inches": "tight" if tight else None}
+    try:
+        return io.commit({stem.with_name(f"{stem.name}.{ext}"): (lambda fh, ext=ext: fig.savefig(fh, format=ext, **kw))
+                          for ext in ("png", "pdf")}, overwrite)
+    finally:
+        pyplot().close(fig)
 
 
 def _vline(ax, x, color, ls, label):

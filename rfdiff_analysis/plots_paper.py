@@ -1,4 +1,5 @@
-"""The paper's figures drawn from the figures sweep (plotting only: every number comes from rfdiff.pipelines.paper)."""
+"""The paper's figures drawn from the figures sweep (plotting only: every number comes from the typed summaries of
+rfdiff.pipelines.paper and the labelled results they name)."""
 from __future__ import annotations
 
 import math
@@ -19,38 +20,38 @@ LABELS = {"train_loss_inf": r"$L_{train}(\infty)$", "test_loss_inf": r"$L_{test}
           "lambda_mem": r"$\lambda_{mem}$ (lower edge)", "lambda_mem_upper": r"memorisation bulk, upper edge"}
 
 
-def draw(figure: str, P: dict, summary: dict, get, figdir) -> list[Path]:
-    """Draw ``figure`` into ``figdir`` (PNG + PDF); returns the files."""
-    fig = globals()[f"_{figure}"](P, summary, get)
-    return save(fig, Path(figdir) / NAMES[figure])
+def draw(figure: str, preset: paper.Preset, summary, results: paper.Results, figdir, **save_kw) -> list[Path]:
+    """Draw ``figure`` into ``figdir`` (PNG + PDF) from its summary and labelled results; returns the files."""
+    fig = globals()[f"_{figure}"](preset, summary, results)
+    return save(fig, Path(figdir) / NAMES[figure], **save_kw)
 
 
 def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(float(x))
 
 
-def _finite_size_scaling(P, S, get):
+def _finite_size_scaling(P, S, R):
     plt = pyplot()
     qs = paper.LADDER_QUANTITIES
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
     for ax, q in zip(axes.ravel(), qs):
-        for i, (key, blk) in enumerate(S.items()):
-            col = f"C{i}"
+        for i, blk in enumerate(S.blocks):
+            col, key = f"C{i}", f"t={blk.t:g}, ψ_n={blk.psi_n:g}"
             for model, mk in (("exact", "o"), ("ge", "x")):
-                pts = blk["points"][model]
+                pts = blk.points[model]
                 if not pts:
                     continue
-                x = np.array([1.0 / r[0] for r in pts])
-                y = np.array([r[3][q] for r in pts])
+                x = np.array([1.0 / pt.n for pt in pts])
+                y = np.array([pt.values[q] for pt in pts])
                 ax.plot(x, y, mk, color=col, ms=4, alpha=0.8, label=f"{key} {model}" if q == qs[0] else None)
-                f = blk["fits"][q][model]
+                f = blk.fits[q][model]
                 if _finite(f.a.value):
                     xx = np.linspace(0, x.max() * 1.05, 50)
                     yy = f.a.value + f.b.value * xx + (f.c.value * xx**2 if f.c is not None else 0.0)
                     ax.plot(xx, yy, "-" if model == "exact" else ":", color=col, lw=1)
                     ax.errorbar([0], [f.a.value], yerr=[[f.a.value - f.a.lo], [f.a.hi - f.a.value]] if _finite(f.a.lo)
                                 else None, fmt=mk, color=col, ms=6, capsize=3)
-            th = blk["theory_d_inf"].get(q)
+            th = blk.theory_d_inf.get(q)
             if _finite(th):
                 ax.plot([0], [th], "*", color=col, ms=12, mec="k", label="d → ∞ theory" if q == qs[0] and i == 0 else None)
         ax.set_xlabel("1/n")
@@ -65,35 +66,31 @@ def _finite_size_scaling(P, S, get):
     return fig
 
 
-def _spectrum(P, S, get):
+def _spectrum(P, S, R):
     plt = pyplot()
-    Sp = P["spectrum"]
-    fig, axes = plt.subplots(2, len(Sp["psi_ns"]), figsize=(5.5 * len(Sp["psi_ns"]), 8), squeeze=False)
-    for j, pn in enumerate(Sp["psi_ns"]):
-        p, n = int(round(Sp["psi_p"] * Sp["d"])), int(round(pn * Sp["d"]))
-        for i, (data, atoms) in enumerate((("isotropic", None), ("spectrum", paper.ATOMS_2))):
+    Sp = P.spectrum
+    fig, axes = plt.subplots(2, len(Sp.psi_ns), figsize=(5.5 * len(Sp.psi_ns), 8), squeeze=False)
+    for j, pn in enumerate(Sp.psi_ns):
+        p = int(round(Sp.psi_p * Sp.d))
+        for i, data in enumerate(("isotropic", "spectrum")):
             ax = axes[i, j]
-            r = get(paper.study(Sp["d"], p, n, Sp["t"], 0, data=data, atoms=atoms))
-            dens = get(paper.DensityUnit(Sp["t"], Sp["psi_p"], pn, atoms, None, (1e-3, 1e3, 1200)))
-            dens_d = get(paper.DensityUnit(Sp["t"], Sp["psi_p"], pn, atoms, Sp["d"], (1e-3, 1e3, 1200)))
-            if r is None or dens is None:
-                continue
+            e = S.entry(data, pn)
+            r, dens, dens_d = R[e.study], R[e.density], R[e.density_d]
             lam = r.simulation.spectrum.nodes
             lam = lam[lam > 0]
             bins = np.geomspace(lam.min() * 0.9, lam.max() * 1.1, 90)
             cnt, be = np.histogram(lam, bins=bins)
-            ax.stairs(cnt / (p * np.diff(be)), be, fill=True, color="C0", alpha=0.45, label=f"exact U, d={Sp['d']}")
+            ax.stairs(cnt / (p * np.diff(be)), be, fill=True, color="C0", alpha=0.45, label=f"exact U, d={Sp.d}")
             ok = dens.rho > 1e-6
             ax.plot(dens.lambdas[ok], dens.rho[ok], "k.", ms=1.5, label="Theorem 3.1 (d → ∞)")
-            if dens_d is not None:
-                ax.plot(dens_d.lambdas, np.where(dens_d.rho > 1e-6, dens_d.rho, np.nan), color="C1", lw=0.8,
-                        label=f"finite-d correction (d={Sp['d']})")
+            ax.plot(dens_d.lambdas, np.where(dens_d.rho > 1e-6, dens_d.rho, np.nan), color="C1", lw=0.8,
+                    label=f"finite-d correction (d={Sp.d})")
             ax.axvline(dens.atom_location, color="C3", ls="--", lw=1, label=f"atom at $s_t^2$ (w={dens.atom_weight:.3f})")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_ylim(1e-4, None)
             lab = "isotropic" if data == "isotropic" else r"$\rho_\Sigma=\frac{1}{2}\delta_{0.5}+\frac{1}{2}\delta_{1.5}$"
-            ax.set_title(rf"{lab}, $\psi_p$={Sp['psi_p']:g}, $\psi_n$={pn:g}, t={Sp['t']:g}")
+            ax.set_title(rf"{lab}, $\psi_p$={Sp.psi_p:g}, $\psi_n$={pn:g}, t={Sp.t:g}")
             ax.set_xlabel(r"$\lambda$")
             ax.set_ylabel(r"$\rho(\lambda)$")
             ax.legend(fontsize=6, loc="upper right")
@@ -101,16 +98,13 @@ def _spectrum(P, S, get):
     return fig
 
 
-def _learning_curves(P, S, get):
+def _learning_curves(P, S, R):
     plt = pyplot()
-    L = P["learning_curves"]
+    L = P.learning_curves
     fig, axs = plt.subplots(2, 2, figsize=(11, 7), gridspec_kw={"height_ratios": [1.6, 1]})
     (a1, a2), (b1, b2) = axs
-    seeds = S.get("seeds", [0])
-    for i, pn in enumerate(L["psi_ns"]):
-        r = get(paper.study(L["d"], int(L["psi_p"] * L["d"]), int(pn * L["d"]), L["t"], seeds[0], theory=True))
-        if r is None:
-            continue
+    for i, (pn, label) in enumerate(S.shown.items()):
+        r = R[label]
         c, th, col = r.simulation.curves, r.theory_d_inf, f"C{i}"
         a1.loglog(c.tau, c.score_error, color=col, label=rf"$\psi_n$={pn:g}")
         a1.loglog(th.curves.tau, th.curves.score_error, color=col, ls=":", lw=1)
@@ -129,17 +123,15 @@ def _learning_curves(P, S, get):
     a2.set_ylim(0, 1.8)
     for a in (a1, a2):
         a.set_xlabel(r"training time $\tau$")
-    col = S.get("collapse", {})
     b1.set_xlabel(r"$\tau/\tau_{mem}$ (simulation's own $\tau_{mem}$)")
     b2.set_xlabel(r"$\tau/\tau_{mem}$ (theory's $\tau_{mem}$, same rule)")
-    for b, key in ((b1, "by_simulation_tau_mem"), (b2, "by_theory_tau_mem")):
-        sp = col.get(key, {})
+    for b, sp in ((b1, S.collapse.by_simulation_tau_mem), (b2, S.collapse.by_theory_tau_mem)):
         b.set_ylabel(r"$L_{gen}/L_{gen}(\tau_{max})$")
         b.set_title("spread of log10 τ/τ_mem at 10 / 90 % of the final gap: "
-                    + " / ".join(f"{sp.get(k, math.nan):.2f}" for k in ("0.1", "0.9")), fontsize=8)
+                    + " / ".join(f"{sp.get(k, math.nan):.2f}" for k in (0.1, 0.9)), fontsize=8)
         b.set_xlim(1e-4, 1e3)
     a1.legend(ncol=2)
-    fig.suptitle(rf"RF score, tanh, $\psi_p$={L['psi_p']:g}, t={L['t']:g}, d={L['d']} (seed {seeds[0]})")
+    fig.suptitle(rf"RF score, tanh, $\psi_p$={L.psi_p:g}, t={L.t:g}, d={L.d} (seed {S.seeds[0]})")
     fig.tight_layout()
     return fig
 
@@ -152,49 +144,44 @@ def _fit_line(ax, fit, x, style, label):
     ax.loglog(xx, fit.prefactor * xx**fit.slope.value, style, lw=1, label=f"{label}: slope {fit.slope.value:.2f}{ci}")
 
 
-def _min_score(P, S, get):
+def _min_score(P, S, R):
     plt = pyplot()
-    M = P["min_score"]
+    M = P.min_score
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    pns = [float(k) for k in S["per_psi_n"]]
-    est = [S["per_psi_n"][k]["simulation"] for k in S["per_psi_n"]]
-    sd = [S["per_psi_n"][k]["sd"] for k in S["per_psi_n"]]
+    pns = list(S.per_psi_n)
+    est = [S.per_psi_n[k].simulation for k in pns]
+    sd = [S.per_psi_n[k].sd for k in pns]
     ax.errorbar(pns, [e.value for e in est], yerr=[3 * s if _finite(s) else 0 for s in sd], fmt="o", color="C0",
-                capsize=3, label=f"simulation, mean ± 3σ over {len(M['seeds'])} seeds (d={M['d']})")
-    th = S["points"]["theory"]
-    if th:
-        ax.loglog(*zip(*th), "s", mfc="none", color="C1", label="theory (d → ∞, same rule)")
-    _fit_line(ax, S.get("fit_simulation"), pns, "C0-", "fit, simulation")
-    _fit_line(ax, S.get("fit_theory"), pns, "C1--", "fit, theory")
+                capsize=3, label=f"simulation, mean ± 3σ over {len(M.seeds)} seeds (d={M.d})")
+    if S.points_theory:
+        ax.loglog(*zip(*S.points_theory), "s", mfc="none", color="C1", label="theory (d → ∞, same rule)")
+    _fit_line(ax, S.fit_simulation, pns, "C0-", "fit, simulation")
+    _fit_line(ax, S.fit_theory, pns, "C1--", "fit, theory")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\psi_n = n/d$")
     ax.set_ylabel(r"$\min_\tau E_{score}$")
-    ax.set_title(rf"$\psi_p$={M['psi_p']:g}, t={M['t']:g}; paper: $\psi_n^{{-0.59}}$")
+    ax.set_title(rf"$\psi_p$={M.psi_p:g}, t={M.t:g}; paper: $\psi_n^{{-0.59}}$")
     ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 
 
-def _sigma_x(P, S, get):
+def _sigma_x(P, S, R):
     plt = pyplot()
-    Sx = P["sigma_x"]
-    fig, axes = plt.subplots(1, len(Sx["sigma_x"]), figsize=(5.5 * len(Sx["sigma_x"]), 4), squeeze=False)
-    for ax, sx in zip(axes[0], Sx["sigma_x"]):
-        for i, pn in enumerate(Sx["psi_ns"]):
-            r = get(paper.study(Sx["d"], int(Sx["psi_p"] * Sx["d"]), int(pn * Sx["d"]), Sx["t"], Sx["seeds"][0],
-                                sigma_x=sx))
-            if r is None:
-                continue
+    Sx = P.sigma_x
+    fig, axes = plt.subplots(1, len(Sx.sigma_x), figsize=(5.5 * len(Sx.sigma_x), 4), squeeze=False)
+    for ax, sx in zip(axes[0], Sx.sigma_x):
+        for i, (pn, label) in enumerate(S.shown[sx].items()):
+            r = R[label]
             c = r.simulation.curves
             ax.semilogx(c.tau, c.train_loss, color=f"C{i}", label=rf"$\psi_n$={pn:g}")
             ax.semilogx(c.tau, c.test_loss, color=f"C{i}", ls="--")
             if _finite(r.simulation.timescales.tau_mem):
                 ax.axvline(r.simulation.timescales.tau_mem, color=f"C{i}", lw=0.6)
-        f = S[f"{sx:g}"]["fit_simulation"]
-        ft = S[f"{sx:g}"]["fit_theory"]
+        fits = S.per_sigma_x[sx]
         ax.set_title(rf"$\sigma_x$={sx:g}: $\tau_{{mem}}\propto\psi_n^{{a}}$, a = "
-                     f"{f.slope.value:.2f} (sim), {ft.slope.value if ft else math.nan:.2f} (theory)")
+                     f"{fits.simulation.slope.value:.2f} (sim), {fits.theory.slope.value:.2f} (theory)")
         ax.set_xlabel(r"$\tau$")
         ax.set_ylabel("train (—) / test (--) loss")
         ax.legend(fontsize=7)
@@ -202,49 +189,45 @@ def _sigma_x(P, S, get):
     return fig
 
 
-def _adam(P, S, get):
+def _adam(P, S, R):
     plt = pyplot()
-    A = P["adam"]
+    A = P.adam
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, pn in enumerate(A["psi_ns"]):
-        r = get(paper.units_adam_one(A, pn, A["seeds"][0]))
-        if r is None:
-            continue
-        n = int(pn * A["d"])
+    for i, (n, label) in enumerate(S.shown.items()):
+        r = R[label]
         for a, x in ((a1, r.step), (a2, r.step / n)):
             a.semilogx(x, r.curves.train_loss, color=f"C{i}", label=f"n={n}")
             a.semilogx(x, r.curves.test_loss, color=f"C{i}", ls="--")
-    f = S.get("fit_steps_vs_n")
+    f = S.fit_steps_vs_n
     a1.set_xlabel("Adam steps")
     a2.set_xlabel("steps / n")
-    a2.set_title(f"steps to L_gen = {A['gap_level']:g}: ∝ n^a, a = {f.slope.value:.2f} "
-                 f"[{f.slope.lo:.2f}, {f.slope.hi:.2f}]" if f else "")
+    a2.set_title(f"steps to L_gen = {A.gap_level:g}: ∝ n^a, a = {f.slope.value:.2f} [{f.slope.lo:.2f}, {f.slope.hi:.2f}]")
     for a in (a1, a2):
         a.set_ylabel("train (—) / test (--) loss")
         a.legend(fontsize=7)
-    fig.suptitle(f"Adam (lr {A['eta']:g}) on the exact loss: d={A['d']}, p={int(A['psi_p'] * A['d'])}, t={A['t']:g}")
+    fig.suptitle(f"Adam (lr {A.eta:g}) on the exact loss: d={A.d}, p={int(A.psi_p * A.d)}, t={A.t:g}")
     fig.tight_layout()
     return fig
 
 
-def _scaling(P, S, get):
+def _scaling(P, S, R):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, var in zip(axes, ("n", "p")):
-        blk = S[f"vs_{var}"]
+        blk = getattr(S, f"vs_{var}")
         for k, style, col in (("tau_mem_sim", "o", "C3"), ("tau_mem_theory", "s", "C1"), ("tau_gen_sim", "o", "C0"),
                               ("tau_gen_theory", "s", "C2")):
-            pts = blk["points"][k]
+            pts = blk.points[k]
             if pts:
                 x, y = zip(*pts)
                 ax.loglog(x, y, style, color=col, ms=4, mfc="none" if "theory" in k else col)
-                _fit_line(ax, blk[k], x, "-" if "sim" in k else "--", k.replace("_", " "))
+                _fit_line(ax, getattr(blk, k), x, "-" if "sim" in k else "--", k.replace("_", " "))
         ax.set_xlabel(var)
         ax.set_ylabel(r"$\tau$ (curves rule, both sides)")
         ax.legend(fontsize=6)
-    Sc = P["scaling"]
-    fig.suptitle(f"Timescales vs n at p={Sc['p']} and vs p at n={Sc['n_fixed']} (d={Sc['d']}, t={Sc['t']:g}; "
-                 f"ψ_p/ψ_n ≥ {S['psi_p_over_psi_n_min']:g})")
+    Sc = P.scaling
+    fig.suptitle(f"Timescales vs n at p={Sc.p} and vs p at n={Sc.n_fixed} (d={Sc.d}, t={Sc.t:g}; "
+                 f"ψ_p/ψ_n ≥ {S.psi_p_over_psi_n_min:g})")
     fig.tight_layout()
     return fig
 
@@ -255,24 +238,23 @@ def _edges_log(v):
     return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
 
 
-def _heatmap(P, S, get):
+def _heatmap(P, S, R):
     plt = pyplot()
-    H = P["heatmap"]
-    fig, axes = plt.subplots(1, len(H["taus"]), figsize=(5.2 * len(H["taus"]), 4.2), squeeze=False)
-    b = S["boundary"]
-    for ax, tau in zip(axes[0], H["taus"]):
-        Z = np.array([[S["grid"].get(f"{pn:g},{pp:g}", {}).get("gap_at", {}).get(f"{tau:g}", np.nan)
-                       for pn in H["psi_ns"]] for pp in H["psi_ps"]])
-        im = ax.pcolormesh(_edges_log(H["psi_ns"]), _edges_log(H["psi_ps"]), Z, cmap="magma", vmin=0,
+    H = P.heatmap
+    fig, axes = plt.subplots(1, len(H.taus), figsize=(5.2 * len(H.taus), 4.2), squeeze=False)
+    cells = {(c.psi_n, c.psi_p): c for c in S.cells}
+    for ax, tau in zip(axes[0], H.taus):
+        Z = np.array([[cells[(pn, pp)].gap_at[tau] for pn in H.psi_ns] for pp in H.psi_ps])
+        im = ax.pcolormesh(_edges_log(H.psi_ns), _edges_log(H.psi_ps), Z, cmap="magma", vmin=0,
                            vmax=max(1e-3, float(np.nanmax(Z))))
-        TM = np.asarray(b["tau_mem_asymptotic"])
-        ax.contour(b["psi_n"], b["psi_p"], np.log10(np.where(np.isfinite(TM), TM, 1e30)), levels=[math.log10(tau)],
+        TM = np.asarray(S.tau_mem_asymptotic)
+        ax.contour(S.psi_n, S.psi_p, np.log10(np.where(np.isfinite(TM), TM, 1e30)), levels=[math.log10(tau)],
                    colors="w")
-        ax.plot(b["psi_n"], b["psi_n"], "k--", lw=1)
+        ax.plot(S.psi_n, S.psi_n, "k--", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlim(b["psi_n"][0], b["psi_n"][-1])
-        ax.set_ylim(b["psi_p"][0], b["psi_p"][-1])
+        ax.set_xlim(S.psi_n[0], S.psi_n[-1])
+        ax.set_ylim(S.psi_p[0], S.psi_p[-1])
         ax.set_xlabel(r"$\psi_n$")
         ax.set_ylabel(r"$\psi_p$")
         ax.set_title(rf"$L_{{gen}}$ at $\tau$={tau:.0e} (white: $\tau_{{mem}}=\tau$, Thm 3.2; dashed: n = p)")
@@ -281,60 +263,53 @@ def _heatmap(P, S, get):
     return fig
 
 
-def _phase(P, S, get):
+def _phase(P, S, R):
     plt = pyplot()
     from matplotlib.colors import ListedColormap
-    H = P["heatmap"]
-    taus = P["phase"]["taus"]
-    cmap = ListedColormap(["#d62728", "#2ca02c", "#1f77b4"])
+    H = P.heatmap
+    taus = P.phase.taus
+    cmap = ListedColormap(["#d62728", "#2ca02c", "#1f77b4"])   # memorisation, dynamical, architectural
     fig, axes = plt.subplots(1, len(taus), figsize=(4.3 * len(taus), 4), squeeze=False)
     for ax, tau in zip(axes[0], taus):
-        Z = np.full((len(H["psi_ps"]), len(H["psi_ns"])), np.nan)
-        for i, pp in enumerate(H["psi_ps"]):
-            for j, pn in enumerate(H["psi_ns"]):
-                g = S["grid"].get(f"{pn:g},{pp:g}")
-                if g:
-                    Z[i, j] = 2 if g["final_gap"] < P["phase"]["gap_thr"] else (1 if not tau >= g["tau_mem_sim"] else 0)
-        ax.pcolormesh(_edges_log(H["psi_ns"]), _edges_log(H["psi_ps"]), Z, cmap=cmap, vmin=-0.5, vmax=2.5)
+        Z = np.array([[S.simulation[tau][(pn, pp)] for pn in H.psi_ns] for pp in H.psi_ps], dtype=float)
+        ax.pcolormesh(_edges_log(H.psi_ns), _edges_log(H.psi_ps), Z, cmap=cmap, vmin=-0.5, vmax=2.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(r"$\psi_n$")
         ax.set_ylabel(r"$\psi_p$")
         ax.set_title(rf"$\tau$={tau:.0e}")
     fig.suptitle(f"red: memorisation, green: dynamical regularisation (τ < τ_mem), blue: architectural (no gap); "
-                 f"agreement with the theory's labels {S.get('agreement', math.nan):.2f}")
+                 f"agreement with the theory's labels {S.agreement:.2f}")
     fig.tight_layout()
     return fig
 
 
-def _procedure(P, S, get):
+def _procedure(P, S, R):
     plt = pyplot()
-    u = paper.units("procedure", P)
-    tr = get(u[0])
+    tr = R[S.training]
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 4.2))
-    if tr is not None:
-        c, m = tr.curves, tr.mean
-        a1.semilogx(c.tau, c.train_loss, "C3", label="fresh-noise GD (the authors' procedure)")
-        a1.semilogx(m.tau, m.train_loss, "k--", label="exact mean trajectory (same steps)")
-        a1.semilogx(c.tau, c.test_loss, "C1", label="test, fresh-noise GD")
-        a1.semilogx(m.tau, m.test_loss, "k:", label="test, mean trajectory")
-        a2.semilogx(c.tau, 100 * (c.train_loss - m.train_loss) / m.train_loss, "C3", label="measured")
-        a3.loglog(c.tau, c.score_error, "C3", label="fresh-noise GD")
-        a3.loglog(m.tau, m.score_error, "k--", label="mean trajectory")
-        fl = S.get("floor")
-        if fl:
-            a2.semilogx(fl["tau"], 100 * fl["predicted_train_excess"] / np.interp(fl["tau"], m.tau, m.train_loss), "ko",
-                        mfc="none", label="predicted floor (gradient-noise covariance in U's eigenbasis)")
-            a3.loglog(fl["tau"], np.interp(fl["tau"], m.tau, m.score_error) + fl["predicted_score_excess"], "ko",
-                      mfc="none", label="mean + predicted excess")
+    c, m = tr.curves, tr.mean
+    a1.semilogx(c.tau, c.train_loss, "C3", label="fresh-noise GD (the authors' procedure)")
+    a1.semilogx(m.tau, m.train_loss, "k--", label="exact mean trajectory (same steps)")
+    a1.semilogx(c.tau, c.test_loss, "C1", label="test, fresh-noise GD")
+    a1.semilogx(m.tau, m.test_loss, "k:", label="test, mean trajectory")
+    a2.semilogx(c.tau, 100 * (c.train_loss - m.train_loss) / m.train_loss, "C3", label="measured")
+    a3.loglog(c.tau, c.score_error, "C3", label="fresh-noise GD")
+    a3.loglog(m.tau, m.score_error, "k--", label="mean trajectory")
+    fl = S.floor
+    if fl is not None:
+        a2.semilogx(fl.tau, 100 * fl.predicted_train_excess / np.interp(fl.tau, m.tau, m.train_loss), "ko",
+                    mfc="none", label="predicted floor (gradient-noise covariance in U's eigenbasis)")
+        a3.loglog(fl.tau, np.interp(fl.tau, m.tau, m.score_error) + fl.predicted_score_excess, "ko",
+                  mfc="none", label="mean + predicted excess")
     a1.set_ylabel("loss")
     a2.set_ylabel("train-loss excess over the mean trajectory (%)")
     a3.set_ylabel(r"$E_{score}$")
     for a in (a1, a2, a3):
         a.set_xlabel(r"$\tau = k\eta/d^2$")
         a.legend(fontsize=6)
-    R = P["procedure"]
-    fig.suptitle(f"Fresh-noise GD at lr {R['lr_factor']:g}·d/Δ_t vs the exact mean trajectory: d={R['d']}, "
-                 f"ψ_p={R['psi_p']:g}, ψ_n={R['psi_n']:g}, t={R['t']:g}, {R['steps']} steps")
+    Rr = P.procedure
+    fig.suptitle(f"Fresh-noise GD at lr {Rr.lr_factor:g}·d/Δ_t vs the exact mean trajectory: d={Rr.d}, "
+                 f"ψ_p={Rr.psi_p:g}, ψ_n={Rr.psi_n:g}, t={Rr.t:g}, {Rr.steps} steps")
     fig.tight_layout()
     return fig

@@ -10,14 +10,13 @@ Four studies, each from exact closed forms (no iterative training):
 The computation is rfdiff.pipelines.beyond (one unit per part, size or value, and seed); the units
 run on a local Dask cluster (or --scheduler, --serial) and are cached under <out>/cache_beyond/.
 
-Example: python rfdiff_cli/beyond.py --quick
+Example: rfdiff beyond --quick
 Writes <out>/beyond[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: sizes, every unit's curves and
 timescales, statics summaries, timings; versions in "meta") and
 <figdir>/beyond_{finite_m,interpolation,ridge,classes,subspace}[_quick].png/.pdf.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ from rfdiff_cli import common
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(prog="rfdiff beyond", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes (about 15 s on 2 idle cores)")
     ap.add_argument("--seed", type=int, default=0, help="PRNG seed (W, training sets, noise draws, Monte Carlo)")
     ap.add_argument("--t", type=float, default=0.1, help="diffusion time t")
@@ -107,27 +106,30 @@ def main(argv=None) -> int:
     suffix = "_quick" if args.quick else ""
     stem = common.result_stem(args, f"beyond{suffix}_s{args.seed}", {
         "quick": args.quick, "seed": args.seed, "t": args.t, "mu_norm": args.mu_norm, "parts": sorted(args.parts)})
+    if not args.no_plot:
+        common.check_figure(args.figdir, [f"beyond_{n}{suffix}" for n in
+                                          ("finite_m", "interpolation", "ridge", "classes", "subspace")], args.overwrite)
     common.setup(args)
-    from rfdiff import io
 
-    with common.progress_bar(args, None, "beyond", "unit") as bar:
+    with common.progress_bar(args, None, "beyond", "unit") as bar, cluster.client() as client:
         def progress(done, total):
             bar.total = total
             bar.n = done
             bar.refresh()
 
         res, rep = beyond.run(sizes, seed=args.seed, t=args.t, mu_norm=args.mu_norm, parts=args.parts,
-                              cache_dir=stem.parent / "cache_beyond", cluster=cluster, progress=progress)
+                              cache_dir=stem.parent / "cache_beyond", client=client, progress=progress)
     res.timings["total"] = time.perf_counter() - t_all
-    meta = {"command": "python rfdiff_cli/beyond.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "rfdiff beyond " + " ".join(argv if argv is not None else sys.argv[1:]),
             "sweep": {"kind": rep.kind, "backend": rep.backend, "computed": rep.n_computed, "loaded": rep.n_loaded,
-                      "n_workers": rep.n_workers, "wall_s": rep.wall_s}, **io.run_metadata()}
-    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
+                      "n_workers": rep.n_workers, "wall_s": rep.wall_s}, **common.run_metadata()}
+    print_summary(res)  # the numbers first: a full disk loses none
+    files = common.save_result(res, stem, meta, args.overwrite)          # then the result: an interrupted plot loses nothing
     if not args.no_plot:
         from rfdiff_analysis import plots, plots_beyond
         for name in plots_beyond.figure_names(res):
-            files += plots.save(plots_beyond.FIGURES[name](res), Path(args.figdir) / f"beyond_{name}{suffix}")
-    print_summary(res)
+            files += plots.save(plots_beyond.FIGURES[name](res), Path(args.figdir) / f"beyond_{name}{suffix}",
+                                overwrite=args.overwrite)
     unit_s = sum(v for k, v in res.timings.items() if k not in ("total", "figures") and math.isfinite(v))
     print(f"total {res.timings['total']:.1f} s ({rep.n_computed} units computed in {unit_s:.1f} s on {rep.backend}, "
           f"{rep.n_loaded} cached); wrote: " + ", ".join(str(f) for f in files))

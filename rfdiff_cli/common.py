@@ -3,8 +3,10 @@
 A command builds its configuration dataclasses from the parsed flags inside :func:`configs`;
 a library ``ValueError`` (which names its parameter) becomes one line naming the flag, exit 2,
 before any computation. :func:`output_stem` checks the output folder and the run name and
-refuses to overwrite an existing result unless asked. :func:`guarded` turns Ctrl-C into one
-line and exit 130 (every write is atomic, so nothing partial is left).
+refuses to overwrite an existing result unless asked; :class:`Parser` gives help that shows every
+default under the sub-command's name (``rfdiff run``). :func:`guarded` turns Ctrl-C into one line
+and exit 130, and a full disk into one line and exit 1 (every result is committed whole, so
+nothing partial is left). Run provenance (versions, git commit) is recorded by :func:`run_metadata`.
 """
 from __future__ import annotations
 
@@ -29,11 +31,32 @@ class UsageError(Exception):
     """A bad flag value; the message names the flag."""
 
 
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the description's line breaks, shows every default, and never breaks a word."""
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if "%(default)" in text or "(default" in text or default is None or default is False \
+                or default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+    def _split_lines(self, text, width):
+        import textwrap
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``error: argument --p: invalid int value: 'x'``), exit 2."""
+    """argparse with one-line errors (``error: argument --p: invalid int value: 'x'``), exit 2, and
+    :class:`Formatter` help; ``prog`` is the sub-command (``rfdiff run``)."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kw)
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
 # parameters whose flag is not ``--`` + name with dashes
@@ -73,19 +96,57 @@ def short_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def output_stem(out: str, name: str, overwrite: bool, suffixes=(".json", ".npz")) -> Path:
+MARKERS = (".json", ".pdf")     # a result is present when its JSON is; a figure when its PDF is (rfdiff.io.commit)
+SUFFIXES = (".json", ".npz", ".png", ".pdf")
+
+
+def output_stem(out: str, name: str, overwrite: bool, markers=MARKERS, suffixes=SUFFIXES) -> Path:
     """``out/name``, after checking that ``out`` is (or can be made) a writable folder, ``name`` is a plain
-    file name, and no result of that name exists unless ``overwrite``. Creates ``out``."""
+    file name short enough for every file the save will create (``name_NNN`` + each suffix + its temporary
+    file), and no result of that name exists unless ``overwrite``. Creates ``out``.
+
+    Only a committed result counts (its JSON, or a figure's PDF): an NPZ or PNG left alone by an interrupted
+    save is not a result, and is replaced by the next save."""
     if not name or name in (".", "..") or os.sep in name or (os.altsep and os.altsep in name) or "\0" in name:
         raise UsageError(f"--name: must be a plain file name without path separators, got {name!r}")
     folder = Path(out)
     check_folder(folder, "--out")
+    from rfdiff import io
+    try:
+        io.check_names(folder, [f"{name}_999{s}" for s in suffixes])
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None
     stem = folder / name
     if not overwrite:
-        existing = [str(stem) + s for s in suffixes if Path(str(stem) + s).exists()]
+        existing = [str(stem) + s for s in markers if os.path.lexists(str(stem) + s)]
         if existing:
             raise UsageError(f"--name: a result already exists at {existing[0]} (pass --overwrite to replace it)")
+    for s in suffixes:
+        if os.path.lexists(str(stem) + s) and not Path(str(stem) + s).is_file():
+            raise UsageError(f"--name: {stem}{s} exists and is not a regular file")
     return writable_folder(folder, "--out") / name
+
+
+def check_figure(figdir, names, overwrite: bool) -> None:
+    """Refuse (before computing) to replace a figure ``<figdir>/<name>.pdf`` that exists, unless ``overwrite``;
+    also refuse names too long for the folder. ``names``: one name or several."""
+    from rfdiff import io
+    names = [names] if isinstance(names, str) else list(names)
+    check_folder(Path(figdir), "--figdir")
+    try:
+        io.check_names(figdir, [f"{n}.png" for n in names])
+    except ValueError as err:
+        raise UsageError(f"--figdir: {err}") from None
+    existing = [Path(figdir) / f"{n}.pdf" for n in names if os.path.lexists(Path(figdir) / f"{n}.pdf")]
+    if existing and not overwrite:
+        raise UsageError(f"--figdir: a figure already exists at {existing[0]} (pass --overwrite to replace it, "
+                         f"or --no-plot, or another --figdir)")
+
+
+def no_space(err: BaseException, folder, saved=()) -> str:
+    """The one line for a full disk: where, and what was saved before it filled."""
+    what = ", ".join(str(f) for f in saved) if saved else "nothing"
+    return f"no space left on {folder} (saved: {what})"
 
 
 def save_result(obj, stem: Path, meta: dict, overwrite: bool) -> list[Path]:
@@ -163,16 +224,15 @@ def thresholds(args):
 
 
 def add_sweep_flags(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--scheduler", default=None,
-                    help="address of an existing Dask scheduler (tcp://host:8786; or set RFDIFF_SCHEDULER); "
-                         "default: a local cluster started and stopped by this command")
-    ap.add_argument("--workers", type=int, default=None, help="local cluster: worker processes (default: cores)")
-    ap.add_argument("--serial", action="store_true", help="run the units one by one in this process (no Dask)")
+    """The flags of :func:`rfdiff_cli.cluster.add_flags` (where a sweep runs)."""
+    from rfdiff_cli import cluster
+    cluster.add_flags(ap)
 
 
 def cluster_from(args):
-    from rfdiff.sweep import Cluster
-    return configs(lambda: Cluster(scheduler=args.scheduler, n_workers=args.workers, serial=args.serial))
+    """The checked :class:`rfdiff_cli.cluster.ClusterSpec` of the flags (UsageError on a bad or conflicting one)."""
+    from rfdiff_cli import cluster
+    return cluster.from_args(args)
 
 
 def report_warnings(rep) -> None:
@@ -189,8 +249,66 @@ def setup(args) -> None:
     import logging
     logging.getLogger("distributed").setLevel(logging.ERROR)
     if not getattr(args, "no_compile_cache", False) and not os.environ.get("RFDIFF_NO_COMPILE_CACHE"):
-        from rfdiff.io import enable_compilation_cache
         enable_compilation_cache()
+
+
+def cache_folder() -> Path:
+    """The user cache folder of rfdiff: ``$RFDIFF_CACHE``, else ``$XDG_CACHE_HOME/rfdiff``, else ``~/.cache/rfdiff``."""
+    if os.environ.get("RFDIFF_CACHE"):
+        return Path(os.environ["RFDIFF_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rfdiff"
+
+
+def enable_compilation_cache(path=None) -> Optional[Path]:
+    """Turn on JAX's persistent compilation cache in ``path`` (default ``cache_folder()/jax``).
+
+    This changes the process's JAX configuration, so only commands call it (never the library):
+    a second run then loads compiled kernels instead of compiling them. A folder that cannot be
+    created or written (read-only home, a file in the way) gives one warning and no persistent cache."""
+    folder = Path(path) if path is not None else cache_folder() / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as err:
+        print(f"warning: no persistent compilation cache ({folder}: {err.strerror or err}); set RFDIFF_CACHE "
+              f"to a writable folder", file=sys.stderr)
+        return None
+    import jax
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+_PACKAGES = ("rfdiff", "jax", "jaxlib", "numpy", "scipy", "optax", "matplotlib")
+
+
+def run_metadata() -> dict:
+    """What a saved result records about its run: library versions, Python, platform, CPU count, JAX backend,
+    x64 flag and the git commit of the installed rfdiff (None outside a git checkout)."""
+    import importlib.metadata
+    import platform
+    import subprocess
+
+    import jax
+    import rfdiff
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(rfdiff.__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"versions": versions, "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
+            "jax_devices": [str(d) for d in jax.devices()], "x64_global": bool(jax.config.jax_enable_x64),
+            "git_commit": commit}
 
 
 def progress_bar(args, total: Optional[int], desc: str, unit: str = "it"):
@@ -208,25 +326,19 @@ def guarded(main: Callable[[Optional[list]], int]) -> Callable[[Optional[list]],
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
+        except OSError as err:
+            from rfdiff import io
+            if not io.is_no_space(err):
+                raise
+            where = Path(err.filename).parent if err.filename else "the output folder"
+            print(f"error: no space left on {where} (a result is written whole or not at all)", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print("interrupted: nothing partial was written", file=sys.stderr)
             return EXIT_INTERRUPTED
 
     wrapper.__doc__ = main.__doc__
     return wrapper
-
-
-def exit_now(rc: int) -> None:
-    """End the process with ``rc`` once its output is flushed, skipping the interpreter's teardown.
-
-    Unloading the ~1,400 modules a run imports (JAX, SciPy, matplotlib) takes 0.2–0.3 s after the work
-    is done; every result is already written atomically and closed, so nothing is lost. Only for a
-    command run as a program (never when ``main`` is called from Python)."""
-    import logging
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
 
 
 @contextlib.contextmanager

@@ -11,14 +11,13 @@ the GE-vs-exact gap grows with p. ``--decompose`` adds L_train(∞) of the exact
 surrogates that replace one of its parts (docs/theory.md §7.1). The computation is
 rfdiff.pipelines.finite_size; the units run on a local Dask cluster (or --scheduler, --serial).
 
-Example: python rfdiff_cli/finite_size.py --quick
+Example: rfdiff finite-size --quick
 Writes <out>/finite_size[_quick]_s<seed>_<config hash>.json + .npz (rfdiff.results.save: grid, rows with their
 curves, fits, decomposition) and <figdir>/finite_size[_quick].png/.pdf. Units are cached under
 <out>/cache_finite_size/ so an interrupted run resumes.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ from rfdiff_cli import common
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(prog="rfdiff finite-size", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="d ≤ 32 (about two minutes)")
     ap.add_argument("--ds", default=None, help="comma-separated d values (with --psi-ns/--psi-p: one product grid)")
     ap.add_argument("--psi-ns", default=None, help="comma-separated ψ_n values")
@@ -127,8 +126,9 @@ def main(argv=None) -> int:
     name = f"finite_size{'_quick' if args.quick else ''}"
     stem = common.result_stem(args, f"{name}_s{args.seed}", {k: getattr(args, k) for k in (
         "quick", "values", "decompose", "t", "seed")})
+    if not args.no_plot:
+        common.check_figure(args.figdir, name, args.overwrite)
     common.setup(args)
-    from rfdiff import io
     from rfdiff.pipelines import finite_size as fs
 
     bars = {}
@@ -140,22 +140,23 @@ def main(argv=None) -> int:
         bars[stage].refresh()
 
     try:
-        res, reports = fs.run(blocks, t=args.t, seed=args.seed, decompose=args.decompose,
-                              cache_dir=stem.parent / "cache_finite_size", cluster=cluster, progress=progress)
+        with cluster.client() as client:
+            res, reports = fs.run(blocks, t=args.t, seed=args.seed, decompose=args.decompose,
+                                  cache_dir=stem.parent / "cache_finite_size", client=client, progress=progress)
     finally:
         for bar in bars.values():
             bar.close()
-    meta = {"command": "python rfdiff_cli/finite_size.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "rfdiff finite-size " + " ".join(argv if argv is not None else sys.argv[1:]),
             "sweeps": [{"kind": r.kind, "backend": r.backend, "computed": r.n_computed, "loaded": r.n_loaded,
                         "wall_s": r.wall_s} for r in reports], "wall_s": time.perf_counter() - t_all,
-            **io.run_metadata()}
-    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
+            **common.run_metadata()}
+    print_tables(res)  # the numbers first: a full disk loses none
+    files = common.save_result(res, stem, meta, args.overwrite)          # then the result: an interrupted plot loses nothing
     if not args.no_plot:
         from pathlib import Path
 
         from rfdiff_analysis import plots, plots_finite_size
-        files += plots.save(plots_finite_size.finite_size_figure(res), Path(args.figdir) / name)
-    print_tables(res)
+        files += plots.save(plots_finite_size.finite_size_figure(res), Path(args.figdir) / name, overwrite=args.overwrite)
     done = ", ".join(f"{r.n_computed} computed, {r.n_loaded} cached" for r in reports)
     print(f"wall {meta['wall_s']:.1f} s ({done}); wrote " + ", ".join(str(f) for f in files))
     return 0

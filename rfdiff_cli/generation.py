@@ -10,13 +10,12 @@ Gaussian mixture, a non-odd activation, and the generation-level τ_mem next to 
 τ_mem (generalisation gap) and the theory's ψ_p/(Δ_t λ_mem). The computation is
 rfdiff.pipelines.generation, run as a cached sweep of units (a local Dask cluster by default).
 
-Example: python rfdiff_cli/generation.py --quick
+Example: rfdiff generation --quick
 Writes <out>/generation[_quick]_<config hash>.json|.npz (or --name) and <figures>/generation_*.png|.pdf; units are cached under
 <out>/cache_generation/, so an interrupted or repeated run only computes what is missing.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -24,16 +23,13 @@ from pathlib import Path
 
 from rfdiff_cli import common
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(prog="rfdiff generation", description=__doc__)
     a = ap.add_argument
     a("--quick", action="store_true", help="small smoke-test sizes")
     a("--seed", type=int, default=0, help="base PRNG seed (default 0)")
-    a("--out", default=str(ROOT / "results"), help="folder for JSON + NPZ (default: results/ of the repository)")
-    a("--figdir", "--figures", dest="figures", default=str(ROOT / "figures"), help="folder for PNG + PDF figures")
+    a("--out", default="results", help="folder for JSON + NPZ (relative paths: from the current folder)")
+    a("--figdir", "--figures", dest="figures", default="figures", help="folder for PNG + PDF figures")
     a("--d", type=int, default=None, help="data dimension (default 16; quick 8)")
     a("--p", type=int, default=None, help="random features per grid time (default 1024; quick 256)")
     a("--n", type=str, default=None,
@@ -112,8 +108,10 @@ def main(argv=None) -> int:
     study = common.configs(lambda: build(args))
     suffix = "_quick" if args.quick else ""
     from rfdiff import results
-    from rfdiff_analysis import plots_generation
+    from rfdiff_analysis import key_numbers, plots_generation
     name = args.name or f"generation{suffix}_{common.short_hash(study)}"
+    common.check_figure(args.figures, [f"generation_{n}{suffix}" for n in ("fmem_quality", "collapse", "emm",
+                        "early_stopping", "tau_mem", "mixture", "activation")], args.overwrite)
     if args.replot:
         stem = Path(args.out) / name
         try:
@@ -126,29 +124,28 @@ def main(argv=None) -> int:
     stem = common.output_stem(args.out, name, args.overwrite)
     cluster = common.cluster_from(args)
     common.setup(args)
-    from rfdiff import io
     from rfdiff.pipelines import generation as pipeline
     from rfdiff.sweep import SweepError
     cache = Path(args.cache_dir) if args.cache_dir else Path(args.out) / "cache_generation"
-    with common.progress_bar(args, None, "generation", "unit") as bar:
+    with common.progress_bar(args, None, "generation", "unit") as bar, cluster.client() as client:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
         try:
-            summary, reports = pipeline.run(study, cache_dir=cache, cluster=cluster, progress=progress,
+            summary, reports = pipeline.run(study, cache_dir=cache, client=client, progress=progress,
                                             recompute=args.recompute)
         except SweepError as err:   # the other units finished and are cached: a rerun computes only the failed ones
             print(f"error: {err}", file=sys.stderr)
             return 1
-    numbers = pipeline.key_numbers(summary)
+    numbers = key_numbers.generation(summary)
     sweeps = [{"backend": r.backend, "units": len(r.results), "computed": r.n_computed, "loaded": r.n_loaded,
-               "wall_s": r.wall_s, "startup_s": r.startup_s, "workers": r.n_workers} for r in reports]
-    meta = {"command": "python rfdiff_cli/generation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "wall_s": r.wall_s, "workers": r.n_workers} for r in reports]
+    meta = {"command": "rfdiff generation " + " ".join(argv if argv is not None else sys.argv[1:]),
             "summary": numbers, "sweeps": sweeps, "seconds_total": time.perf_counter() - t_all,
-            "cache_dir": str(cache), **io.run_metadata()}
-    files = common.save_result(summary, stem, meta, args.overwrite)      # the result first: an interrupted plot loses nothing
+            "cache_dir": str(cache), **common.run_metadata()}
+    print_summary(summary, numbers)  # the numbers first: a full disk loses none
+    files = common.save_result(summary, stem, meta, args.overwrite)      # then the result: an interrupted plot loses nothing
     files += plots_generation.figures(summary, args.figures, suffix)
-    print_summary(summary, numbers)
     warned = [r for r in summary.runs if r["warnings"]]
     if warned:
         print(f"library warnings in {len(warned)} of {len(summary.runs)} units (runs[].warnings in the JSON), "

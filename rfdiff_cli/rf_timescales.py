@@ -7,7 +7,6 @@ theory, diagnostics, timings, versions) and <out>/<name>.png/.pdf (curves and sp
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -23,26 +22,27 @@ TABLE = [  # label, field of Timescales (or final curve value), printed for simu
 
 
 def parse_args(argv=None):
-    ap = common.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = common.Parser(prog="rfdiff run", description=__doc__)
     a = ap.add_argument
-    a("--p", type=int, default=4096, help="number of random features p (default 4096)")
-    a("--n", type=int, default=512, help="number of training points n (default 512)")
-    a("--d", type=int, default=64, help="data dimension d (default 64)")
-    a("--t", type=float, default=0.1, help="diffusion time t (default 0.1)")
+    a("--p", type=int, default=4096, help="number of random features p")
+    a("--n", type=int, default=512, help="number of training points n")
+    a("--d", type=int, default=64, help="data dimension d")
+    a("--t", type=float, default=0.1, help="diffusion time t")
     a("--activation", default="tanh", help="activation σ: tanh, erf, relu_centered, gelu")
     a("--data", default="isotropic", help="isotropic, spectrum (½δ0.5+½δ1.5), power_law, mixture, subspace")
-    a("--sigma-x", type=float, default=1.0, help="data scale σ_x (default 1)")
-    a("--seed", type=int, default=0, help="PRNG seed of W, the training set and the Monte Carlo (default 0)")
-    a("--tau-min", type=float, default=0.1, help="smallest training time τ (default 0.1)")
-    a("--tau-max", type=float, default=1e7, help="largest training time τ (default 1e7)")
-    a("--n-tau", type=int, default=161, help="log-spaced τ points (default 161)")
+    a("--sigma-x", type=float, default=1.0, help="data scale σ_x")
+    a("--seed", type=int, default=0, help="PRNG seed of W, the training set and the Monte Carlo")
+    a("--tau-min", type=float, default=0.1, help="smallest training time τ")
+    a("--tau-max", type=float, default=1e7, help="largest training time τ")
+    a("--n-tau", type=int, default=161, help="log-spaced τ points")
     a("--eta", type=float, default=None, help="discrete GD step η (default: gradient flow)")
     common.add_threshold_flags(ap)
     a("--tol", type=float, default=1e-8, help="Mehler truncation tolerance for U, Ũ (relative Frobenius)")
     a("--method", default="auto", help="auto, lanczos, dense or streamed (see docs/theory.md §3.4)")
     a("--lanczos-tol", type=float, default=1e-8, help="block Lanczos stops when U⁻¹V changes less than this")
     a("--lanczos-steps", type=int, default=64, help="at most this many block-Lanczos steps")
-    a("--spectrum", default="auto", help="auto, exact (eigenvalues of U) or slq")
+    a("--spectrum", default="auto", help="auto, exact (eigenvalues of U), edges (its top max(n, d+1) by block "
+                                          "Lanczos) or slq (no spectral rows: it cannot resolve them)")
     a("--slq-probes", type=int, default=16, help="SLQ probe vectors (streamed route)")
     a("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (streamed route)")
     a("--no-theory", action="store_true", help="skip the theory")
@@ -53,22 +53,59 @@ def parse_args(argv=None):
 
 def build(args):
     from rfdiff.model import DataSpec, RFConfig
-    from rfdiff.study import StudyOptions, TauGrid, available_memory, choose_method, memory_estimate
+    from rfdiff.study import StudyOptions, TauGrid, available_memory, route_cost
     cfg = RFConfig(d=args.d, p=args.p, n=args.n, t=args.t, activation=args.activation,
                    data=DataSpec(kind=args.data, sigma_x=args.sigma_x), seed=args.seed, tol=args.tol)
     opts = StudyOptions(taus=TauGrid(args.tau_min, args.tau_max, args.n_tau), method=args.method, eta=args.eta,
                         thresholds=common.thresholds(args), theory=not args.no_theory,
                         spectrum=args.spectrum, lanczos_tol=args.lanczos_tol, lanczos_max_steps=args.lanczos_steps,
                         slq_probes=args.slq_probes, slq_steps=args.slq_steps)
-    route = choose_method(cfg, opts.method, max_steps=opts.lanczos_max_steps)   # refuses what does not fit, up front
-    print(f"route: {route}, peak memory ≈ {memory_estimate(cfg.p, cfg.n, cfg.d, route) / 1e9:.2g} GB "
-          f"({available_memory() / 1e9:.0f} GB available)", file=sys.stderr)
+    cost = route_cost(cfg, opts)               # resolves the route; refuses what does not fit, up front
+    print(f"route: {cost['method']}, spectrum: {cost['spectrum_method']}, peak memory ≈ {cost['bytes'] / 1e9:.2g} GB "
+          f"with the τ grid ({available_memory() / 1e9:.0f} GB available), ≈ {cost['total']:.2g} flops "
+          f"(matrices {cost['matrices']:.2g}, dynamics {cost['dynamics']:.2g}, spectrum {cost['spectrum']:.2g})",
+          file=sys.stderr)
     return cfg, opts
 
 
 def default_name(cfg, opts) -> str:
     return (f"rf_p{cfg.p}_n{cfg.n}_d{cfg.d}_t{cfg.t:g}_{cfg.activation}_{cfg.data.kind}_s{cfg.seed}_"
             f"{common.short_hash((cfg, opts))}")
+
+
+GRID_END = {  # (field, side of the grid) → what to print instead of the value, and what to do
+    ("tau_gen", "<"): "τ_gen < τ_min = {lo}: extend --tau-min",
+    ("min_score_error", ">"): "E_score still falls at τ_max = {hi}: min E_score and τ_gen (marked *) are not "
+                              "resolved; extend --tau-max",
+    ("tau_mem", "<"): "τ_mem < τ_min = {lo}: extend --tau-min",
+    ("tau_mem_abs", "<"): "τ_mem (absolute) < τ_min = {lo}: extend --tau-min",
+    ("tau_mem_abs", ">"): "τ_mem (absolute) > τ_max = {hi}: extend --tau-max, or lower --mem-abs",
+}
+
+
+def cell(ts, key: str, value, tau) -> str:
+    """A value of the table, or the grid end it sits at (``< 0.1``, ``> 1e+07``) when it is only a bound."""
+    if ts is None:
+        return common.fmt(value)
+    side = ts.grid_end(key)
+    if side == "<":
+        return f"< {common.fmt(tau[0])}"
+    if side == ">":
+        return f"> {common.fmt(tau[-1])}" if key.startswith("tau") else f"{common.fmt(value)}*"
+    if key == "tau_gen" and ts.grid_end("min_score_error") == ">":
+        return f"{common.fmt(value)}*"
+    return common.fmt(value)
+
+
+def grid_end_notes(named_sides) -> list[str]:
+    """One line per timescale that sits at an end of the τ grid, naming the side and the flag to change."""
+    lines = []
+    for who, side in named_sides:
+        if side is not None:
+            lo, hi = common.fmt(side.curves.tau[0]), common.fmt(side.curves.tau[-1])
+            lines += [f"note ({who}): {text.format(lo=lo, hi=hi)}" for (key, end), text in GRID_END.items()
+                      if side.timescales.grid_end(key) == end]
+    return lines
 
 
 def print_table(res) -> None:
@@ -78,15 +115,28 @@ def print_table(res) -> None:
           f"  (ψ_p={cfg.psi_p:g}, ψ_n={cfg.psi_n:g}; route: {res.diagnostics['method']})")
     print(f"{'quantity':<36}{'simulation':>13}{'theory':>13}{'theory d→∞':>13}")
     for label, key in TABLE:
-        vals = [None if s is None else (s.curves.final().get(key) if key in ("train_loss", "test_loss")
-                                        else getattr(s.timescales, key)) for s in sides]
-        print(f"{label.format(**vars(th)):<36}" + "".join(f"{common.fmt(v):>13}" for v in vals))
+        cells = []
+        for s in sides:
+            if s is None:
+                cells.append(common.fmt(None))
+            elif key in ("train_loss", "test_loss"):
+                cells.append(common.fmt(s.curves.final().get(key)))
+            else:
+                cells.append(cell(s.timescales, key, getattr(s.timescales, key), s.curves.tau))
+        print(f"{label.format(**vars(th)):<36}" + "".join(f"{c:>13}" for c in cells))
     if res.prediction is not None:
         p = res.prediction
         print(f"{'Theorem 3.2: τ_gen, τ_mem spectral':<36}{'':>13}{common.fmt(p.tau_gen_spectral):>13}"
               f"{common.fmt(p.tau_mem_asymptotic):>13}")
     print("(every row read by the same rule from both sides; theory: finite-d norm correction for the train loss "
           "and spectrum, test loss and score error by the d → ∞ deterministic equivalent)")
+    for line in grid_end_notes(zip(("simulation", "theory", "theory d→∞"), sides)):
+        print(line)
+    if res.diagnostics.get("spectral_rows"):
+        print(f"note (simulation): the spectral rows are empty: {res.diagnostics['spectral_rows']}")
+    for name, e in res.diagnostics.get("spectrum", {}).get("edges", {}).items():
+        print(f"note (simulation): {name} = {e['value']:.6g} (block Lanczos Ritz value; an eigenvalue of U within "
+              f"{e['residual_bound']:.1e}, and the eigenvalue of its rank ≥ it)")
     for w in res.warnings:
         print(f"warning: the theory column is not a valid comparison here: {w}")
 
@@ -98,25 +148,37 @@ def main(argv=None) -> int:
     cfg, opts = common.configs(lambda: build(args))
     stem = common.output_stem(args.out, args.name or default_name(cfg, opts), args.overwrite)
     common.setup(args)
-    from rfdiff import io, study
+    from rfdiff import io, resources, study
     stages = ["matrices", "dynamics", "spectrum", "curves"] + ([] if args.no_theory else ["theory"])
     with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
         res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
         bar.update(1)
     res.timings["total"] = time.perf_counter() - t_all
+    print_table(res)                                   # first: a full disk or a failed plot loses no number
     meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "memory": {"peak_rss_bytes": io.peak_rss_bytes(), "device": io.device_memory()}, **io.run_metadata()}
-    files = common.save_result(res, stem, meta, args.overwrite)          # the result first: an interrupted plot loses nothing
-    if not args.no_plot:
-        from rfdiff_analysis import plots
-        t0 = time.perf_counter()
-        files += plots.save(plots.main_job_figure(res), stem, tight=False)
-        res.timings["figure"] = time.perf_counter() - t0
-    print_table(res)
+            "memory": {"peak_rss_bytes": resources.peak_rss_bytes(), "device": resources.device_memory()},
+            **common.run_metadata()}
+    files = []
+    try:
+        files += common.save_result(res, stem, meta, args.overwrite)
+        if not args.no_plot:
+            from rfdiff_analysis import plots
+            t0 = time.perf_counter()
+            files += plots.save(plots.main_job_figure(res), files[0].with_suffix(""), tight=False,
+                                overwrite=args.overwrite)
+            res.timings["figure"] = time.perf_counter() - t0
+    except FileExistsError:                            # the figure appeared while this run computed
+        print(f"error: {stem}.pdf appeared while this run computed; saved: {files[0]}, {files[1]}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if not io.is_no_space(err):
+            raise
+        print(f"error: {common.no_space(err, stem.parent, files)}", file=sys.stderr)
+        return 1
     print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items() if math.isfinite(v)))
     print(f"peak RSS {meta['memory']['peak_rss_bytes'] / 1e9:.2f} GB; wrote: " + ", ".join(map(str, files)))
     return 0
 
 
 if __name__ == "__main__":
-    common.exit_now(main())
+    sys.exit(main())

@@ -32,12 +32,13 @@ import jax
 import numpy as np
 
 from .. import classes, data, dynamics, features, finite_m, ridge, timescales
-from .._util import check_positive, check_positive_int
+from .._util import check_positive, check_positive_int, stream_key
 from ..model import build_problem, DataSpec, RFConfig
 from ..results import Curves, register, Timescales
 from ..ridge import lower_envelope
 from ..study import run as run_study, StudyOptions, TauGrid
 from ..timescales import extract
+from . import _checks
 
 __all__ = ["Sizes", "PRESETS", "PARTS", "MEMORISES_GAP", "FiniteMUnit", "RidgeUnit", "ClassUnit", "SubspaceUnit",
            "StaticsSweep", "FiniteMResult", "RidgeResult", "ClassResult", "SubspaceResult", "StaticsSummary",
@@ -48,26 +49,11 @@ PARTS = (1, 2, 3, 4)
 
 
 def _ints(name: str, values) -> tuple:
-    vals = tuple(values)
-    if not vals:
-        raise ValueError(f"{name} must be a non-empty sequence")
-    return tuple(check_positive_int(name, v) for v in vals)
+    return _checks.sequence(name, values, _checks.integer)
 
 
 def _floats(name: str, values, upper: float = math.inf) -> tuple:
-    vals = tuple(values)
-    if not vals:
-        raise ValueError(f"{name} must be a non-empty sequence")
-    out = tuple(check_positive(name, v) for v in vals)
-    if any(v >= upper for v in out):
-        raise ValueError(f"{name} must be < {upper:g}, got {values!r}")
-    return out
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return _checks.sequence(name, values, lambda nm, v: _checks.positive(nm, v, upper))
 
 
 @register
@@ -145,7 +131,7 @@ class FiniteMUnit:
     """Training on m frozen noise draws per point (m = 0: the exact average, m = ∞) at p; statics over ``ps``.
 
     Draws: W, X from :func:`rfdiff.model.draw` (seed); the noise of m from
-    ``fold_in(fold_in(PRNGKey(seed), 1), m)``. τ grid: ``n_tau`` log-spaced from 0.1 to 1e7.
+    ``stream_key(seed, "finite_m", m)`` (:func:`rfdiff._util.stream_key`). τ grid: ``n_tau`` log-spaced from 0.1 to 1e7.
     ``ps`` (empty: no statics) are the first-p-feature models of the τ → ∞ sweep, over
     :func:`ridge_grid` (``n_ridge``).
     """
@@ -163,11 +149,9 @@ class FiniteMUnit:
     def __post_init__(self):
         for name in ("d", "n", "p", "n_tau", "n_ridge"):
             object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
-        if isinstance(self.m, bool) or not isinstance(self.m, (int, np.integer)) or self.m < 0:
-            raise ValueError(f"m must be an integer >= 0 (0: the exact average), got {self.m!r}")
-        object.__setattr__(self, "m", int(self.m))
+        object.__setattr__(self, "m", _checks.integer("m (0: the exact average)", self.m, 0))
         object.__setattr__(self, "t", check_positive("t", self.t))
-        object.__setattr__(self, "seed", _check_seed(self.seed))
+        object.__setattr__(self, "seed", _checks.seed(self.seed))
         ps = tuple(self.ps)
         if ps:
             ps = _ints("ps", ps)
@@ -213,9 +197,10 @@ class RidgeUnit:
 class ClassUnit:
     """Two classes N(±μ, v_c I), μ = mu_norm·e_1: class 1's ``kind`` ("variance" or "weight") set to ``value``.
 
-    The other is fixed (variance 1, weights ½). W from ``fold_in(key, 31)``, X (stratified) from
-    ``fold_in(key, 1000 + index)`` and the Monte Carlo from ``fold_in(key, 2000 + index)``, with
-    ``key = fold_in(PRNGKey(seed), 3)``; ``index`` is the value's position in its grid.
+    The other is fixed (variance 1, weights ½). W from ``stream_key(seed, "classes", "W")``, X
+    (stratified) from ``stream_key(seed, "classes", "X", index)`` and the Monte Carlo from
+    ``stream_key(seed, "classes", "monte_carlo", index)`` (:func:`rfdiff._util.stream_key`); ``index`` is
+    the value's position in its grid.
     τ grid: ``n_tau`` log-spaced from 0.01 to 1e7.
     """
 
@@ -238,10 +223,9 @@ class ClassUnit:
             raise ValueError(f"kind must be 'variance' or 'weight', got {self.kind!r}")
         upper = 1.0 if self.kind == "weight" else math.inf
         object.__setattr__(self, "value", _floats("value", (self.value,), upper)[0])
-        if isinstance(self.index, bool) or not isinstance(self.index, (int, np.integer)) or self.index < 0:
-            raise ValueError(f"index must be an integer >= 0, got {self.index!r}")
+        object.__setattr__(self, "index", _checks.integer("index", self.index, 0))
         object.__setattr__(self, "t", check_positive("t", self.t))
-        object.__setattr__(self, "seed", _check_seed(self.seed))
+        object.__setattr__(self, "seed", _checks.seed(self.seed))
         try:
             mu = float(self.mu_norm)
         except (TypeError, ValueError):
@@ -399,8 +383,7 @@ class SubspaceResult:
 
 
 def _fm_key(seed: int, m: int):
-    with jax.enable_x64(True):
-        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), 1), m)
+    return stream_key(seed, "finite_m", m)
 
 
 def finite_m_unit(unit: FiniteMUnit) -> FiniteMResult:
@@ -412,24 +395,23 @@ def finite_m_unit(unit: FiniteMUnit) -> FiniteMResult:
     problem = build_problem(cfg)
     taus = _taus(-1, unit.n_tau)
     ridges = ridge_grid(unit.n_ridge)
-    U, V, Up, Vp = problem.train.U, problem.train.V, problem.pop.U, problem.pop.V
+    U, V = problem.train.U, problem.train.V
     statics = None
     if unit.m == 0:
         dyn = dynamics.from_problem(problem)
         form, N, noise_sq = "exact", None, 1.0
         if unit.ps:
-            sw = ridge.statics_vs_p(U, V, cfg.t, unit.ps, ridges, Up, Vp, fisher=problem.fisher)
+            sw = ridge.statics_vs_p(U, V, cfg.t, unit.ps, ridges, problem.population)
             statics = StaticsSweep(0, sw["p"], sw["ridge"], sw["train_loss"], sw["test_loss"], sw["score_error"],
                                    sw["weight_norm"])
     else:
         noise = finite_m.frozen_noise(_fm_key(cfg.seed, unit.m), unit.m, cfg.n, cfg.d)
-        dyn = finite_m.finite_m_dynamics(problem.W, problem.X, cfg.t, noise, activation=cfg.activation, U_pop=Up,
-                                         V_pop=Vp, fisher=problem.fisher, emp_cross=problem.emp_cross,
-                                         emp_sq=problem.emp_sq, U_avg=U, V_avg=V)
+        dyn = finite_m.finite_m_dynamics(problem.W, problem.X, cfg.t, noise, activation=cfg.activation,
+                                         pop=problem.population, avg=(U, V))
         form, N, noise_sq = dyn.form, unit.m * cfg.n, float(dyn.noise_sq)
         if unit.ps:
-            sw = finite_m.frozen_statics_vs_p(problem.W, problem.X, cfg.t, noise, unit.ps, ridges, U_pop=Up, V_pop=Vp,
-                                       U_avg=U, V_avg=V, fisher=problem.fisher)
+            sw = finite_m.frozen_statics_vs_p(problem.W, problem.X, cfg.t, noise, unit.ps, ridges,
+                                              pop=problem.population, avg=(U, V))
             statics = StaticsSweep(unit.m, sw["p"], sw["ridge"], sw["train_loss_avg"], sw["test_loss"],
                                    sw["score_error"], sw["weight_norm"], sw["train_loss"], int(sw["N"]))
     c = dyn.curves(taus)
@@ -449,8 +431,7 @@ def ridge_unit(unit: RidgeUnit) -> RidgeResult:
         raise ValueError(f"unit must be a RidgeUnit, got {type(unit).__name__}")
     problem = build_problem(unit.config())
     taus = _taus(-1, unit.n_tau)
-    U, V, Up, Vp = problem.train.U, problem.train.V, problem.pop.U, problem.pop.V
-    early = ridge.early_stopping_vs_p(U, V, unit.t, unit.ps, taus, Up, Vp)
+    early = ridge.early_stopping_vs_p(problem.train.U, problem.train.V, unit.t, unit.ps, taus, problem.population)
     dyn = dynamics.from_problem(problem)
     lam = ridge.optimal_ridge(ridge.ridge_path(dyn, ridge_grid(unit.n_ridge)))["ridge"]
     lambdas = (0.0, 0.1 * lam, lam, 10.0 * lam)
@@ -465,14 +446,13 @@ def class_unit(unit: ClassUnit) -> ClassResult:
     if not isinstance(unit, ClassUnit):
         raise ValueError(f"unit must be a ClassUnit, got {type(unit).__name__}")
     with jax.enable_x64(True):
-        key = jax.random.fold_in(jax.random.PRNGKey(unit.seed), 3)
-        W = features.init_W(jax.random.fold_in(key, 31), unit.p, unit.d, dtype=np.float64)
+        W = features.init_W(stream_key(unit.seed, "classes", "W"), unit.p, unit.d, dtype=np.float64)
         mu = np.zeros(unit.d)
         mu[0] = unit.mu_norm
         dat = data.mixture(list(unit.weights), np.stack([mu, -mu]), list(unit.variances))
-        X, lab = classes.stratified_sample(jax.random.fold_in(key, 1000 + unit.index), dat, unit.n)
-        _, cd = classes.class_problem(jax.random.fold_in(key, 2000 + unit.index), W, X, lab, dat, unit.t,
-                                      n_mc=unit.n_mc, tol=1e-8)
+        X, lab = classes.stratified_sample(stream_key(unit.seed, "classes", "X", unit.index), dat, unit.n)
+        _, cd = classes.class_problem(stream_key(unit.seed, "classes", "monte_carlo", unit.index), W, X, lab, dat,
+                                      unit.t, n_mc=unit.n_mc, tol=1e-8)
     c = cd.curves(_taus(-2, unit.n_tau))
     return ClassResult(unit, tuple(int(x) for x in cd.counts), c, classes.class_timescales(c))
 
@@ -617,17 +597,17 @@ def summarize(sizes: Sizes, seed: int, t: float, mu_norm: float, parts: Sequence
 
 
 def run(sizes: Sizes, *, seed: int = 0, t: float = 0.1, mu_norm: float = 2.0, parts: Sequence[int] = PARTS,
-        cache_dir, cluster=None, progress: Optional[Callable[[int, int], None]] = None):
-    """Every unit of ``parts`` through one :func:`rfdiff.sweep.run_sweep` (cached in ``cache_dir``).
+        cache_dir, client=None, progress: Optional[Callable[[int, int], None]] = None):
+    """Every unit of ``parts`` through one :func:`rfdiff.sweep.run_sweep` (cached in ``cache_dir``), on ``client``
+    (a ``distributed.Client``; None: serially in this process).
 
     Returns ``(BeyondResult, SweepReport)``; raises :class:`rfdiff.sweep.SweepError` if a unit failed.
     """
-    from ..sweep import Cluster, run_sweep
+    from ..sweep import Cache, run_sweep
 
     t0 = time.perf_counter()
     todo = units(sizes, seed=seed, t=t, mu_norm=mu_norm, parts=parts)
-    rep = run_sweep(beyond_unit, todo, cache_dir=Path(cache_dir), cluster=Cluster() if cluster is None else cluster,
-                    progress=progress).raise_on_failure()
+    rep = run_sweep(beyond_unit, todo, cache=Cache(Path(cache_dir)), client=client, progress=progress).raise_on_failure()
     res = summarize(sizes, seed, t, mu_norm, parts, todo, rep.results, rep.runtimes)
     res.timings["total"] = time.perf_counter() - t0
     return res, rep

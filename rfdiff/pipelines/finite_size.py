@@ -29,12 +29,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..diffusion import delta
-from ..matrices import smoothed_rows, train_matrices
 from ..model import draw, RFConfig
+from . import _checks
 from ..results import Curves, register
 from ..stats import fit_power_law, PowerLawFit
 from ..study import run as run_study, StudyOptions, TauGrid
+from ..surrogates import train_loss_surrogates
 from ..theory import predict
 from ..timescales import spectral_tau
 
@@ -56,27 +56,8 @@ ERROR_PAIRS = (  # name, source a, source b, curve: relative error |a − b|/|b|
 FIT_KEYS = ("theory_vs_exact", "ge_vs_exact", "theory_vs_exact_inf", "test_theory_vs_exact")
 
 
-def _number(name: str, v, cast, minimum: float = 0.0, strict: bool = True, shown=None):
-    """``v`` as ``cast`` (int or float) if finite and above ``minimum``; else ValueError naming ``name``."""
-    ok = not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
-    if ok and cast is int:
-        ok = float(v) == int(v)
-    if not ok or (v <= minimum if strict else v < minimum):
-        what = "integer" if cast is int else "number"
-        kind = f"a finite {what}" if shown is None else f"made of finite {what}s"
-        raise ValueError(f"{name} must be {kind} {'>' if strict else '>='} {minimum:g}, "
-                         f"got {v if shown is None else shown!r}")
-    return cast(v)
-
-
 def _positive_tuple(name: str, values, cast, minimum: float = 0.0, strict: bool = True) -> tuple:
-    try:
-        vals = tuple(values)
-    except TypeError:
-        raise ValueError(f"{name} must be a non-empty sequence, got {values!r}") from None
-    if not vals:
-        raise ValueError(f"{name} must be a non-empty sequence, got {values!r}")
-    return tuple(_number(name, v, cast, minimum, strict, shown=values) for v in vals)
+    return _checks.sequence(name, values, lambda nm, v: _checks.number(nm, v, cast, minimum, strict, shown=values))
 
 
 @register
@@ -135,9 +116,10 @@ class GapUnit:
     taus: TauGrid = TAU_GRID
 
     def __post_init__(self):
-        object.__setattr__(self, "d", _number("d", self.d, int, 4, strict=False))
-        object.__setattr__(self, "psi_n", _number("psi_n", self.psi_n, float))
-        object.__setattr__(self, "psi_p", _number("psi_p", self.psi_p, float))
+        object.__setattr__(self, "d", _checks.number("d", self.d, int, 4, strict=False))
+        object.__setattr__(self, "psi_n", _checks.number("psi_n", self.psi_n, float))
+        object.__setattr__(self, "psi_p", _checks.number("psi_p", self.psi_p, float))
+        object.__setattr__(self, "seed", _checks.seed(self.seed))
         if not isinstance(self.taus, TauGrid):
             raise ValueError(f"taus must be a TauGrid, got {self.taus!r}")
         self.config()
@@ -282,64 +264,18 @@ class DecomposeResult:
 
 
 def decompose_unit(unit: DecomposeUnit) -> DecomposeResult:
-    """L_train(∞) = 1 − (1/d) Tr Vᵀ U⁻¹ V of the exact model and of surrogates that replace one part of it.
-
-    With the Mehler factors G0 = g_0(M, s), G1 = g_1(M, s) of the training set (docs/theory.md §2.4),
-    U = G0 G0ᵀ/n + C, C the noise covariance averaged over the training set. Surrogates, all with
-    the exact V (so each is the loss of a valid model; docs/theory.md §7.1):
-
-    * ``order1``: C's off-diagonal truncated at Mehler order 1, ``Δ_t K ∘ (G1 G1ᵀ/n)``, K = WWᵀ/d;
-    * ``slopes_avg``: the per-point slopes replaced by their average, ``Δ_t K ∘ ḡ ḡᵀ``;
-    * ``mean_iid``: the mean's nonlinear part (G0 minus its population linear part, per neuron)
-      replaced by independent Gaussians of the same population variance (numpy seed ``unit.seed``), exact C;
-    * ``both``: slopes_avg and mean_iid together (closest to the Gaussian-equivalent model).
-
-    Every diagonal is the exact one. The population moments of each neuron's mean feature
-    h ~ N(0, e^{-2t}‖w‖²/d) use 64-node Gauss–Hermite quadrature over h and
-    :func:`rfdiff.matrices.smoothed_rows` for the noise average.
-    """
+    """L_train(∞) = 1 − (1/d) Tr Vᵀ U⁻¹ V of the exact model and of surrogates that replace one part of it
+    (:func:`rfdiff.surrogates.train_loss_surrogates`, docs/theory.md §7.1), on the draws of the
+    :class:`GapUnit` of that point, with the d → ∞ theory's value."""
 
     if not isinstance(unit, DecomposeUnit):
         raise ValueError(f"unit must be a DecomposeUnit, got {type(unit).__name__}")
     cfg = unit.gap_unit().config()
     dr = draw(cfg)                                   # the same W, X as gap_unit at this point
-    W, X, t, act = dr.W, dr.X, cfg.t, cfg.activation
-    p, d, n = cfg.p, cfg.d, cfg.n
-    exact = train_matrices(W, X, t, act, tol=cfg.tol)
-    U, V = np.asarray(exact.U), np.asarray(exact.V)
-    Q = int(exact.info["quad_order"])                # the Gauss–Hermite size train_matrices chose
-    dt = delta(t)
-    wn2 = np.sum(W * W, axis=1) / d
-    s = np.sqrt(dt * wn2)                            # noise scale of each preactivation (§2.4)
-    M = math.exp(-t) * (W @ X.T) / math.sqrt(d)      # noise-free preactivations (p, n)
-    (G0, G1), _ = smoothed_rows(act, M, s, 1, Q)     # g_0, g_1 at (M, s)
-    z, wq = np.polynomial.hermite_e.hermegauss(64)
-    wq = wq / wq.sum()
-    sm = math.exp(-t) * np.sqrt(wn2)                 # population s.d. of the mean preactivation, per neuron
-    gq, _ = smoothed_rows(act, sm[:, None] * z[None, :], s, 1, Q)
-    mean0, slope = gq[0] @ wq, gq[1] @ wq            # Stein: E[g_0(h) h]/E h² = E g_1(h)
-    res_var = (gq[0] ** 2) @ wq - mean0 ** 2 - slope ** 2 * sm ** 2
-    K = W @ W.T / d
-    mean_exact = G0 @ G0.T / n
-    C = U - mean_exact
-    diag_C = np.diag(C).copy()
-
-    def with_diag(A):
-        A[np.diag_indices(p)] = diag_C
-        return A
-
-    def linf(Uh):
-        return float(1.0 - np.trace(V.T @ np.linalg.solve(Uh, V)) / d)
-
-    gbar = G1.mean(axis=1)
-    C_avg = with_diag(dt * K * np.outer(gbar, gbar))
-    rng = np.random.default_rng(unit.seed)
-    G_iid = mean0[:, None] + slope[:, None] * M + rng.standard_normal((p, n)) * np.sqrt(np.maximum(res_var, 0))[:, None]
-    mean_iid = G_iid @ G_iid.T / n
-    theory = predict(act, t, unit.psi_p, unit.psi_n, test_loss=False).train_loss_inf
-    return DecomposeResult(d, p, n, float(unit.psi_n), float(unit.psi_p), linf(U),
-                           linf(mean_exact + with_diag(dt * K * (G1 @ G1.T / n))), linf(mean_exact + C_avg),
-                           linf(mean_iid + C), linf(mean_iid + C_avg), float(theory))
+    sur = train_loss_surrogates(dr.W, dr.X, cfg.t, cfg.activation, tol=cfg.tol, seed=unit.seed)
+    theory = predict(cfg.activation, cfg.t, unit.psi_p, unit.psi_n, test_loss=False).train_loss_inf
+    return DecomposeResult(cfg.d, cfg.p, cfg.n, float(unit.psi_n), float(unit.psi_p), sur.exact, sur.order1,
+                           sur.slopes_avg, sur.mean_iid, sur.both, float(theory))
 
 
 @register
@@ -427,22 +363,23 @@ def summarize(blocks: Sequence[Block], t: float, seed: int, rows: Sequence[GapRe
 
 
 def run(blocks: Sequence[Block], *, t: float = 0.1, seed: int = 1, decompose: bool = False, cache_dir,
-        cluster=None, progress: Optional[Callable[[str, int, int], None]] = None) -> tuple[FiniteSizeResult, list]:
-    """Run the gap units (and the decomposition) through :func:`rfdiff.sweep.run_sweep`, cached in ``cache_dir``.
+        client=None, progress: Optional[Callable[[str, int, int], None]] = None) -> tuple[FiniteSizeResult, list]:
+    """Run the gap units (and the decomposition) through :func:`rfdiff.sweep.run_sweep`, cached in ``cache_dir``,
+    on ``client`` (a ``distributed.Client``; None: serially in this process).
 
     ``progress(stage, done, total)`` with stage ``"finite size"`` or ``"decomposition"``. Returns
     the result and the sweeps' :class:`rfdiff.sweep.SweepReport` s; raises
     :class:`rfdiff.sweep.SweepError` if a unit failed.
     """
-    from ..sweep import Cluster, run_sweep
+    from ..sweep import Cache, run_sweep
 
     t0 = time.perf_counter()
-    cluster = Cluster() if cluster is None else cluster
+    cache = Cache(Path(cache_dir))
     tell = progress or (lambda stage, done, total: None)
-    reports = [run_sweep(gap_unit, gap_units(blocks, t, seed), cache_dir=Path(cache_dir), cluster=cluster,
+    reports = [run_sweep(gap_unit, gap_units(blocks, t, seed), cache=cache, client=client,
                          progress=lambda i, k: tell("finite size", i, k)).raise_on_failure()]
     if decompose:
-        reports.append(run_sweep(decompose_unit, decompose_units(t, seed), cache_dir=Path(cache_dir), cluster=cluster,
+        reports.append(run_sweep(decompose_unit, decompose_units(t, seed), cache=cache, client=client,
                                  progress=lambda i, k: tell("decomposition", i, k)).raise_on_failure())
     dec = reports[1].results if decompose else []
     return summarize(blocks, t, seed, reports[0].results, dec, time.perf_counter() - t0), reports

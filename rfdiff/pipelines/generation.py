@@ -19,7 +19,7 @@ mixture, and a non-odd activation at the smallest n. It runs in two sweeps
 early-stopping slope c = τ*(n₀)/n₀ (§5.5); then every larger n with τ_stop = c·n added to its τ
 list, so that the rule is measured, not interpolated. :func:`summarize` turns the unit results
 into a :class:`GenerationSummary` (tables over n, EMM_ε (§5.4), early stopping, generation- vs
-loss- vs theory-level τ_mem); :func:`key_numbers` gives its headline numbers.
+loss- vs theory-level τ_mem); ``rfdiff_analysis.key_numbers.generation`` gives its headline numbers.
 """
 from __future__ import annotations
 
@@ -28,22 +28,23 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Optional
 
 import jax
 import numpy as np
 
 from .. import memorisation as M, results, sampling as S, timescales
-from .._util import check_fraction, check_positive, x64
-from ..activations import get_activation
+from .._util import check_fraction, check_positive, stream_key, x64
 from ..model import DataSpec
-from ..sweep import Cluster, run_sweep, SweepReport
+from ..sweep import Cache, run_sweep, SweepReport
 from ..theory import predict
+from . import _checks
 
 __all__ = ["KS", "GenerationUnit", "TheoryUnit", "Measurement", "GenerationResult", "TheoryResult",
            "GenerationStudy", "EarlyStopping", "RunSet", "GenerationSummary", "default_study", "run_unit",
            "theory_unit", "compute_unit", "first_units", "second_units", "calibrate", "gen_tau_mem",
-           "theory_tau_mem", "summarize", "key_numbers", "run"]
+           "theory_tau_mem", "summarize", "run"]
 
 KS = (1.0 / 3.0, 0.5, 0.25)
 """Memorisation thresholds k of ‖x − a¹‖/‖x − a²‖ < k (docs/theory.md §5.3); the first is the headline."""
@@ -56,36 +57,9 @@ results.register(DataSpec)
 # validation helpers
 
 
-def _int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _activation_name(name) -> str:
-    """A registered activation name (units hold names, so that they hash into cache keys)."""
-    if not isinstance(name, str):
-        raise ValueError(f"activation must be the name of a registered activation, got {name!r}")
-    get_activation(name)
-    return name
-
-
-def _taus(name: str, values, allow_inf_last: bool) -> tuple:
-    """Ascending positive τ values as a tuple of floats (``inf`` allowed only as the last one)."""
-    try:
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
-    fin = v[:-1] if allow_inf_last and v.size and v[-1] == np.inf else v
-    if v.size == 0 or fin.size == 0 or not np.all(np.isfinite(fin)) or np.any(fin <= 0) or np.any(np.diff(fin) <= 0):
-        extra = " (the last may be inf)" if allow_inf_last else ""
-        raise ValueError(f"{name} must be positive, finite{extra} and strictly increasing, got {values!r}")
-    return tuple(float(x) for x in v)
-
-
 def _check_common(obj, int_fields: Sequence[str]) -> None:
     for name in int_fields:
-        object.__setattr__(obj, name, _int(name, getattr(obj, name)))
+        object.__setattr__(obj, name, _checks.integer(name, getattr(obj, name)))
     object.__setattr__(obj, "t_min", check_positive("t_min", obj.t_min))
     object.__setattr__(obj, "t_max", check_positive("t_max", obj.t_max))
     if obj.t_min >= obj.t_max:
@@ -94,10 +68,10 @@ def _check_common(obj, int_fields: Sequence[str]) -> None:
         raise ValueError(f"n_times must be >= 2 (the grid spans [t_min, t_max]), got {obj.n_times}")
     if obj.method not in S.METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, S.METHODS))}, got {obj.method!r}")
-    _activation_name(obj.activation)
-    object.__setattr__(obj, "seed", _int("seed", obj.seed, 0))
-    object.__setattr__(obj, "taus", _taus("taus", obj.taus, allow_inf_last=True))
-    object.__setattr__(obj, "curve_taus", _taus("curve_taus", obj.curve_taus, allow_inf_last=False))
+    _checks.activation_name(obj.activation)
+    object.__setattr__(obj, "seed", _checks.seed(obj.seed))
+    object.__setattr__(obj, "taus", _checks.ascending("taus", obj.taus, allow_inf_last=True))
+    object.__setattr__(obj, "curve_taus", _checks.ascending("curve_taus", obj.curve_taus, allow_inf_last=False))
     ks = tuple(float(k) for k in obj.ks)
     if not ks or any(not 0.0 < k <= 1.0 for k in ks):
         raise ValueError(f"ks must be a non-empty sequence of thresholds in (0, 1], got {obj.ks!r}")
@@ -113,7 +87,8 @@ def _check_common(obj, int_fields: Sequence[str]) -> None:
 class GenerationUnit:
     """One (data, n, repetition, activation) of the generation study, with every result-changing parameter.
 
-    The PRNG key is ``PRNGKey(seed·100003 + rep·1009 + n)``, split into the training set, a fresh
+    The PRNG key is ``stream_key(seed, "generation", rep, n)`` (:func:`rfdiff._util.stream_key`; the same
+    for every data kind and activation: common random numbers), split into the training set, a fresh
     test set, W, the sampler, the bootstrap and the reference samplers. ``taus`` (ascending,
     last ``inf`` allowed) are the training times where samples are measured; ``tau_stop``, when
     set, is one more τ (the early-stopping time c·n, docs/theory.md §5.5) measured apart.
@@ -145,15 +120,15 @@ class GenerationUnit:
         if not isinstance(self.data, DataSpec) or self.data.kind not in DATA_KINDS:
             raise ValueError(f"data must be a DataSpec of kind {' or '.join(DATA_KINDS)}, got {self.data!r}")
         _check_common(self, ("d", "p", "n_times", "samples", "steps", "n_boot"))
-        object.__setattr__(self, "n", _int("n", self.n, 2))
-        object.__setattr__(self, "rep", _int("rep", self.rep, 0))
+        object.__setattr__(self, "n", _checks.integer("n", self.n, 2))
+        object.__setattr__(self, "rep", _checks.integer("rep", self.rep, 0))
         if self.tau_stop is not None:
             object.__setattr__(self, "tau_stop", check_positive("tau_stop", self.tau_stop))
         object.__setattr__(self, "mem_frac", check_fraction("mem_frac", self.mem_frac))
 
     def key(self) -> jax.Array:
         """The unit's PRNG key."""
-        return jax.random.PRNGKey(self.seed * 100003 + self.rep * 1009 + self.n)
+        return stream_key(self.seed, "generation", self.rep, self.n)
 
 
 @results.register
@@ -168,10 +143,10 @@ class TheoryUnit:
     times: tuple = (0.01, 0.1, 1.0)
 
     def __post_init__(self):
-        _activation_name(self.activation)
+        _checks.activation_name(self.activation)
         for name in ("d", "p", "n"):
-            object.__setattr__(self, name, _int(name, getattr(self, name)))
-        object.__setattr__(self, "times", _taus("times", self.times, allow_inf_last=False))
+            object.__setattr__(self, name, _checks.integer(name, getattr(self, name)))
+        object.__setattr__(self, "times", _checks.ascending("times", self.times, allow_inf_last=False))
 
 
 @results.register
@@ -412,7 +387,7 @@ class GenerationStudy:
             object.__setattr__(self, "compare_n", ())
         else:
             try:
-                _activation_name(self.compare_activation)
+                _checks.activation_name(self.compare_activation)
             except ValueError as err:
                 raise ValueError(f"compare_activation: {err}") from None
             missing = sorted(set(self.compare_n) - set(self.n_values))
@@ -658,45 +633,11 @@ def summarize(study: GenerationStudy, unit_results: Sequence) -> GenerationSumma
         compare=_run_set("activation", study.compare_activation, compare) if compare else None, runs=runs)
 
 
-def key_numbers(s: GenerationSummary) -> dict:
-    """Headline numbers of a summary (seed means; f_mem at k = ks[0]), JSON-able, keyed by n as strings."""
-    ns = [str(int(n)) for n in s.n_values]
-    F, Fs = s.fmem[:, :, 0].mean(axis=1), s.fmem_sym[:, :, 0].mean(axis=1)
-    es = s.early_stopping
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN
-        gen, loss = np.nanmean(s.gen_tau_mem, axis=1), np.nanmean(s.loss_tau_mem[:, :, 0], axis=1)
-    out = {
-        "tau_labels": ["inf" if not np.isfinite(t) else f"{t:.3g}" for t in s.taus],
-        "fmem_k1/3_vs_tau": dict(zip(ns, F.tolist())),
-        "fmem_sym_k1/3_vs_tau": dict(zip(ns, Fs.tolist())),
-        "fmem_tau_inf_vs_n": dict(zip(ns, F[:, -1].tolist())),
-        "kl_vs_tau": dict(zip(ns, s.kl.mean(axis=1).tolist())),
-        "gen_tau_mem_vs_n": dict(zip(ns, gen.tolist())),
-        "loss_tau_mem_smallest_t_vs_n": dict(zip(ns, loss.tolist())),
-        "theory_tau_mem_smallest_t_vs_n": dict(zip(ns, s.theory_tau_mem[:, 0].tolist())),
-        "emm": {k: np.asarray(v).tolist() for k, v in s.emm.items()},
-        "early_stopping": {"c": es.c, "n0": es.n0, **{k: getattr(es, k).tolist() for k in
-                                                       ("tau_stop", "kl_stop", "fmem_stop", "tau_best", "kl_best",
-                                                        "fmem_best")}},
-        "odd_activation": bool(s.odd_activation),
-        "references": {"population_fmem_mean": float(np.mean(s.ref_pop_fmem)),
-                       "empirical_fmem_mean": float(np.mean(s.ref_emp_fmem)),
-                       "population_kl_mean": float(np.mean(s.ref_pop_kl)),
-                       "empirical_kl_mean": float(np.mean(s.ref_emp_kl))},
-    }
-    if s.mixture is not None:
-        out["mixture_fmem_vs_tau"] = {str(int(n)): s.mixture.fmem[i, 0].tolist() for i, n in enumerate(s.mixture.n)}
-    if s.compare is not None:
-        out["compare_activation"] = {"activation": s.compare.activation, "fmem_vs_tau": {
-            str(int(n)): s.compare.fmem[i, 0].tolist() for i, n in enumerate(s.compare.n)}}
-    return out
-
-
-def run(study: GenerationStudy, *, cache_dir, cluster: Cluster = Cluster(),
+def run(study: GenerationStudy, *, cache_dir, client=None,
         progress: Optional[Callable[[int, int], object]] = None,
         recompute: bool = False) -> tuple[GenerationSummary, list[SweepReport]]:
-    """Run the study in two cached sweeps (calibration at the smallest n, then the rest) and summarise it.
+    """Run the study in two cached sweeps (calibration at the smallest n, then the rest) and summarise it, on
+    ``client`` (a ``distributed.Client``; None: serially in this process).
 
     ``progress(done, total)`` counts units over both sweeps. Raises :class:`rfdiff.sweep.SweepError`
     if a unit fails (after the other units of its sweep have finished).
@@ -711,11 +652,10 @@ def run(study: GenerationStudy, *, cache_dir, cluster: Cluster = Cluster(),
         if progress is not None:
             progress(offset + done, total)
 
-    kw = dict(cache_dir=cache_dir, cluster=cluster, progress=tick, recompute=recompute,
-              kind="rfdiff.pipelines.generation")
-    rep1 = run_sweep(compute_unit, first, **kw).raise_on_failure()
+    cache = Cache(Path(cache_dir), kind="rfdiff.pipelines.generation", recompute=recompute)
+    rep1 = run_sweep(compute_unit, first, cache=cache, client=client, progress=tick).raise_on_failure()
     smallest = {study.unit(study.n_values[0], s) for s in range(study.seeds)}
     c, _ = calibrate(study, [r for r in rep1.results if isinstance(r, GenerationResult) and r.unit in smallest])
     offset = len(first)
-    rep2 = run_sweep(compute_unit, second_units(study, c), **kw).raise_on_failure()
+    rep2 = run_sweep(compute_unit, second_units(study, c), cache=cache, client=client, progress=tick).raise_on_failure()
     return summarize(study, rep1.results + rep2.results), [rep1, rep2]

@@ -1,78 +1,56 @@
-"""The paper's random-features figures and claims as sweep units and summaries (docs/theory.md §6).
+"""The paper's random-features figures and claims as plans and typed summaries (docs/theory.md §6).
 
 Every figure of Bonnaire, Urfin, Biroli, Mézard (2025) that concerns the RF model, and the
 finite-size ladder that tells how fast the finite-d model approaches the d → ∞ theory, is a
-list of units (:func:`units`) — :class:`rfdiff.study.Study` (simulation + theory, timescales by
-one rule), :class:`DensityUnit` (a theoretical density on a grid) or :class:`TrainingUnit`
-(iterative training: Adam, or the authors' fresh-noise gradient descent) — run by
-:func:`run_unit` through :func:`rfdiff.sweep.run_sweep`, and a summary (:func:`summarize`) of
-the key numbers with their intervals (:mod:`rfdiff.stats`), which ``rfdiff_analysis/report.py`` turns
-into verdicts. Sizes are in :data:`PRESETS` ("full": the paper's sizes where 2 cores allow;
-"quick": a smoke version).
+plan: :func:`plan` gives ``{Label: unit}`` once — each unit a :class:`rfdiff.study.Study`
+(simulation + theory, timescales by one rule), a :class:`DensityUnit` (a theoretical density on
+a grid) or a :class:`TrainingUnit` (iterative training: Adam, or the authors' fresh-noise
+gradient descent) — run by :func:`run_unit` through :func:`rfdiff.sweep.run_sweep`.
+:func:`summarize` reads the results by label (:class:`Results`: a missing one is an error naming
+its label) and returns the figure's typed frozen summary of key numbers with their intervals
+(:mod:`rfdiff.stats`), from which ``rfdiff_analysis`` draws the figures and judges the claims.
+Sizes are the frozen :class:`Preset` s of :data:`PRESETS` ("full": the paper's sizes where 2
+cores allow; "quick": a smoke version).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, Optional
 
-import jax
 import numpy as np
 
 from .. import dynamics, fluctuations, training
+from .._util import stream_key
 from ..diffusion import delta
+from ..fluctuations import FloorPrediction
 from ..model import build_problem, DataSpec, RFConfig
 from ..results import Curves, register
-from ..stats import fit_finite_size, fit_power_law, mean_ci
-from ..study import run_study, Study, StudyOptions, StudyResult, TauGrid
+from ..stats import Estimate, fit_finite_size, fit_power_law, mean_ci, PowerLawFit
+from ..study import resolve, run_study, Study, StudyOptions, StudyResult, TauGrid
 from ..theory import classify_bulks, ge_constants, solve_spectrum
+from ..theory.asymptotics import tau_mem_asymptotic
 from ..timescales import extract, first_crossing, tau_mem as tm_rule
+from . import _checks
 
-__all__ = ["FIGURES", "PRESETS", "DensityUnit", "Density", "TrainingUnit", "TrainingOutcome", "run_unit", "units",
-           "summarize", "LADDER_QUANTITIES", "collapse_spread"]
+__all__ = ["FIGURES", "PRESETS", "ACTIVATION", "Label", "Results", "MissingResult", "NotPlanned", "Preset", "Ladder",
+           "SpectrumSizes", "CurvesSizes", "MinScoreSizes", "SigmaXSizes", "AdamSizes", "ScalingSizes",
+           "HeatmapSizes", "PhaseSizes", "ProcedureSizes", "DensityUnit", "Density", "TrainingUnit", "TrainingOutcome",
+           "run_unit", "plan", "summarize", "LADDER_QUANTITIES", "collapse_spread", "simulation_phase", "theory_phase",
+           "MEMORISATION", "DYNAMICAL", "ARCHITECTURAL", "LadderPoint", "LadderBlock", "LadderSummary", "SpectrumEntry",
+           "SpectrumSummary", "SeedTimescales", "Collapse", "CurvesSummary", "SeedSpread", "MinScoreSummary",
+           "ExponentFits", "SigmaXSummary", "AdamSummary", "ScalingFits", "ScalingSummary", "HeatmapCell",
+           "HeatmapSummary", "PhaseSummary", "FloorComparison", "ProcedureSummary"]
 
 FIGURES = ("finite_size_scaling", "spectrum", "learning_curves", "min_score", "sigma_x", "adam", "scaling",
            "heatmap", "phase", "procedure")
 TAUS = TauGrid(1e-2, 1e8, 161)
+ACTIVATION = "tanh"
+"""The activation of every figure (the paper's)."""
 ATOMS_2 = ((0.5, 0.5), (1.5, 0.5))                    # ρ_Σ = ½δ_0.5 + ½δ_1.5
-
-PRESETS: dict = {
-    "full": {
-        "ladder": [dict(ds=(16, 24, 32, 48, 64, 100), psi_p=64.0, psi_ns=(4.0, 8.0, 16.0, 32.0), t=0.1,
-                        seeds=(0, 1, 2), extra_seeds=(3, 4)),
-                   dict(ds=(16, 24, 32, 48, 64, 100), psi_p=64.0, psi_ns=(8.0,), t=0.01, seeds=(0, 1, 2),
-                        extra_seeds=(3, 4))],
-        "spectrum": dict(d=100, psi_p=64.0, psi_ns=(8.0, 32.0), t=0.01),
-        "learning_curves": dict(d=100, psi_p=64.0, psi_ns=(4.0, 8.0, 16.0, 32.0), t=0.1),
-        "min_score": dict(d=100, psi_p=32.0, psi_ns=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0), t=0.01, seeds=tuple(range(10))),
-        "sigma_x": dict(d=100, psi_p=64.0, psi_ns=(4.0, 8.0, 16.0, 32.0), t=0.1, sigma_x=(0.5, 2.0), seeds=(0,)),
-        "adam": dict(d=32, psi_p=32.0, psi_ns=(2.0, 4.0, 8.0, 16.0), t=0.1, eta=1e-3, steps=60000, gap_level=0.3,
-                     seeds=(0, 1, 2, 3, 4)),
-        "scaling": dict(d=8, p=8192, ns=(12, 16, 24, 32, 64, 128, 256, 512), t=0.1,
-                        seeds=(0, 1, 2), n_fixed=64, p_scan=(1024, 2048, 4096, 8192)),
-        "heatmap": dict(d=12, psi_ns=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), psi_ps=(4.0, 8.0, 16.0, 32.0, 64.0, 128.0),
-                        t=0.1, taus=(1e3, 1e4)),
-        "phase": dict(taus=(1e2, 1e3, 1e4, 1e5), gap_thr=0.1),
-        "procedure": dict(d=100, psi_p=64.0, psi_n=8.0, t=0.1, steps=20000, lr_factor=1e-2, n_log=40, draws=64,
-                          checks=6),
-    },
-    "quick": {
-        "ladder": [dict(ds=(8, 12, 16), psi_p=64.0, psi_ns=(4.0, 8.0), t=0.1, seeds=(0, 1, 2), extra_seeds=(3, 4))],
-        "spectrum": dict(d=16, psi_p=64.0, psi_ns=(8.0, 32.0), t=0.01),
-        "learning_curves": dict(d=16, psi_p=64.0, psi_ns=(4.0, 8.0), t=0.1),
-        "min_score": dict(d=16, psi_p=32.0, psi_ns=(1.0, 2.0, 4.0, 8.0, 16.0), t=0.01, seeds=(0, 1, 2, 3, 4)),
-        "sigma_x": dict(d=12, psi_p=64.0, psi_ns=(4.0, 8.0, 16.0), t=0.1, sigma_x=(0.5, 2.0), seeds=(0,)),
-        "adam": dict(d=8, psi_p=32.0, psi_ns=(2.0, 4.0, 8.0), t=0.1, eta=1e-2, steps=8000, gap_level=0.3,
-                     seeds=(0, 1, 2, 3, 4)),
-        "scaling": dict(d=8, p=1024, ns=(12, 16, 24, 32, 48, 64), t=0.1, seeds=(0, 1, 2, 3, 4), n_fixed=32,
-                        p_scan=(256, 512, 1024)),
-        "heatmap": dict(d=8, psi_ns=(1.0, 2.0, 8.0, 32.0), psi_ps=(4.0, 16.0, 64.0), t=0.1, taus=(1e3, 1e4)),
-        "phase": dict(taus=(1e2, 1e3, 1e4, 1e5), gap_thr=0.1),
-        "procedure": dict(d=16, psi_p=16.0, psi_n=4.0, t=0.1, steps=2000, lr_factor=1e-2, n_log=16, draws=64,
-                          checks=4),
-    },
-}
-# ladder quantities: (name, where it is read on each side)
+DENSITY_GRID = (1e-3, 1e3, 1200)
+# ladder quantities, read by the same rule on each side
 LADDER_QUANTITIES = ("train_loss_inf", "test_loss_inf", "min_score_error", "tau_gen", "tau_mem", "lambda_mem",
                      "lambda_mem_upper")
 # candidate leading corrections: 1/n for the losses (measured: n × error ≈ const); 1/√n as well for the
@@ -83,15 +61,260 @@ FINITE_SIZE_EXPONENTS = {"train_loss_inf": (1.0,), "test_loss_inf": (1.0,), "min
 
 
 # ----------------------------------------------------------------------------------------------
+# presets
+
+
+def _ints(name, values, minimum=1) -> tuple:
+    return _checks.sequence(name, values, lambda nm, v: _checks.integer(nm, v, minimum))
+
+
+def _floats(name, values) -> tuple:
+    return _checks.sequence(name, values, _checks.positive)
+
+
+def _seeds(name, values) -> tuple:
+    return _checks.sequence(name, values, lambda nm, v: _checks.seed(v, nm))
+
+
+def _validate(obj, ints=(), floats=(), int_seqs=(), float_seqs=(), seed_seqs=()) -> None:
+    for name in ints:
+        object.__setattr__(obj, name, _checks.integer(name, getattr(obj, name)))
+    for name in floats:
+        object.__setattr__(obj, name, _checks.positive(name, getattr(obj, name)))
+    for name in int_seqs:
+        object.__setattr__(obj, name, _ints(name, getattr(obj, name)))
+    for name in float_seqs:
+        object.__setattr__(obj, name, _floats(name, getattr(obj, name)))
+    for name in seed_seqs:
+        object.__setattr__(obj, name, _seeds(name, getattr(obj, name)))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Ladder:
+    """One finite-size ladder: d over ``ds`` at fixed ψ_p and each ψ_n of ``psi_ns``, at t; ``seeds`` at every d,
+    ``extra_seeds`` added at the largest d; the theory rides with the first seed at every d (``theory="all_d"``)
+    or only at the largest (``"largest_d"``)."""
+
+    ds: tuple
+    psi_p: float
+    psi_ns: tuple
+    t: float
+    seeds: tuple
+    extra_seeds: tuple = ()
+    theory: str = "all_d"
+
+    def __post_init__(self):
+        _validate(self, floats=("psi_p", "t"), int_seqs=("ds",), float_seqs=("psi_ns",), seed_seqs=("seeds",))
+        object.__setattr__(self, "extra_seeds", tuple(_checks.seed(s, "extra_seeds") for s in self.extra_seeds))
+        if self.theory not in ("all_d", "largest_d"):
+            raise ValueError(f"theory must be 'all_d' or 'largest_d', got {self.theory!r}")
+
+    def seeds_at(self, d: int) -> tuple:
+        return self.seeds + (self.extra_seeds if d == max(self.ds) else ())
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SpectrumSizes:
+    """Fig. 4: isotropic data and ρ_Σ = ½δ_0.5 + ½δ_1.5 at each ψ_n, one draw, with the theory's densities."""
+
+    d: int
+    psi_p: float
+    psi_ns: tuple
+    t: float
+
+    def __post_init__(self):
+        _validate(self, ints=("d",), floats=("psi_p", "t"), float_seqs=("psi_ns",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class CurvesSizes:
+    """Fig. 5A/B: learning curves at each ψ_n over ``seeds`` (the theory with the first)."""
+
+    d: int
+    psi_p: float
+    psi_ns: tuple
+    t: float
+    seeds: tuple
+
+    def __post_init__(self):
+        _validate(self, ints=("d",), floats=("psi_p", "t"), float_seqs=("psi_ns",), seed_seqs=("seeds",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class MinScoreSizes(CurvesSizes):
+    """Fig. 13: the minimal score error against ψ_n over ``seeds`` (the theory with the first)."""
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SigmaXSizes:
+    """Fig. 12: τ_mem against ψ_n for each data scale σ_x."""
+
+    d: int
+    psi_p: float
+    psi_ns: tuple
+    t: float
+    sigma_x: tuple
+    seeds: tuple
+
+    def __post_init__(self):
+        _validate(self, ints=("d",), floats=("psi_p", "t"), float_seqs=("psi_ns", "sigma_x"), seed_seqs=("seeds",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class AdamSizes:
+    """Fig. 15: Adam (step ``eta``, ``steps`` steps) on the exact loss; steps to L_gen = ``gap_level`` against n."""
+
+    d: int
+    psi_p: float
+    psi_ns: tuple
+    t: float
+    eta: float
+    steps: int
+    gap_level: float
+    seeds: tuple
+
+    def __post_init__(self):
+        _validate(self, ints=("d", "steps"), floats=("psi_p", "t", "eta", "gap_level"), float_seqs=("psi_ns",),
+                  seed_seqs=("seeds",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ScalingSizes:
+    """Timescales against n at fixed p (``ns``) and against p at fixed n (``p_scan``, n = ``n_fixed``)."""
+
+    d: int
+    p: int
+    ns: tuple
+    t: float
+    seeds: tuple
+    n_fixed: int
+    p_scan: tuple
+
+    def __post_init__(self):
+        _validate(self, ints=("d", "p", "n_fixed"), floats=("t",), int_seqs=("ns", "p_scan"), seed_seqs=("seeds",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class HeatmapSizes:
+    """Fig. 5C: L_gen at times ``taus`` over the (ψ_n, ψ_p) grid, one draw per cell."""
+
+    d: int
+    psi_ns: tuple
+    psi_ps: tuple
+    t: float
+    taus: tuple
+
+    def __post_init__(self):
+        _validate(self, ints=("d",), floats=("t",), float_seqs=("psi_ns", "psi_ps", "taus"))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PhaseSizes:
+    """The phase diagram on the heatmap's grid at times ``taus``; no gap below ``gap_thr``."""
+
+    taus: tuple
+    gap_thr: float
+
+    def __post_init__(self):
+        _validate(self, floats=("gap_thr",), float_seqs=("taus",))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ProcedureSizes:
+    """Fresh-noise GD at the authors' learning rate ``lr_factor``·d/Δ_t against its mean trajectory."""
+
+    d: int
+    psi_p: float
+    psi_n: float
+    t: float
+    steps: int
+    lr_factor: float
+    n_log: int
+    draws: int
+    checks: int
+
+    def __post_init__(self):
+        _validate(self, ints=("d", "steps", "n_log", "checks"), floats=("psi_p", "psi_n", "t", "lr_factor"))
+        object.__setattr__(self, "draws", _checks.integer("draws", self.draws, 0))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """The sizes of every figure; ``name`` is recorded with each figure and a report never mixes two names."""
+
+    name: str
+    ladder: tuple
+    spectrum: SpectrumSizes
+    learning_curves: CurvesSizes
+    min_score: MinScoreSizes
+    sigma_x: SigmaXSizes
+    adam: AdamSizes
+    scaling: ScalingSizes
+    heatmap: HeatmapSizes
+    phase: PhaseSizes
+    procedure: ProcedureSizes
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        object.__setattr__(self, "ladder", tuple(self.ladder))
+        if not self.ladder or not all(isinstance(L, Ladder) for L in self.ladder):
+            raise ValueError("ladder must be a non-empty sequence of Ladder")
+
+    def sizes(self, figure: str):
+        """The sizes ``figure`` is planned from."""
+        _check_figure(figure)
+        if figure == "finite_size_scaling":
+            return self.ladder
+        if figure == "phase":
+            return (self.heatmap, self.phase)
+        return getattr(self, figure)
+
+
+PRESETS: dict[str, Preset] = {
+    "full": Preset(
+        "full",
+        ladder=(Ladder((16, 24, 32, 48, 64, 100), 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2), (3, 4)),
+                Ladder((16, 24, 32, 48, 64, 100), 64.0, (8.0,), 0.01, (0, 1, 2), (3, 4))),
+        spectrum=SpectrumSizes(100, 64.0, (8.0, 32.0), 0.01),
+        learning_curves=CurvesSizes(100, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2, 3, 4)),
+        min_score=MinScoreSizes(100, 32.0, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), 0.01, tuple(range(10))),
+        sigma_x=SigmaXSizes(100, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0.5, 2.0), (0,)),
+        adam=AdamSizes(32, 32.0, (2.0, 4.0, 8.0, 16.0), 0.1, 1e-3, 60000, 0.3, (0, 1, 2, 3, 4)),
+        scaling=ScalingSizes(8, 8192, (12, 16, 24, 32, 64, 128, 256, 512), 0.1, (0, 1, 2), 64,
+                             (1024, 2048, 4096, 8192)),
+        heatmap=HeatmapSizes(12, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), (4.0, 8.0, 16.0, 32.0, 64.0, 128.0), 0.1,
+                             (1e3, 1e4)),
+        phase=PhaseSizes((1e2, 1e3, 1e4, 1e5), 0.1),
+        procedure=ProcedureSizes(100, 64.0, 8.0, 0.1, 20000, 1e-2, 40, 64, 6)),
+    "quick": Preset(
+        "quick",
+        ladder=(Ladder((8, 12, 16), 64.0, (4.0, 8.0), 0.1, (0, 1, 2), (3, 4)),),
+        spectrum=SpectrumSizes(16, 64.0, (8.0, 32.0), 0.01),
+        learning_curves=CurvesSizes(16, 64.0, (4.0, 8.0), 0.1, (0, 1, 2, 3, 4)),
+        min_score=MinScoreSizes(16, 32.0, (1.0, 2.0, 4.0, 8.0, 16.0), 0.01, (0, 1, 2, 3, 4)),
+        sigma_x=SigmaXSizes(12, 64.0, (4.0, 8.0, 16.0), 0.1, (0.5, 2.0), (0,)),
+        adam=AdamSizes(8, 32.0, (2.0, 4.0, 8.0), 0.1, 1e-2, 8000, 0.3, (0, 1, 2, 3, 4)),
+        scaling=ScalingSizes(8, 1024, (12, 16, 24, 32, 48, 64), 0.1, (0, 1, 2, 3, 4), 32, (256, 512, 1024)),
+        heatmap=HeatmapSizes(8, (1.0, 2.0, 8.0, 32.0), (4.0, 16.0, 64.0), 0.1, (1e3, 1e4)),
+        phase=PhaseSizes((1e2, 1e3, 1e4, 1e5), 0.1),
+        procedure=ProcedureSizes(16, 16.0, 4.0, 0.1, 2000, 1e-2, 16, 64, 4)),
+}
+
+
+# ----------------------------------------------------------------------------------------------
 # units
-
-
-def study(d: int, p: int, n: int, t: float, seed: int, *, model: str = "exact", theory: bool = True,
-          sigma_x: float = 1.0, data: str = "isotropic", atoms=None, taus: TauGrid = TAUS) -> Study:
-    """A :class:`Study` with the figure defaults (τ ∈ [1e-2, 1e8], tanh, Mehler tolerance 1e-8)."""
-    spec = DataSpec(kind=data, sigma_x=sigma_x, atoms=tuple(tuple(a) for a in atoms) if atoms else None)
-    return Study(RFConfig(d=int(d), p=int(p), n=int(n), t=float(t), data=spec, seed=int(seed), n_emp=2048),
-                 StudyOptions(taus=taus, model=model, theory=theory))
 
 
 @register
@@ -143,47 +366,38 @@ class TrainingOutcome:
     curves: Curves
     step: np.ndarray
     mean: Optional[Curves] = None
-    floor: Optional[object] = None
+    floor: Optional[FloorPrediction] = None
 
 
 def run_density(unit: DensityUnit) -> Density:
     lo, hi, k = unit.grid
     atoms = [tuple(a) for a in unit.atoms] if unit.atoms else None
-    res = solve_spectrum("tanh", unit.t, unit.psi_p, unit.psi_n, atoms=atoms, d=unit.d,
+    res = solve_spectrum(ACTIVATION, unit.t, unit.psi_p, unit.psi_n, atoms=atoms, d=unit.d,
                          lambdas=np.geomspace(lo, hi, int(k)))
-    c = ge_constants("tanh", unit.t, float(res.params.sigma_x2))
+    c = ge_constants(ACTIVATION, unit.t, float(res.params.sigma_x2))
     labels = classify_bulks(res.edges, res.bulk_masses, res.params, c.mu1, c.Gamma2, unit.t) if res.edges else {}
     return Density(res.lambdas, res.rho, [list(map(float, e)) for e in res.edges], float(res.atom_location),
                    float(res.atom_weight), labels)
 
 
 def run_training(unit: TrainingUnit) -> TrainingOutcome:
-
+    """Train (key ``stream_key(seed, "training")``); for gradient descent add the exact mean trajectory and, with
+    ``draws``, the fluctuation floor at ``checks`` log-spaced checkpoints (key ``stream_key(seed, "fluctuations")``,
+    :func:`rfdiff.fluctuations.predict_floor`, docs/theory.md §7.2)."""
     cfg = unit.config
     prob = build_problem(cfg)
     tc = training.TrainConfig(optimizer=unit.optimizer, eta=unit.eta, tau_max=unit.steps * unit.eta / cfg.d**2,
                               n_log=unit.n_log, noise=unit.noise, log_chunk=20)
-    with jax.enable_x64(True):
-        key = jax.random.PRNGKey(cfg.seed + 7)
-    res = training.train_problem(key, tc, prob)
+    res = training.train_problem(stream_key(cfg.seed, "training"), tc, prob)
     if unit.optimizer != "gd":
         return TrainingOutcome(res.curves, res.step)
     dyn = dynamics.from_problem(prob)
     mean = dyn.curves(res.curves.tau, eta=unit.eta)
-    floor = None
-    if unit.draws:
-        Q, lam = np.asarray(dyn.Q), np.asarray(dyn.lam)
-        QUQ = dynamics.congruence(prob.pop.U, Q)
-        idx = np.unique(np.round(np.geomspace(1, res.step.size, unit.checks)).astype(int) - 1)
-        rows = []
-        for j in idx:
-            A = np.asarray(dyn.A(float(res.curves.tau[j]), eta=unit.eta))
-            g = fluctuations.fresh_gradients(jax.random.PRNGKey(1000 + int(j)), A, prob.W, prob.X, cfg.t,
-                                             cfg.activation, unit.draws)
-            rows.append(fluctuations.excess_losses(fluctuations.noise_covariance(g, Q), lam, QUQ, unit.eta,
-                                                   int(res.step[j]), cfg.d, cfg.t))
-        tr, te = np.array(rows).T
-        floor = fluctuations.FloorPrediction(res.curves.tau[idx], res.step[idx], tr, te, te / delta(cfg.t), unit.draws)
+    if not unit.draws:
+        return TrainingOutcome(res.curves, res.step, mean)
+    idx = np.unique(np.round(np.geomspace(1, res.step.size, unit.checks)).astype(int) - 1)
+    floor = fluctuations.predict_floor(stream_key(cfg.seed, "fluctuations"), dyn, prob.pop.U, prob.W, prob.X,
+                                       res.curves.tau[idx], res.step[idx], unit.eta, unit.draws, cfg.activation)
     return TrainingOutcome(res.curves, res.step, mean, floor)
 
 
@@ -198,85 +412,185 @@ def run_unit(unit):
     raise ValueError(f"unit must be a Study, DensityUnit or TrainingUnit, got {type(unit).__name__}")
 
 
-def _ladder_seeds(L: dict, d: int) -> tuple:
-    return tuple(L["seeds"]) + (tuple(L.get("extra_seeds", ())) if d == max(L["ds"]) else ())
+# ----------------------------------------------------------------------------------------------
+# labels and labelled results
 
 
-def ladder_study(L: dict, d: int, psi_n: float, seed: int, model: str = "exact") -> Study:
-    """One rung of a ladder ``L``: the theory rides along with the first seed (at every d, or only at the
-    largest d when ``L["theory"] == "largest_d"``); the GE control needs no theory."""
-    p, n = int(round(L["psi_p"] * d)), int(round(psi_n * d))
-    first = seed == _ladder_seeds(L, d)[0] and (L.get("theory", "all_d") == "all_d" or d == max(L["ds"]))
-    return study(d, p, n, L["t"], seed, model=model, theory=(model == "exact" and first))
+@register
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """The name of one unit of a figure's plan: its ``role`` and the coordinates that tell it apart (None: not one)."""
+
+    role: str
+    t: Optional[float] = None
+    d: Optional[int] = None
+    p: Optional[int] = None
+    n: Optional[int] = None
+    psi_p: Optional[float] = None
+    psi_n: Optional[float] = None
+    seed: Optional[int] = None
+    data: Optional[str] = None
+    sigma_x: Optional[float] = None
+
+    def __str__(self) -> str:
+        coords = ", ".join(f"{f.name}={getattr(self, f.name):g}" if isinstance(getattr(self, f.name), float)
+                           else f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)[1:]
+                           if getattr(self, f.name) is not None)
+        return f"{self.role}({coords})"
 
 
-def _ladder_units(P) -> list:
-    out = []
-    for L in P["ladder"]:
-        for d in L["ds"]:
-            for pn in L["psi_ns"]:
-                for s in _ladder_seeds(L, d):
-                    out.append(ladder_study(L, d, pn, s))
-                    if s in L["seeds"]:
-                        out.append(ladder_study(L, d, pn, s, "ge"))
-    return out
+class NotPlanned(KeyError):
+    """A label that the figure's plan did not produce."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
-def units(figure: str, P: dict) -> list:
-    """The units figure ``figure`` needs at sizes ``P`` (a preset of :data:`PRESETS`)."""
-    if figure == "finite_size_scaling":
-        return _ladder_units(P)
-    if figure == "spectrum":
-        S = P["spectrum"]
-        out = []
-        for pn in S["psi_ns"]:
-            p, n = int(round(S["psi_p"] * S["d"])), int(round(pn * S["d"]))
-            for data, atoms in (("isotropic", None), ("spectrum", ATOMS_2)):
-                out.append(study(S["d"], p, n, S["t"], 0, data=data, atoms=atoms))
-                for dd in (None, S["d"]):
-                    out.append(DensityUnit(S["t"], S["psi_p"], pn, atoms, dd, (1e-3, 1e3, 1200)))
-        return out
-    if figure == "learning_curves":
-        L = P["learning_curves"]
-        lad = next(x for x in P["ladder"] if x["t"] == L["t"] and L["d"] in x["ds"])
-        seeds = tuple(lad["seeds"]) + tuple(lad.get("extra_seeds", ()))
-        return [study(L["d"], int(L["psi_p"] * L["d"]), int(pn * L["d"]), L["t"], s, theory=(s == seeds[0]))
-                for pn in L["psi_ns"] for s in seeds]
-    if figure == "min_score":
-        M = P["min_score"]
-        return [study(M["d"], int(M["psi_p"] * M["d"]), int(pn * M["d"]), M["t"], s, theory=(s == M["seeds"][0]))
-                for pn in M["psi_ns"] for s in M["seeds"]]
-    if figure == "sigma_x":
-        S = P["sigma_x"]
-        return [study(S["d"], int(S["psi_p"] * S["d"]), int(pn * S["d"]), S["t"], s, sigma_x=sx)
-                for sx in S["sigma_x"] for pn in S["psi_ns"] for s in S["seeds"]]
-    if figure == "adam":
-        A = P["adam"]
-        return [TrainingUnit(RFConfig(d=A["d"], p=int(A["psi_p"] * A["d"]), n=int(pn * A["d"]), t=A["t"], seed=s,
-                                      n_emp=1024), "adam", "exact", A["eta"], A["steps"], 60)
-                for pn in A["psi_ns"] for s in A["seeds"]]
-    if figure == "scaling":
-        S = P["scaling"]
-        out = [study(S["d"], S["p"], n, S["t"], s, theory=(s == S["seeds"][0])) for n in S["ns"] for s in S["seeds"]]
-        return out + [study(S["d"], p, S["n_fixed"], S["t"], s, theory=(s == S["seeds"][0]))
-                      for p in S["p_scan"] for s in S["seeds"]]
-    if figure in ("heatmap", "phase"):
-        H = P["heatmap"]
-        return [study(H["d"], int(pp * H["d"]), int(pn * H["d"]), H["t"], 0) for pp in H["psi_ps"]
-                for pn in H["psi_ns"]]
-    if figure == "procedure":
-        R = P["procedure"]
-        d, t = R["d"], R["t"]
-        p, n = int(R["psi_p"] * d), int(R["psi_n"] * d)
-        eta = p * R["lr_factor"] * d / delta(t)   # the authors' lr 1e-2·d/Δ_t acts on A/√p
-        return [TrainingUnit(RFConfig(d=d, p=p, n=n, t=t, seed=0, n_emp=2048), "gd", "fresh", eta, R["steps"],
-                             R["n_log"], R["draws"], R["checks"]),
-                study(d, p, n, t, 0)]
-    raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {figure!r}")
+class MissingResult(KeyError):
+    """A planned unit without a result (it failed, or was not run)."""
+
+    def __init__(self, figure: str, label: Label):
+        super().__init__(figure, label)
+        self.figure, self.label = figure, label
+
+    def __str__(self) -> str:
+        return f"{self.figure}: no result for {self.label}"
+
+
+class Results(Mapping):
+    """The results of one figure's plan, by label: reading a label not in the plan raises :class:`NotPlanned`, a
+    planned label without a result :class:`MissingResult` (never a silent skip)."""
+
+    def __init__(self, figure: str, plan_: Mapping[Label, Any], results: Mapping[Label, Any]):
+        self.figure = _check_figure(figure)
+        self._plan = dict(plan_)
+        extra = [lab for lab in results if lab not in self._plan]
+        if extra:
+            raise NotPlanned(f"{figure}: results for labels outside the plan: {', '.join(map(str, extra[:3]))}")
+        self._results = {lab: r for lab, r in results.items() if r is not None}
+
+    def __getitem__(self, label: Label):
+        if label not in self._plan:
+            raise NotPlanned(f"{self.figure}: {label} is not in the plan")
+        if label not in self._results:
+            raise MissingResult(self.figure, label)
+        return self._results[label]
+
+    def __iter__(self) -> Iterator[Label]:
+        return iter(self._plan)
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    def unit(self, label: Label):
+        """The planned unit of ``label``."""
+        if label not in self._plan:
+            raise NotPlanned(f"{self.figure}: {label} is not in the plan")
+        return self._plan[label]
+
+    def labels(self, role: str, **coords) -> list[Label]:
+        """The planned labels of ``role`` whose coordinates equal ``coords``, in plan order."""
+        return [lab for lab in self._plan if lab.role == role and all(getattr(lab, k) == v for k, v in coords.items())]
+
+    @property
+    def missing(self) -> list[Label]:
+        """Planned labels without a result."""
+        return [lab for lab in self._plan if lab not in self._results]
 
 
 # ----------------------------------------------------------------------------------------------
-# summaries
+# plans
+
+
+def _study(d: int, p: int, n: int, t: float, seed: int, *, model: str = "exact", theory: bool = True,
+           sigma_x: float = 1.0, data: str = "isotropic", atoms=None) -> Study:
+    """A :class:`Study` with the figure defaults (τ ∈ [1e-2, 1e8], tanh, Mehler tolerance 1e-8), its route resolved
+    (:func:`rfdiff.study.resolve`) so that its cache key names the route computed."""
+    spec = DataSpec(kind=data, sigma_x=sigma_x, atoms=tuple(tuple(a) for a in atoms) if atoms else None)
+    cfg = RFConfig(d=int(d), p=int(p), n=int(n), t=float(t), data=spec, seed=int(seed), n_emp=2048,
+                   activation=ACTIVATION)
+    return Study(cfg, resolve(cfg, StudyOptions(taus=TAUS, model=model, theory=theory)))
+
+
+def _plan_ladder(P: Preset) -> dict:
+    out = {}
+    for L in P.ladder:
+        for d in L.ds:
+            for pn in L.psi_ns:
+                p, n = int(round(L.psi_p * d)), int(round(pn * d))
+                for s in L.seeds_at(d):
+                    first = s == L.seeds_at(d)[0] and (L.theory == "all_d" or d == max(L.ds))
+                    lab = dict(t=L.t, psi_p=L.psi_p, psi_n=pn, d=d, seed=s)
+                    out[Label("exact", **lab)] = _study(d, p, n, L.t, s, theory=first)
+                    if s in L.seeds:           # the GE control needs no theory
+                        out[Label("ge", **lab)] = _study(d, p, n, L.t, s, model="ge", theory=False)
+    return out
+
+
+def _plan_spectrum(P: Preset) -> dict:
+    S = P.spectrum
+    out = {}
+    for pn in S.psi_ns:
+        p, n = int(round(S.psi_p * S.d)), int(round(pn * S.d))
+        for data, atoms in (("isotropic", None), ("spectrum", ATOMS_2)):
+            lab = dict(t=S.t, psi_p=S.psi_p, psi_n=pn, data=data)
+            out[Label("study", d=S.d, **lab)] = _study(S.d, p, n, S.t, 0, data=data, atoms=atoms)
+            out[Label("density", **lab)] = DensityUnit(S.t, S.psi_p, pn, atoms, None, DENSITY_GRID)
+            out[Label("density_d", d=S.d, **lab)] = DensityUnit(S.t, S.psi_p, pn, atoms, S.d, DENSITY_GRID)
+    return out
+
+
+def _plan_seeds(S) -> dict:
+    return {Label("study", t=S.t, d=S.d, psi_p=S.psi_p, psi_n=pn, seed=s):
+            _study(S.d, int(S.psi_p * S.d), int(pn * S.d), S.t, s, theory=(s == S.seeds[0]))
+            for pn in S.psi_ns for s in S.seeds}
+
+
+def _plan_sigma_x(P: Preset) -> dict:
+    S = P.sigma_x
+    return {Label("study", t=S.t, d=S.d, psi_p=S.psi_p, psi_n=pn, seed=s, sigma_x=sx):
+            _study(S.d, int(S.psi_p * S.d), int(pn * S.d), S.t, s, sigma_x=sx)
+            for sx in S.sigma_x for pn in S.psi_ns for s in S.seeds}
+
+
+def _plan_adam(P: Preset) -> dict:
+    A = P.adam
+    return {Label("adam", t=A.t, d=A.d, psi_p=A.psi_p, psi_n=pn, n=int(pn * A.d), seed=s):
+            TrainingUnit(RFConfig(d=A.d, p=int(A.psi_p * A.d), n=int(pn * A.d), t=A.t, seed=s, n_emp=1024,
+                                  activation=ACTIVATION), "adam", "exact", A.eta, A.steps, 60)
+            for pn in A.psi_ns for s in A.seeds}
+
+
+def _plan_scaling(P: Preset) -> dict:
+    S = P.scaling
+    out = {}
+    for var, pairs in (("vs_n", [(S.p, n) for n in S.ns]), ("vs_p", [(p, S.n_fixed) for p in S.p_scan])):
+        for p, n in pairs:
+            for s in S.seeds:
+                out[Label(var, t=S.t, d=S.d, p=p, n=n, seed=s)] = _study(S.d, p, n, S.t, s, theory=(s == S.seeds[0]))
+    return out
+
+
+def _plan_heatmap(P: Preset) -> dict:
+    H = P.heatmap
+    return {Label("study", t=H.t, d=H.d, psi_p=pp, psi_n=pn): _study(H.d, int(pp * H.d), int(pn * H.d), H.t, 0)
+            for pp in H.psi_ps for pn in H.psi_ns}
+
+
+def _plan_procedure(P: Preset) -> dict:
+    R = P.procedure
+    d, t = R.d, R.t
+    p, n = int(R.psi_p * d), int(R.psi_n * d)
+    eta = p * R.lr_factor * d / delta(t)   # the authors' lr 1e-2·d/Δ_t acts on A/√p
+    lab = dict(t=t, d=d, psi_p=R.psi_p, psi_n=R.psi_n, seed=0)
+    return {Label("fresh_noise_gd", **lab): TrainingUnit(RFConfig(d=d, p=p, n=n, t=t, seed=0, n_emp=2048,
+                                                                  activation=ACTIVATION),
+                                                         "gd", "fresh", eta, R.steps, R.n_log, R.draws, R.checks),
+            Label("gradient_flow", **lab): _study(d, p, n, t, 0)}
+
+
+# ----------------------------------------------------------------------------------------------
+# reading results
 
 
 def timescales_of(res: StudyResult, side: str):
@@ -290,296 +604,565 @@ def timescales_of(res: StudyResult, side: str):
 def _value(res: StudyResult, side: str, q: str) -> float:
     """Quantity ``q`` of one side ("simulation", "theory", "theory_d_inf") of a study result."""
     s = getattr(res, side)
-    if s is None:
-        return math.nan
     if q == "train_loss_inf":
         return float(s.limit.train_loss[-1])
     if q == "test_loss_inf":
-        return float(s.limit.test_loss[-1]) if s.limit.test_loss is not None else math.nan
+        return math.nan if s.limit.test_loss is None else float(s.limit.test_loss[-1])
     return float(getattr(timescales_of(res, side), q))
 
 
 def _theory_d_inf(res: StudyResult, q: str) -> float:
     """The d → ∞ theory value of a ladder quantity: curves-based ones from the d → ∞ theory's curves by the
-    simulation's rule; the memorisation-bulk edges from the support of Theorem 3.1 (the limit of the
+    same rule; the memorisation-bulk edges from the support of Theorem 3.1 (the limit of the
     quantile rule as p → ∞)."""
     pred = res.prediction_d_inf
     if q == "lambda_mem":
         return pred.lambda_mem_support
     if q == "lambda_mem_upper":
-        lab = pred.bulk_labels or {}
-        return pred.edges[lab["memorisation"]][1] if lab.get("memorisation") is not None else math.nan
+        mem = (pred.bulk_labels or {}).get("memorisation")
+        return math.nan if mem is None else pred.edges[mem][1]
     return _value(res, "theory_d_inf", q)
 
 
-def ladder_summary(P: dict, get: Callable) -> dict:
-    """Per (t, ψ_n) and quantity: fits y = a + b n^-γ (+ c n^-2γ) of the exact model and of the GE control,
-    the d → ∞ theory, and the points (docs/theory.md §6.3)."""
-    out = {}
-    for L in P["ladder"]:
-        for pn in L["psi_ns"]:
-            key = f"t={L['t']:g},psi_n={pn:g}"
-            rows = {"exact": [], "ge": []}
+def _has_theory(res: StudyResult) -> bool:
+    return bool(res.study.options.theory)
+
+
+def _fit(points) -> PowerLawFit:
+    x, y = zip(*points)
+    return fit_power_law(x, y)
+
+
+# ----------------------------------------------------------------------------------------------
+# summaries
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class LadderPoint:
+    """One rung of a ladder: its sizes, seed and the value of each ladder quantity."""
+
+    n: int
+    d: int
+    seed: int
+    values: dict
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class LadderBlock:
+    """One (t, ψ_p, ψ_n) of a ladder: points and fits y = a + b n^-γ (+ c n^-2γ) per model ("exact", "ge") and
+    quantity, the d → ∞ theory, and the finite-d theory per d (docs/theory.md §6.3)."""
+
+    t: float
+    psi_p: float
+    psi_n: float
+    points: dict
+    fits: dict
+    theory_d_inf: dict
+    theory_finite_d: dict
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class LadderSummary:
+    blocks: tuple
+
+
+def _summarize_ladder(P: Preset, R: Results) -> LadderSummary:
+    blocks = []
+    for L in P.ladder:
+        for pn in L.psi_ns:
+            at = dict(t=L.t, psi_p=L.psi_p, psi_n=pn)
+            points = {}
             theory_inf, theory_d = {}, {}
-            for d in L["ds"]:
-                n = int(round(pn * d))
-                for s in _ladder_seeds(L, d):
-                    r = get(ladder_study(L, d, pn, s))
-                    if r is not None:
-                        rows["exact"].append((n, d, s, {q: _value(r, "simulation", q) for q in LADDER_QUANTITIES}))
-                        if r.theory is not None:
-                            theory_d[d] = {q: _value(r, "theory", q) for q in LADDER_QUANTITIES}
-                            theory_inf = {q: _theory_d_inf(r, q) for q in LADDER_QUANTITIES}
-                    if s in L["seeds"]:
-                        g = get(ladder_study(L, d, pn, s, "ge"))
-                        if g is not None:
-                            rows["ge"].append((n, d, s, {q: _value(g, "simulation", q) for q in LADDER_QUANTITIES}))
-            fits = {}
-            for q in LADDER_QUANTITIES:
-                fits[q] = {m: fit_finite_size([r[0] for r in rows[m]], [r[3][q] for r in rows[m]],
-                                              exponents=FINITE_SIZE_EXPONENTS[q]) for m in rows}
-            out[key] = {"t": L["t"], "psi_n": pn, "psi_p": L["psi_p"], "points": rows, "fits": fits,
-                        "theory_d_inf": theory_inf, "theory_finite_d": theory_d}
-    return out
+            for model in ("exact", "ge"):
+                pts = []
+                for lab in R.labels(model, **at):
+                    r = R[lab]
+                    pts.append(LadderPoint(r.config.n, lab.d, lab.seed,
+                                           {q: _value(r, "simulation", q) for q in LADDER_QUANTITIES}))
+                    if model == "exact" and _has_theory(r):
+                        theory_d[lab.d] = {q: _value(r, "theory", q) for q in LADDER_QUANTITIES}
+                        theory_inf = {q: _theory_d_inf(r, q) for q in LADDER_QUANTITIES}
+                points[model] = tuple(pts)
+            fits = {q: {m: fit_finite_size([pt.n for pt in points[m]], [pt.values[q] for pt in points[m]],
+                                           exponents=FINITE_SIZE_EXPONENTS[q]) for m in points}
+                    for q in LADDER_QUANTITIES}
+            blocks.append(LadderBlock(L.t, L.psi_p, pn, points, fits, theory_inf, theory_d))
+    return LadderSummary(tuple(blocks))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SpectrumEntry:
+    """Fig. 4 at one (data, ψ_n): bulk edges and the atom at s_t² on both sides, with the labels drawn."""
+
+    data: str
+    psi_n: float
+    theory_pop_bulk: Optional[tuple]
+    simulation_pop_bulk: tuple
+    theory_mem_bulk: Optional[tuple]
+    simulation_mem_bulk: tuple
+    theory_finite_d_mem_bulk: tuple
+    atom_weight_formula: float
+    atom_weight_asymptotic: float
+    theory_atom_mass: float
+    simulation_atom_mass: float
+    atom_cut: float
+    theory_nonconverged: Optional[int]
+    study: Label
+    density: Label
+    density_d: Label
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SpectrumSummary:
+    entries: tuple
+
+    def entry(self, data: str, psi_n: float) -> SpectrumEntry:
+        for e in self.entries:
+            if e.data == data and e.psi_n == psi_n:
+                return e
+        raise KeyError(f"no spectrum entry for data={data}, psi_n={psi_n:g}")
+
+
+def _summarize_spectrum(P: Preset, R: Results) -> SpectrumSummary:
+    out = []
+    for lab in R.labels("study"):
+        r = R[lab]
+        pred = r.prediction_d_inf
+        lab_b = pred.bulk_labels or {}
+        pop = [pred.edges[k] for k in lab_b.get("population", [])]
+        mem_k = lab_b.get("memorisation")
+        first = min(e[0] for e in pred.edges) if pred.edges else math.nan
+        cut = math.sqrt(pred.atom_location * first) if pred.edges else math.nan   # between the atom and the first bulk
+        sim_sp, th_sp = r.simulation.spectrum, r.theory_d_inf.spectrum
+        atom_mass = lambda sp: float(sp.weights[sp.nodes < cut].sum())  # noqa: E731  the same rule on both sides
+        coords = dict(t=lab.t, psi_p=lab.psi_p, psi_n=lab.psi_n, data=lab.data)
+        nonconv = pred.diagnostics.get("n_nonconverged")
+        out.append(SpectrumEntry(
+            lab.data, lab.psi_n,
+            (min(e[0] for e in pop), max(e[1] for e in pop)) if pop else None,
+            (_value(r, "simulation", "lambda_pop"), float(sim_sp.nodes.max())),
+            None if mem_k is None else tuple(float(x) for x in pred.edges[mem_k]),
+            (_value(r, "simulation", "lambda_mem"), _value(r, "simulation", "lambda_mem_upper")),
+            (_value(r, "theory", "lambda_mem"), _value(r, "theory", "lambda_mem_upper")),
+            pred.atom_weight_formula, pred.atom_weight_asymptotic, atom_mass(th_sp), atom_mass(sim_sp), cut,
+            None if nonconv is None else int(nonconv),
+            lab, Label("density", **coords), Label("density_d", d=lab.d, **coords)))
+    for e in out:       # the densities are drawn with the study: a missing one is an error here, not in the plot
+        for lab in (e.density, e.density_d):
+            R[lab]
+    return SpectrumSummary(tuple(out))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SeedTimescales:
+    """τ_gen and τ_mem over seeds (mean with its interval)."""
+
+    tau_gen: Estimate
+    tau_mem: Estimate
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Collapse:
+    """Spread of log10 τ/τ_mem at fractions of the final gap (:func:`collapse_spread`), by which τ_mem rescales."""
+
+    by_simulation_tau_mem: dict
+    by_theory_tau_mem: dict
+    theory_by_theory_tau_mem: dict
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class CurvesSummary:
+    """Fig. 5A/B: per ψ_n the timescales over seeds; τ_gen's power law in n on both sides; the collapse;
+    ``shown``: the study drawn per ψ_n (first seed, with the theory)."""
+
+    seeds: tuple
+    per_psi_n: dict
+    tau_gen_fit_simulation: PowerLawFit
+    tau_gen_fit_theory: PowerLawFit
+    collapse: Collapse
+    shown: dict
 
 
 def collapse_spread(curves: list, tau_mem: list, fractions=(0.1, 0.25, 0.75, 0.9)) -> dict:
     """Spread (max − min of log10) across curves of the rescaled time τ/τ_mem at which each gap reaches a
-    fraction of its final value; one number per fraction (the collapse of Fig. 5A/B, docs/theory.md §6.1)."""
+    fraction of its final value; one number per fraction (the collapse of Fig. 5A/B, docs/theory.md §6.1).
+    Curves without a positive final gap or τ_mem do not take part."""
     out = {}
     for f in fractions:
         xs = []
         for c, tm in zip(curves, tau_mem):
-            if c is None or not (tm > 0) or c.gen_gap is None or not c.gen_gap[-1] > 0:
+            gap = getattr(c, "gen_gap", None)
+            if not (tm > 0) or gap is None or not gap[-1] > 0:
                 continue
-            x = first_crossing(c.tau, c.gen_gap, f * c.gen_gap[-1], upward=True)
+            x = first_crossing(c.tau, gap, f * gap[-1], upward=True)
             if math.isfinite(x):
                 xs.append(math.log10(x / tm))
-        out[f"{f:g}"] = float(np.ptp(xs)) if len(xs) >= 2 else math.nan
+        out[float(f)] = float(np.ptp(xs)) if len(xs) >= 2 else math.nan
     return out
 
 
-def tau_mem_asymptotic(t: float, psi_p, psi_n) -> np.ndarray:
-    """Theorem 3.2: ψ_p/(Δ_t λ_min), λ_min = s_t² + v_t²(1 − √(ψ_p/ψ_n))² for ψ_p > ψ_n, else ∞ (docs/theory.md §4.8)."""
-    c = ge_constants("tanh", t, 1.0)
-    pp, pn = np.broadcast_arrays(np.asarray(psi_p, float), np.asarray(psi_n, float))
-    lmin = c.s2 + c.v2 * (1 - np.sqrt(pp / pn)) ** 2
-    return np.where(pp > pn, pp / (c.delta * lmin), np.inf)
-
-
-def summarize(figure: str, P: dict, get: Callable) -> dict:
-    """Key numbers of ``figure`` (estimates with intervals) from unit results; ``get(unit)`` returns a result or None."""
-    if figure == "finite_size_scaling":
-        return ladder_summary(P, get)
-    if figure == "spectrum":
-        return _spectrum_summary(P, get)
-    if figure == "learning_curves":
-        return _curves_summary(P, get)
-    if figure == "min_score":
-        M = P["min_score"]
-        pts = {"simulation": [], "theory": []}
-        per = {}
-        for pn in M["psi_ns"]:
-            vals = []
-            for s in M["seeds"]:
-                r = get(study(M["d"], int(M["psi_p"] * M["d"]), int(pn * M["d"]), M["t"], s, theory=(s == M["seeds"][0])))
-                if r is None:
-                    continue
-                v = _value(r, "simulation", "min_score_error")
-                vals.append(v)
-                pts["simulation"].append((pn, v))
-                if r.theory_d_inf is not None:
-                    pts["theory"].append((pn, _value(r, "theory_d_inf", "min_score_error")))
-            per[f"{pn:g}"] = {"simulation": mean_ci(vals), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan}
-        return {"per_psi_n": per, "fit_simulation": fit_power_law(*zip(*pts["simulation"])) if pts["simulation"] else None,
-                "fit_theory": fit_power_law(*zip(*pts["theory"])) if pts["theory"] else None, "points": pts}
-    if figure == "sigma_x":
-        S = P["sigma_x"]
-        out = {}
-        for sx in S["sigma_x"]:
-            sim, th, curves = [], [], {}
-            for pn in S["psi_ns"]:
-                for s in S["seeds"]:
-                    r = get(study(S["d"], int(S["psi_p"] * S["d"]), int(pn * S["d"]), S["t"], s, sigma_x=sx))
-                    if r is None:
-                        continue
-                    sim.append((pn, _value(r, "simulation", "tau_mem")))
-                    if r.theory_d_inf is not None:
-                        th.append((pn, _value(r, "theory_d_inf", "tau_mem")))
-                    if s == S["seeds"][0]:
-                        curves[f"{pn:g}"] = r
-            out[f"{sx:g}"] = {"fit_simulation": fit_power_law(*zip(*sim)) if sim else None,
-                              "fit_theory": fit_power_law(*zip(*th)) if th else None}
-        return out
-    if figure == "adam":
-        return _adam_summary(P, get)
-    if figure == "scaling":
-        return _scaling_summary(P, get)
-    if figure in ("heatmap", "phase"):
-        return _heatmap_summary(P, get, figure)
-    if figure == "procedure":
-        return _procedure_summary(P, get)
-    raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {figure!r}")
-
-
-def _spectrum_summary(P, get) -> dict:
-    S = P["spectrum"]
-    out = {}
-    for pn in S["psi_ns"]:
-        p, n = int(round(S["psi_p"] * S["d"])), int(round(pn * S["d"]))
-        for data, atoms in (("isotropic", None), ("spectrum", ATOMS_2)):
-            r = get(study(S["d"], p, n, S["t"], 0, data=data, atoms=atoms))
-            if r is None:
-                continue
-            pred = r.prediction_d_inf
-            lab = pred.bulk_labels or {}
-            pop = [pred.edges[k] for k in lab.get("population", [])]
-            mem = pred.edges[lab["memorisation"]] if lab.get("memorisation") is not None else None
-            first = min(e[0] for e in pred.edges) if pred.edges else math.nan
-            cut = math.sqrt(pred.atom_location * first) if pred.edges else math.nan   # between the atom and the first bulk
-            sim_sp, th_sp = r.simulation.spectrum, r.theory_d_inf.spectrum
-            atom_mass = lambda sp: float(sp.weights[sp.nodes < cut].sum())  # noqa: E731  the same rule on both sides
-            out[f"{data}_psin{pn:g}"] = {
-                "theory_pop_bulk": [min(e[0] for e in pop), max(e[1] for e in pop)] if pop else None,
-                "simulation_pop_bulk": [_value(r, "simulation", "lambda_pop"), float(sim_sp.nodes.max())],
-                "theory_mem_bulk": mem,
-                "simulation_mem_bulk": [_value(r, "simulation", "lambda_mem"), _value(r, "simulation", "lambda_mem_upper")],
-                "theory_finite_d_mem_bulk": [_value(r, "theory", "lambda_mem"), _value(r, "theory", "lambda_mem_upper")],
-                "atom_weight_formula": pred.atom_weight_formula, "atom_weight_asymptotic": pred.atom_weight_asymptotic,
-                "theory_atom_mass": atom_mass(th_sp), "simulation_atom_mass": atom_mass(sim_sp), "atom_cut": cut,
-                "theory_nonconverged": pred.diagnostics.get("n_nonconverged")}
-    return out
-
-
-def _curves_summary(P, get) -> dict:
-    L = P["learning_curves"]
-    lad = next(x for x in P["ladder"] if x["t"] == L["t"] and L["d"] in x["ds"])
-    seeds = tuple(lad["seeds"]) + tuple(lad.get("extra_seeds", ()))
-    sim_gen, th_gen, per, first = [], [], {}, {}
-    for pn in L["psi_ns"]:
+def _summarize_curves(P: Preset, R: Results) -> CurvesSummary:
+    L = P.learning_curves
+    sim_gen, th_gen, per, shown, rs = [], [], {}, {}, []
+    for pn in L.psi_ns:
         tg, tm = [], []
-        for s in seeds:
-            r = get(study(L["d"], int(L["psi_p"] * L["d"]), int(pn * L["d"]), L["t"], s, theory=(s == seeds[0])))
-            if r is None:
-                continue
+        for lab in R.labels("study", psi_n=pn):
+            r = R[lab]
             tg.append(_value(r, "simulation", "tau_gen"))
             tm.append(_value(r, "simulation", "tau_mem"))
-            sim_gen.append((pn * L["d"], _value(r, "simulation", "tau_gen")))
-            if r.theory_d_inf is not None:
-                th_gen.append((pn * L["d"], _value(r, "theory_d_inf", "tau_gen")))
-                first[f"{pn:g}"] = r
-        per[f"{pn:g}"] = {"tau_gen": mean_ci(tg), "tau_mem": mean_ci(tm)}
-    rs = list(first.values())
-    col = {"by_simulation_tau_mem": collapse_spread([r.simulation.curves for r in rs],
-                                                    [_value(r, "simulation", "tau_mem") for r in rs]),
-           "by_theory_tau_mem": collapse_spread([r.simulation.curves for r in rs],
-                                                [_value(r, "theory_d_inf", "tau_mem") for r in rs]),
-           "theory_by_theory_tau_mem": collapse_spread([r.theory_d_inf.curves for r in rs],
-                                                       [_value(r, "theory_d_inf", "tau_mem") for r in rs])}
-    return {"per_psi_n": per, "tau_gen_fit_simulation": fit_power_law(*zip(*sim_gen)) if sim_gen else None,
-            "tau_gen_fit_theory": fit_power_law(*zip(*th_gen)) if th_gen else None, "collapse": col,
-            "seeds": list(seeds)}
+            sim_gen.append((pn * L.d, tg[-1]))
+            if _has_theory(r):
+                th_gen.append((pn * L.d, _value(r, "theory_d_inf", "tau_gen")))
+                shown[pn] = lab
+                rs.append(r)
+        per[pn] = SeedTimescales(mean_ci(tg), mean_ci(tm))
+    th_tm = [_value(r, "theory_d_inf", "tau_mem") for r in rs]
+    col = Collapse(collapse_spread([r.simulation.curves for r in rs], [_value(r, "simulation", "tau_mem") for r in rs]),
+                   collapse_spread([r.simulation.curves for r in rs], th_tm),
+                   collapse_spread([r.theory_d_inf.curves for r in rs], th_tm))
+    return CurvesSummary(tuple(L.seeds), per, _fit(sim_gen), _fit(th_gen), col, shown)
 
 
-def _adam_summary(P, get) -> dict:
-    A = P["adam"]
-    pts, per = [], {}
-    for pn in A["psi_ns"]:
-        n = int(pn * A["d"])
+@register
+@dataclasses.dataclass(frozen=True)
+class SeedSpread:
+    """A seed mean with its interval and the seeds' standard deviation."""
+
+    simulation: Estimate
+    sd: float
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class MinScoreSummary:
+    """Fig. 13: min_τ E_score per ψ_n over seeds, its power law in ψ_n on both sides, and the points (ψ_n, value)."""
+
+    per_psi_n: dict
+    fit_simulation: PowerLawFit
+    fit_theory: PowerLawFit
+    points_simulation: tuple
+    points_theory: tuple
+
+
+def _summarize_min_score(P: Preset, R: Results) -> MinScoreSummary:
+    sim, th, per = [], [], {}
+    for pn in P.min_score.psi_ns:
         vals = []
-        for s in A["seeds"]:
-            r = get(units_adam_one(A, pn, s))
-            if r is None or r.curves.gen_gap is None:
-                continue
-            steps_at = tm_rule(r.step.astype(float), r.curves.gen_gap, 0.5, A["gap_level"])["tau_mem_abs"]
+        for lab in R.labels("study", psi_n=pn):
+            r = R[lab]
+            vals.append(_value(r, "simulation", "min_score_error"))
+            sim.append((pn, vals[-1]))
+            if _has_theory(r):
+                th.append((pn, _value(r, "theory_d_inf", "min_score_error")))
+        per[pn] = SeedSpread(mean_ci(vals), float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
+    return MinScoreSummary(per, _fit(sim), _fit(th), tuple(sim), tuple(th))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ExponentFits:
+    """Power-law fits of one quantity on both sides (simulation; d → ∞ theory by the same rule)."""
+
+    simulation: PowerLawFit
+    theory: PowerLawFit
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SigmaXSummary:
+    """Fig. 12: per σ_x the fits τ_mem ∝ ψ_n^a; ``shown[σ_x][ψ_n]``: the study drawn (first seed)."""
+
+    per_sigma_x: dict
+    shown: dict
+
+
+def _summarize_sigma_x(P: Preset, R: Results) -> SigmaXSummary:
+    S = P.sigma_x
+    per, shown = {}, {}
+    for sx in S.sigma_x:
+        sim, th = [], []
+        shown[sx] = {}
+        for lab in R.labels("study", sigma_x=sx):
+            r = R[lab]
+            sim.append((lab.psi_n, _value(r, "simulation", "tau_mem")))
+            th.append((lab.psi_n, _value(r, "theory_d_inf", "tau_mem")))
+            if lab.seed == S.seeds[0]:
+                shown[sx][lab.psi_n] = lab
+        per[sx] = ExponentFits(_fit(sim), _fit(th))
+    return SigmaXSummary(per, shown)
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class AdamSummary:
+    """Fig. 15: Adam steps to L_gen = ``gap_level`` per n over seeds and their power law in n;
+    ``shown[n]``: the run drawn (first seed)."""
+
+    per_n: dict
+    fit_steps_vs_n: PowerLawFit
+    gap_level: float
+    shown: dict
+
+
+def _summarize_adam(P: Preset, R: Results) -> AdamSummary:
+    A = P.adam
+    pts, per, shown = [], {}, {}
+    for pn in A.psi_ns:
+        vals = []
+        for lab in R.labels("adam", psi_n=pn):
+            r = R[lab]
+            steps_at = tm_rule(r.step.astype(float), r.curves.gen_gap, 0.5, A.gap_level)["tau_mem_abs"]
             vals.append(steps_at)
-            pts.append((n, steps_at))
-        per[f"{n}"] = mean_ci(vals)
-    return {"per_n": per, "fit_steps_vs_n": fit_power_law(*zip(*pts)) if pts else None, "gap_level": A["gap_level"]}
+            pts.append((lab.n, steps_at))
+            shown.setdefault(lab.n, lab)
+        per[int(pn * A.d)] = mean_ci(vals)
+    return AdamSummary(per, _fit(pts), A.gap_level, shown)
 
 
-def units_adam_one(A, pn, s) -> TrainingUnit:
-    return TrainingUnit(RFConfig(d=A["d"], p=int(A["psi_p"] * A["d"]), n=int(pn * A["d"]), t=A["t"], seed=s, n_emp=1024),
-                        "adam", "exact", A["eta"], A["steps"], 60)
+@register
+@dataclasses.dataclass(frozen=True)
+class ScalingFits:
+    """Fits of τ_mem and τ_gen against one size on both sides (None with fewer than two points) and the points."""
+
+    tau_mem_sim: Optional[PowerLawFit]
+    tau_gen_sim: Optional[PowerLawFit]
+    tau_mem_theory: Optional[PowerLawFit]
+    tau_gen_theory: Optional[PowerLawFit]
+    points: dict
 
 
-def _scaling_summary(P, get) -> dict:
-    S = P["scaling"]
+@register
+@dataclasses.dataclass(frozen=True)
+class ScalingSummary:
+    """Timescales against n at fixed p (``vs_n``) and against p at fixed n (``vs_p``)."""
+
+    vs_n: ScalingFits
+    vs_p: ScalingFits
+    psi_p_over_psi_n_min: float
+    d: int
+    p: int
+
+
+def _summarize_scaling(P: Preset, R: Results) -> ScalingSummary:
+    S = P.scaling
     out = {}
-    for var, pairs in (("n", [(S["p"], n) for n in S["ns"]]), ("p", [(p, S["n_fixed"]) for p in S["p_scan"]])):
+    for var in ("vs_n", "vs_p"):
         pts = {k: [] for k in ("tau_mem_sim", "tau_gen_sim", "tau_mem_theory", "tau_gen_theory")}
-        for p, n in pairs:
-            for s in S["seeds"]:
-                r = get(study(S["d"], p, n, S["t"], s, theory=(s == S["seeds"][0])))
-                if r is None:
-                    continue
-                x = n if var == "n" else p
-                if n > S["d"]:                         # the stated degenerate-point rule (n ≤ d: no memorisation bulk)
-                    pts["tau_mem_sim"].append((x, _value(r, "simulation", "tau_mem")))
-                pts["tau_gen_sim"].append((x, _value(r, "simulation", "tau_gen")))
-                if r.theory_d_inf is not None:
-                    if n > S["d"]:
-                        pts["tau_mem_theory"].append((x, _value(r, "theory_d_inf", "tau_mem")))
-                    pts["tau_gen_theory"].append((x, _value(r, "theory_d_inf", "tau_gen")))
-        out[f"vs_{var}"] = {k: (fit_power_law(*zip(*v)) if len(v) >= 2 else None) for k, v in pts.items()}
-        out[f"vs_{var}"]["points"] = pts
-    out["psi_p_over_psi_n_min"] = S["p"] / max(S["ns"])
-    out["d"], out["p"] = S["d"], S["p"]
-    return out
+        for lab in R.labels(var):
+            r = R[lab]
+            x = lab.n if var == "vs_n" else lab.p
+            memorises = lab.n > S.d                # the stated degenerate-point rule (n ≤ d: no memorisation bulk)
+            if memorises:
+                pts["tau_mem_sim"].append((x, _value(r, "simulation", "tau_mem")))
+            pts["tau_gen_sim"].append((x, _value(r, "simulation", "tau_gen")))
+            if _has_theory(r):
+                if memorises:
+                    pts["tau_mem_theory"].append((x, _value(r, "theory_d_inf", "tau_mem")))
+                pts["tau_gen_theory"].append((x, _value(r, "theory_d_inf", "tau_gen")))
+        fits = {k: (_fit(v) if len(v) >= 2 else None) for k, v in pts.items()}
+        out[var] = ScalingFits(**fits, points={k: tuple(v) for k, v in pts.items()})
+    return ScalingSummary(out["vs_n"], out["vs_p"], S.p / max(S.ns), S.d, S.p)
 
 
-def _heatmap_summary(P, get, figure) -> dict:
-    H = P["heatmap"]
-    grid = {}
-    for pp in H["psi_ps"]:
-        for pn in H["psi_ns"]:
-            r = get(study(H["d"], int(pp * H["d"]), int(pn * H["d"]), H["t"], 0))
-            if r is not None:
-                c = r.simulation.curves
-                grid[f"{pn:g},{pp:g}"] = {
-                    "gap_at": {f"{tau:g}": float(np.interp(np.log(tau), np.log(c.tau), c.gen_gap))
-                               for tau in set(H["taus"]) | set(P["phase"]["taus"])},
-                    "final_gap": float(c.gen_gap[-1]), "tau_mem_sim": _value(r, "simulation", "tau_mem"),
-                    "tau_mem_theory": _value(r, "theory_d_inf", "tau_mem") if r.theory_d_inf else math.nan}
-    if figure == "heatmap":
-        pn, pp = np.geomspace(min(H["psi_ns"]) / 1.5, max(H["psi_ns"]) * 1.5, 200), \
-            np.geomspace(min(H["psi_ps"]) / 1.5, max(H["psi_ps"]) * 1.5, 200)
-        return {"grid": grid, "boundary": {"psi_n": pn, "psi_p": pp,
-                                           "tau_mem_asymptotic": tau_mem_asymptotic(H["t"], pp[:, None], pn[None, :])}}
-    agree = tot = 0
-    counts = {}
-    for tau in P["phase"]["taus"]:
-        for key, g in grid.items():
-            pn, pp = map(float, key.split(","))
-            sim = 2 if g["final_gap"] < P["phase"]["gap_thr"] else (1 if not tau >= g["tau_mem_sim"] else 0)
+@register
+@dataclasses.dataclass(frozen=True)
+class HeatmapCell:
+    """One (ψ_n, ψ_p) of the grid: L_gen at the heatmap's and the phase diagram's times, the final gap, τ_mem."""
+
+    psi_n: float
+    psi_p: float
+    gap_at: dict
+    final_gap: float
+    tau_mem_sim: float
+    tau_mem_theory: float
+
+
+@register
+@dataclasses.dataclass(frozen=True, eq=False)
+class HeatmapSummary:
+    """Fig. 5C: the grid, and Theorem 3.2's τ_mem on a fine (ψ_p, ψ_n) grid (``tau_mem_asymptotic[i, j]`` at
+    ``psi_p[i]``, ``psi_n[j]``) for the boundary τ = τ_mem."""
+
+    cells: tuple
+    psi_n: np.ndarray
+    psi_p: np.ndarray
+    tau_mem_asymptotic: np.ndarray
+
+
+def _cells(P: Preset, R: Results) -> tuple:
+    H = P.heatmap
+    out = []
+    for lab in R.labels("study"):
+        r = R[lab]
+        c = r.simulation.curves
+        out.append(HeatmapCell(lab.psi_n, lab.psi_p, {tau: float(np.interp(np.log(tau), np.log(c.tau), c.gen_gap))
+                                                      for tau in sorted(set(H.taus) | set(P.phase.taus))},
+                               float(c.gen_gap[-1]), _value(r, "simulation", "tau_mem"),
+                               _value(r, "theory_d_inf", "tau_mem")))
+    return tuple(out)
+
+
+def _summarize_heatmap(P: Preset, R: Results) -> HeatmapSummary:
+    H = P.heatmap
+    pn = np.geomspace(min(H.psi_ns) / 1.5, max(H.psi_ns) * 1.5, 200)
+    pp = np.geomspace(min(H.psi_ps) / 1.5, max(H.psi_ps) * 1.5, 200)
+    return HeatmapSummary(_cells(P, R), pn, pp, tau_mem_asymptotic(ACTIVATION, H.t, pp[:, None], pn[None, :]))
+
+
+MEMORISATION, DYNAMICAL, ARCHITECTURAL = 0, 1, 2
+"""Phases: memorisation (τ ≥ τ_mem), dynamical regularisation (τ < τ_mem), architectural (no gap / n ≥ p)."""
+
+
+def simulation_phase(final_gap: float, tau_mem: float, tau: float, gap_thr: float) -> int:
+    """The simulation's phase at time τ: architectural when the final gap is below ``gap_thr``, else
+    dynamical regularisation before τ_mem and memorisation after (docs/theory.md §6.1)."""
+    if final_gap < gap_thr:
+        return ARCHITECTURAL
+    return DYNAMICAL if not tau >= tau_mem else MEMORISATION
+
+
+def theory_phase(psi_n: float, psi_p: float, tau: float, tau_mem: float) -> int:
+    """The theory's phase at time τ: architectural when ψ_n ≥ ψ_p, else dynamical regularisation before τ_mem."""
+    if psi_n >= psi_p:
+        return ARCHITECTURAL
+    return DYNAMICAL if tau < tau_mem else MEMORISATION
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PhaseSummary:
+    """The phase diagram: per time τ and cell (ψ_n, ψ_p) the simulation's and the theory's phase, the fraction of
+    cells where they agree, and the count of each simulated phase per τ."""
+
+    cells: tuple
+    simulation: dict
+    theory: dict
+    agreement: float
+    counts: dict
+
+
+def _summarize_phase(P: Preset, R: Results) -> PhaseSummary:
+    H, Ph = P.heatmap, P.phase
+    cells = _cells(P, R)
+    sim, th, counts = {}, {}, {}
+    for tau in Ph.taus:
+        sim[tau], th[tau], counts[tau] = {}, {}, {}
+        for g in cells:
+            s = simulation_phase(g.final_gap, g.tau_mem_sim, tau, Ph.gap_thr)
             # the theory's τ_mem read from its own curves by the simulation's rule (Theorem 3.2 where it has none)
-            tm = g["tau_mem_theory"] if math.isfinite(g["tau_mem_theory"]) else float(tau_mem_asymptotic(H["t"], pp, pn))
-            th = 2 if pn >= pp else (1 if tau < tm else 0)
-            agree += int(sim == th)
-            tot += 1
-            counts.setdefault(f"{tau:g}", {}).setdefault(str(sim), 0)
-            counts[f"{tau:g}"][str(sim)] += 1
-    return {"grid": grid, "agreement": agree / tot if tot else math.nan, "counts": counts}
+            tm = g.tau_mem_theory if math.isfinite(g.tau_mem_theory) else \
+                float(tau_mem_asymptotic(ACTIVATION, H.t, g.psi_p, g.psi_n))
+            sim[tau][(g.psi_n, g.psi_p)] = s
+            th[tau][(g.psi_n, g.psi_p)] = theory_phase(g.psi_n, g.psi_p, tau, tm)
+            counts[tau][s] = counts[tau].get(s, 0) + 1
+    pairs = [(sim[tau][k], th[tau][k]) for tau in Ph.taus for k in sim[tau]]
+    agree = sum(a == b for a, b in pairs) / len(pairs) if pairs else math.nan
+    return PhaseSummary(cells, sim, th, float(agree), counts)
 
 
-def _procedure_summary(P, get) -> dict:
-    u = units("procedure", P)
-    tr, st = get(u[0]), get(u[1])
-    if tr is None:
-        return {}
+@register
+@dataclasses.dataclass(frozen=True, eq=False)
+class FloorComparison:
+    """At the floor's checkpoints: measured and predicted excess of fresh-noise GD over its mean trajectory."""
+
+    tau: np.ndarray
+    measured_train_excess: np.ndarray
+    predicted_train_excess: np.ndarray
+    measured_score_excess: np.ndarray
+    predicted_score_excess: np.ndarray
+
+
+@register
+@dataclasses.dataclass(frozen=True, eq=False)
+class ProcedureSummary:
+    """Fresh-noise GD against the exact mean trajectory: the relative train excess over τ, the minimal score
+    errors, the floor (None without Monte Carlo draws) and the gradient-flow study's minimal score error."""
+
+    tau: np.ndarray
+    relative_train_excess: np.ndarray
+    max_relative_train_excess: float
+    min_relative_train_excess_late: float
+    min_score_error_fresh: float
+    min_score_error_mean: float
+    eta: float
+    steps: int
+    floor: Optional[FloorComparison]
+    gradient_flow_min_score_error: float
+    training: Label
+
+
+def _summarize_procedure(P: Preset, R: Results) -> ProcedureSummary:
+    lab_tr, lab_st = R.labels("fresh_noise_gd")[0], R.labels("gradient_flow")[0]
+    tr, st, unit = R[lab_tr], R[lab_st], R.unit(lab_tr)
     c, m = tr.curves, tr.mean
     rel = (c.train_loss - m.train_loss) / m.train_loss
-    out = {"tau": c.tau, "relative_train_excess": rel, "max_relative_train_excess": float(np.max(rel)),
-           "min_relative_train_excess_late": float(np.min(rel[c.tau >= c.tau[-1] / 100])),
-           "min_score_error_fresh": float(np.min(c.score_error)), "min_score_error_mean": float(np.min(m.score_error)),
-           "eta": u[0].eta, "steps": u[0].steps}
-    if tr.floor is not None:
+    floor = None
+    if unit.draws:
         f = tr.floor
         j = np.searchsorted(c.tau, f.tau)
-        out["floor"] = {"tau": f.tau, "measured_train_excess": c.train_loss[j] - m.train_loss[j],
-                        "predicted_train_excess": f.train_excess,
-                        "measured_score_excess": c.score_error[j] - m.score_error[j],
-                        "predicted_score_excess": f.score_excess}
-    if st is not None:
-        out["gradient_flow_min_score_error"] = _value(st, "simulation", "min_score_error")
-    return out
+        floor = FloorComparison(f.tau, c.train_loss[j] - m.train_loss[j], f.train_excess,
+                                c.score_error[j] - m.score_error[j], f.score_excess)
+    return ProcedureSummary(c.tau, rel, float(np.max(rel)), float(np.min(rel[c.tau >= c.tau[-1] / 100])),
+                            float(np.min(c.score_error)), float(np.min(m.score_error)), unit.eta, unit.steps, floor,
+                            _value(st, "simulation", "min_score_error"), lab_tr)
+
+
+# ----------------------------------------------------------------------------------------------
+# the figures
+
+
+@dataclasses.dataclass(frozen=True)
+class _Figure:
+    plan: Callable[[Preset], dict]
+    summarize: Callable[[Preset, Results], Any]
+
+
+_FIGURES = {
+    "finite_size_scaling": _Figure(_plan_ladder, _summarize_ladder),
+    "spectrum": _Figure(_plan_spectrum, _summarize_spectrum),
+    "learning_curves": _Figure(lambda P: _plan_seeds(P.learning_curves), _summarize_curves),
+    "min_score": _Figure(lambda P: _plan_seeds(P.min_score), _summarize_min_score),
+    "sigma_x": _Figure(_plan_sigma_x, _summarize_sigma_x),
+    "adam": _Figure(_plan_adam, _summarize_adam),
+    "scaling": _Figure(_plan_scaling, _summarize_scaling),
+    "heatmap": _Figure(_plan_heatmap, _summarize_heatmap),
+    "phase": _Figure(_plan_heatmap, _summarize_phase),
+    "procedure": _Figure(_plan_procedure, _summarize_procedure),
+}
+assert tuple(_FIGURES) == FIGURES
+
+
+def _check_figure(figure) -> str:
+    if figure not in _FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {figure!r}")
+    return figure
+
+
+def _check_preset(preset) -> Preset:
+    if not isinstance(preset, Preset):
+        raise ValueError(f"preset must be a Preset (e.g. PRESETS['quick']), got {type(preset).__name__}")
+    return preset
+
+
+def plan(figure: str, preset: Preset) -> dict:
+    """``{Label: unit}``: every unit figure ``figure`` needs at the sizes of ``preset``, each under its label."""
+    return _FIGURES[_check_figure(figure)].plan(_check_preset(preset))
+
+
+def summarize(figure: str, preset: Preset, results: Results):
+    """The typed summary of ``figure`` (key numbers with their intervals) from its labelled results.
+
+    ``results`` is the :class:`Results` of this figure's :func:`plan`; a planned unit without a result
+    raises :class:`MissingResult` naming its label.
+    """
+    if not isinstance(results, Results) or results.figure != _check_figure(figure):
+        raise ValueError(f"results must be the Results of figure {figure!r}")
+    return _FIGURES[figure].summarize(_check_preset(preset), results)

@@ -17,6 +17,7 @@ from .constants import GEConstants, ge_constants  # noqa: F401
 from .curves import (VWeightedMeasure, ge_finite_curves, ge_lowrank_curves, predict, train_loss_curve,  # noqa: F401
                      v_weighted_measure)
 from .generalisation import generalisation_curves, mp_quadrature, sample_covariance_law  # noqa: F401
+from .finite_d import conditional_kernel, predict_finite_d, train_loss_de  # noqa: F401
 from .gaussian_equivalent import (ge_dynamics, ge_population_matrices, ge_train_lowrank, ge_train_matrices,  # noqa: F401
                                   sample_gaussian_equivalent)
 from .spectrum import (SpectrumParams, SpectrumResult, find_support, solve_resolvent, solve_spectrum,  # noqa: F401

@@ -23,10 +23,11 @@ import math
 
 import numpy as np
 
+from .constants import ge_constants
 from .spectrum import SpectrumParams, continuation
 
 __all__ = ["atom_weight_asymptotic", "rho1_edges", "rho1_density", "rho2_solve", "rho2_edges", "classify_bulks",
-           "spectral_timescales"]
+           "spectral_timescales", "tau_mem_asymptotic"]
 
 
 def atom_weight_asymptotic(psi_p: float, psi_n: float) -> float:
@@ -38,6 +39,22 @@ def rho1_edges(P: SpectrumParams) -> tuple[float, float]:
     """Edges ``s_t² + v_t² (1 ∓ √(ψ_p/ψ_n))²`` of the memorisation bulk ρ_1 (Theorem 3.2, docs/theory.md §4)."""
     g = math.sqrt(P.psi_p / P.psi_n)
     return P.s2 + P.v2 * (1.0 - g) ** 2, P.s2 + P.v2 * (1.0 + g) ** 2
+
+
+def tau_mem_asymptotic(activation, t: float, psi_p, psi_n, sigma_x2: float = 1.0) -> np.ndarray:
+    """Theorem 3.2's memorisation time ``ψ_p/(Δ_t λ_min)``, ``λ_min = s_t² + v_t²(1 − √(ψ_p/ψ_n))²``, for ψ_p > ψ_n,
+    else ∞ (no memorisation bulk below the population one; docs/theory.md §4.8), for any activation.
+
+    ``psi_p`` and ``psi_n`` broadcast against each other; s_t², v_t², Δ_t are :func:`ge_constants`
+    of ``activation`` at (t, σ_x²) — the same constants as :func:`rho1_edges`.
+    """
+    c = ge_constants(activation, t, sigma_x2)
+    pp, pn = np.broadcast_arrays(np.asarray(psi_p, dtype=np.float64), np.asarray(psi_n, dtype=np.float64))
+    if not (np.all(np.isfinite(pp)) and np.all(pp > 0) and np.all(pn > 0)):
+        raise ValueError("psi_p and psi_n must be > 0 (psi_p finite)")
+    with np.errstate(divide="ignore"):
+        lmin = c.s2 + c.v2 * (1.0 - np.sqrt(pp / pn)) ** 2
+        return np.where(pp > pn, pp / (c.delta * lmin), np.inf)
 
 
 def rho1_density(lam, P: SpectrumParams) -> np.ndarray:

@@ -180,6 +180,41 @@ def theory_spectrum(nodes, masses, atom_location: float, atom_weight: float, met
                     method)
 
 
+def _spectral_solution(P, n_quad: int) -> tuple:
+    """Theorem 3.1 solved (docs/theory.md §4.3–4.4): the atom's weight, the bulk edges, the V-weighted measure
+    on quadrature nodes and the ρ masses on the same nodes."""
+    w_atom, atom_ok = atom_weight_numeric(P)
+    edges, grid_sol = find_support(P, w_atom=w_atom)
+    measure = v_weighted_measure(P, edges, n_quad)
+    rho = density(measure.solution, measure.nodes, P, w_atom)       # ρ masses per bulk on the same nodes
+    rho_w = rho * (np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges]) if edges else np.zeros(0))
+    return w_atom, atom_ok, edges, grid_sol, measure, rho_w
+
+
+def _timescales(P, c, t, edges, masses, activation, psi_p, psi_n, atoms_n, sx2_arg) -> dict:
+    """Spectral timescales (docs/theory.md §4.8); with the finite-d correction the Theorem 3.2 quantities,
+    which are d → ∞ limits, come from the untyped parameters."""
+    ts = spectral_timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
+    if P.typed:
+        P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2_arg)
+        ts.update({k: v for k, v in spectral_timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
+                   if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
+    return ts
+
+
+def _test_curves(taus, test_method, P, edges, activation, t, psi_p, psi_n, sx2_arg, atoms_n, ge_d, ge_seeds,
+                 diagnostics: dict) -> tuple:
+    """(test loss, score error, τ → ∞ test loss, extra curves, method) by the deterministic equivalent
+    (docs/theory.md §4.7) or the finite-d Gaussian-equivalent cross-check; records its diagnostics."""
+    if test_method in ("auto", "de"):
+        g = generalisation_curves(np.append(np.where(np.isinf(taus), 1e300, taus), np.inf), activation, t,
+                                  psi_p, psi_n, sigma_x2=sx2_arg, atoms=atoms_n, edges=None if P.typed else edges)
+        diagnostics.update(test_contour_error=g["contour_error"], test_n_nonconverged=g["n_nonconverged"])
+        return g["test_loss"][:-1], g["score_error"][:-1], float(g["test_loss"][-1]), {}, g["method"]
+    ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=ge_d, atoms=atoms_n, seeds=ge_seeds)
+    return ge["test_loss"], ge["score_error"], math.nan, {"train_loss_ge": ge["train_loss"]}, ge["method"]
+
+
 def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, atoms=None,
             sigma_x2: Optional[float] = None, taus=None, test_loss: bool = True, ge_d: int = 64,
             ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None,
@@ -207,19 +242,12 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
             raise ValueError("taus must be a non-empty 1-d array of values >= 0 (np.inf gives the τ → ∞ limit)")
     lam_s, w_s, sx2 = normalize_atoms(atoms, sigma_x2)
     atoms_n = None if atoms is None else list(zip(lam_s.tolist(), w_s.tolist()))
-    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None, d=d)
+    sx2_arg = sx2 if atoms is None else None
+    P = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2_arg, d=d)
     c = ge_constants(activation, t, sx2)
-    w_atom, atom_ok = atom_weight_numeric(P)
-    edges, grid_sol = find_support(P, w_atom=w_atom)
-    measure = v_weighted_measure(P, edges, n_quad)
-    rho = density(measure.solution, measure.nodes, P, w_atom)       # ρ masses per bulk on the same nodes
-    rho_w = rho * (np.concatenate([bulk_quadrature(e, n_quad)[1] for e in edges]) if edges else np.zeros(0))
+    w_atom, atom_ok, edges, grid_sol, measure, rho_w = _spectral_solution(P, n_quad)
     masses = [float(rho_w[measure.bulk == k].sum()) for k in range(len(edges))]
-    ts = spectral_timescales(P, c.delta, c.mu1, c.Gamma2, t, edges, masses)
-    if P.typed:  # Theorem 3.2 quantities are d → ∞ limits: take them from the untyped parameters
-        P_inf = spectrum_params(activation, t, psi_p, psi_n, atoms=atoms_n, sigma_x2=sx2 if atoms is None else None)
-        ts.update({k: v for k, v in spectral_timescales(P_inf, c.delta, c.mu1, c.Gamma2, t).items()
-                   if k.endswith("_asymptotic") or k in ("tau_gen", "tau_gen_mean")})
+    ts = _timescales(P, c, t, edges, masses, activation, psi_p, psi_n, atoms_n, sx2_arg)
     spec = theory_spectrum(measure.nodes, rho_w, P.s2, w_atom,
                            "Theorem 3.1" + (f" with the finite-d norm correction (d = {d})" if d else " (d → ∞)"))
     q_mem = 1.0 - psi_n / psi_p + (0.5 / (psi_p * d) if d else 1e-3 * psi_n / psi_p)
@@ -235,18 +263,8 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
         extra = {}
         methods = {"train_loss": "deterministic equivalent (V-weighted measure, Theorem 3.1)"}
         if test_loss:
-            if test_method in ("auto", "de"):
-                g = generalisation_curves(np.append(np.where(np.isinf(taus), 1e300, taus), np.inf), activation, t,
-                                          psi_p, psi_n,
-                                          sigma_x2=sx2 if atoms is None else None, atoms=atoms_n,
-                                          edges=None if P.typed else edges)
-                test, score, test_inf = g["test_loss"][:-1], g["score_error"][:-1], float(g["test_loss"][-1])
-                diagnostics.update(test_contour_error=g["contour_error"], test_n_nonconverged=g["n_nonconverged"])
-                methods["test_loss"] = g["method"]
-            else:
-                ge = ge_finite_curves(taus, activation, t, psi_p, psi_n, d=ge_d, atoms=atoms_n, seeds=ge_seeds)
-                test, score, extra["train_loss_ge"] = ge["test_loss"], ge["score_error"], ge["train_loss"]
-                methods["test_loss"] = ge["method"]
+            test, score, test_inf, extra, methods["test_loss"] = _test_curves(
+                taus, test_method, P, edges, activation, t, psi_p, psi_n, sx2_arg, atoms_n, ge_d, ge_seeds, diagnostics)
         diagnostics["curves_method"] = methods
         curves = Curves(taus, train, test, None, score, None, extra, method="theory: " + "; ".join(
             f"{k}: {v}" for k, v in methods.items()))

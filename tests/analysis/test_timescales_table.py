@@ -1,7 +1,5 @@
-"""``rfdiff table`` (rfdiff_analysis.timescales_table): the saved runs' timescales re-read by the shared rule,
-one row per side, and a CSV that is written once and never replaced without --overwrite."""
-import csv
-
+"""rfdiff_analysis.timescales_table: the saved runs' timescales re-read by the shared rule, one row per side,
+values at a grid end shown as the bounds they are."""
 import pytest
 
 from rfdiff import results, timescales
@@ -31,14 +29,17 @@ def test_rows_are_the_shared_rule_on_every_side(saved_run):
     assert loose[0]["tau_mem"] > rows[0]["tau_mem"]
 
 
-def test_csv_written_once(saved_run, tmp_path, capsys):
-    out = tmp_path / "t.csv"
-    assert timescales_table.main([str(saved_run), "--csv", str(out)]) == 0
-    with open(out, newline="") as fh:
-        table = list(csv.DictReader(fh))
-    assert len(table) == 3 and float(table[0]["tau_gen"]) > 0
-    before = out.read_bytes()
-    assert timescales_table.main([str(saved_run), "--csv", str(out), "--gen-frac", "0.2"]) == 2
-    assert "--csv" in capsys.readouterr().err and out.read_bytes() == before
-    assert timescales_table.main([str(saved_run), "--csv", str(out), "--gen-frac", "0.2", "--overwrite"]) == 0
-    assert out.read_bytes() != before and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+def test_stems_accept_json_npz_and_stem_once_each(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b.x"
+    names = [f"{a}.npz", f"{a}.json", str(a), f"{b}.json", f"{b}.npz"]
+    assert timescales_table.stems(names) == [a, b]
+
+
+def test_a_value_at_a_grid_end_is_printed_as_a_bound():
+    row = {"run": "r", "side": "simulation", "tau_gen": 0.1, "tau_mem": 50.0, "tau_mem_abs": float("nan"),
+           "min_score_error": 0.2, "at_grid_end": ("tau_gen<", "tau_mem_abs>"), "tau_grid": (0.1, 1e7)}
+    cells = timescales_table.cells(row)
+    assert cells["tau_gen"] == "< 0.1" and cells["tau_mem_abs"] == "> 1e+07" and cells["tau_mem"] == "50"
+    assert "a bound only" in timescales_table.format_table([row])
+    csv = timescales_table.csv_text([row])
+    assert "<0.1" in csv and ">1e+07" in csv

@@ -155,3 +155,63 @@ def test_script_smoke(tmp_path):
     assert res.config.d == 8 and res.theory is not None
     for ext in ("json", "npz", "png", "pdf"):
         assert (tmp_path / f"smoke.{ext}").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- nothing lost, nothing overwritten
+
+
+def test_a_save_cut_short_leaves_no_result_and_the_rerun_needs_no_overwrite(tmp_path):
+    """kill -9 between the NPZ and the JSON left an NPZ and a temporary file: not a result; the rerun saves."""
+    (tmp_path / "r.npz").write_bytes(b"orphan")
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from rfdiff import io
+    stale = io.temp_path(tmp_path / "r.json", pid=int(proc.stdout))
+    stale.write_text("{")
+    rc, stem = run(tmp_path, "--no-plot", name="r")
+    assert rc == 0 and results.load(stem).config.p == 128
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.npz"]
+
+
+@pytest.mark.parametrize("length", [250, 300])
+def test_a_name_too_long_to_save_is_refused_before_computing(tmp_path, capsys, length):
+    rc, _ = run(tmp_path, name="x" * length)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: --name") and "bytes" in err[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fail_at", ["npz", "figure"])
+def test_full_disk_prints_the_table_then_one_line(tmp_path, capsys, monkeypatch, fail_at):
+    """No space left: the table is printed first, then one line naming the folder and what was saved."""
+    import errno
+
+    import matplotlib.figure
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fail_at == "npz":
+        monkeypatch.setattr(np, "savez", full)
+    else:
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    rc, _ = run(tmp_path, name="r")
+    out, err = capsys.readouterr()
+    assert rc == 1 and "τ_gen" in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: no space left on {tmp_path}") and "Traceback" not in err
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ([] if fail_at == "npz" else ["r.json", "r.npz"])
+    assert ("r.json" in last) == (fail_at == "figure")
+
+
+def test_a_timescale_at_the_grid_start_is_a_bound_with_the_flag_to_change(tmp_path, capsys):
+    rc, stem = run(tmp_path, "--no-plot", "--tau-min", "1e4", "--tau-max", "1e6", name="g")
+    out = capsys.readouterr().out
+    assert rc == 0 and "< 1e+04" in out and "τ_gen < τ_min = 1e+04: extend --tau-min" in out
+    assert results.load(stem).simulation.timescales.grid_end("tau_gen") == "<"
+
+
+def test_an_existing_figure_is_not_replaced_without_overwrite(tmp_path, capsys):
+    (tmp_path / "f.pdf").write_bytes(b"%PDF old")
+    rc, _ = run(tmp_path, name="f")
+    assert rc == 2 and "f.pdf" in capsys.readouterr().err and (tmp_path / "f.pdf").read_bytes() == b"%PDF old"

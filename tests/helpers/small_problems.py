@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from rfdiff import data, dynamics, features, finite_m, matrices
+from rfdiff.population import Population
 
 D4, P4, T4 = 4, 48, 0.02      # small d so that a product Gauss–Hermite rule over the noise is affordable
 
@@ -24,11 +25,11 @@ def d4_problem() -> dict:
         warnings.simplefilter("ignore", RuntimeWarning)
         pop = matrices.population_matrices(W, dat, T4, tol=1e-8, max_order=12)
     J = dat.noised(T4).fisher_information()[0]
-    ex = dynamics.exact_dynamics(tr.U, tr.V, T4, pop.U, pop.V, J)
+    ex = dynamics.exact_dynamics(tr.U, tr.V, T4, Population(pop.U, pop.V, J))
     return dict(W=W, X=X, data=dat, tr=tr, pop=pop, J=J, ex=ex)
 
 
 def finite_m_of(s: dict, noise, **kw):
     """Finite-m dynamics of the problem ``s`` on the frozen ``noise`` (population and averaged matrices attached)."""
-    return finite_m.finite_m_dynamics(s["W"], s["X"], T4, noise, U_pop=s["pop"].U, V_pop=s["pop"].V,
-                                      fisher=s["J"], U_avg=s["tr"].U, V_avg=s["tr"].V, **kw)
+    return finite_m.finite_m_dynamics(s["W"], s["X"], T4, noise, pop=Population(s["pop"].U, s["pop"].V, s["J"]),
+                                      avg=(s["tr"].U, s["tr"].V), **kw)

@@ -1,4 +1,4 @@
-"""Unit functions and configs for tests/rfdiff/test_sweep.py, importable by dask worker processes.
+"""Unit functions and configs for the sweep tests, importable by dask worker processes, and their checks.
 
 Workers unpickle a unit function by reference (module + name), so these live at module level in a
 module that the workers can import by the name ``sweep_units``: this folder (tests/helpers) is on
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -116,3 +117,34 @@ def sleep_unit(u: SleepUnit) -> int:
     if u.marker_dir:
         open(os.path.join(u.marker_dir, f"done_{u.x}"), "w").close()
     return u.x
+
+
+@dataclasses.dataclass
+class Mutable:
+    """Not a valid unit (not frozen)."""
+
+    x: int = 0
+
+
+def assert_same(a, b):
+    """Bit-identity of two results (Curves, dicts of floats/arrays, numbers)."""
+    if isinstance(a, Curves):
+        assert isinstance(b, Curves) and a.method == b.method
+        da, db = a.as_dict(), b.as_dict()
+        assert da.keys() == db.keys()
+        for k in da:
+            assert da[k].dtype == db[k].dtype == np.float64, k
+            assert np.array_equal(da[k], db[k]), k
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    else:
+        assert type(a) is type(b) and a == b
+
+
+def no_temp_files(folder) -> bool:
+    """No temporary file (``*.tmp``) anywhere under ``folder``."""
+    return not [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]

@@ -8,6 +8,14 @@ import pytest
 from scipy import special, stats
 
 from rfdiff import activations
+from rfdiff.matrices import smoothed_rows
+
+
+def _smoothed(name, m, s, K, order=120):
+    """g_k(m, s) and E σ² for arrays m, s of one shape through the library's quadrature (rfdiff.matrices.smoothed_rows)."""
+    g, m2 = smoothed_rows(name, np.asarray(m, dtype=np.float64).reshape(-1, 1), np.asarray(s, dtype=np.float64).reshape(-1),
+                          K, order)
+    return g.reshape((K + 1,) + np.shape(m)), m2.reshape(np.shape(m))
 
 
 def test_activation_registry():
@@ -18,9 +26,8 @@ def test_activation_registry():
     with pytest.raises(ValueError, match="already registered"):
         activations.register_activation("test_sin", jnp.sin)
     # sin smoothing has a closed form: E sin(m + s z) = sin(m) e^{-s²/2}
-    with jax.enable_x64(True):        # quadrature in jax.numpy: float64 only inside an x64 context
-        g, _ = activations.smoothed_derivatives("test_sin", jnp.array([0.3]), jnp.array([0.8]), 2)
-    np.testing.assert_allclose(g[:, 0], [np.sin(0.3) * np.exp(-0.32), np.cos(0.3) * np.exp(-0.32),
+    g, _ = smoothed_rows("test_sin", np.array([[0.3]]), np.array([0.8]), 2, 48)
+    np.testing.assert_allclose(g[:, 0, 0], [np.sin(0.3) * np.exp(-0.32), np.cos(0.3) * np.exp(-0.32),
                                          -np.sin(0.3) * np.exp(-0.32)], rtol=1e-12)
 
 
@@ -55,10 +62,10 @@ def test_registry_errors_name_the_parameter(monkeypatch):
     with pytest.raises(ValueError, match="unknown activation 'relu'; valid names: ") as err:
         activations.get_activation("relu")
     assert all(name in str(err.value) for name in ("erf", "gelu", "relu_centered", "tanh"))
-    # overwrite=True replaces the entry; a bare callable is wrapped under its own name
-    old = activations.get_activation("tanh")
-    new = activations.register_activation("tanh", jnp.sin, overwrite=True)
-    assert activations.get_activation("tanh") is new and new is not old
+    # overwrite=True replaces a user entry; a bare callable is wrapped under its own name
+    old = activations.register_activation("mine", jnp.tanh)
+    new = activations.register_activation("mine", jnp.sin, overwrite=True)
+    assert activations.get_activation("mine") is new and new is not old
     wrapped = activations.get_activation(jnp.cos)
     assert wrapped.name == "cos" and wrapped.smoothed is None
     assert activations.get_activation(wrapped) is wrapped
@@ -92,9 +99,7 @@ def test_tanh_smoothed_derivatives_match_direct_quadrature():
     m = np.array([[-1.2, 0.0, 0.4], [2.0, -0.3, 0.9]])
     s = np.array([[0.3, 0.7, 1.0], [0.5, 0.9, 0.1]])
     K = 3
-    with jax.enable_x64(True):   # 120 nodes: error ≤ 1e-13 at s ≤ 1 (48 nodes leave ~1e-8 at s = 1)
-        g, m2 = activations.smoothed_derivatives("tanh", jnp.asarray(m), jnp.asarray(s), K, order=120)
-        g, m2 = np.asarray(g), np.asarray(m2)
+    g, m2 = _smoothed("tanh", m, s, K)   # 120 nodes: error ≤ 1e-13 at s ≤ 1 (48 nodes leave ~1e-8 at s = 1)
     assert g.shape == (K + 1, 2, 3) and m2.shape == (2, 3) and g.dtype == np.float64
     z, w = np.polynomial.legendre.leggauss(200)      # Gauss–Legendre on [-14, 14]: a different rule, exact to ~1e-14
     z, w = 14.0 * z, 14.0 * w * stats.norm.pdf(14.0 * z)
@@ -106,8 +111,7 @@ def test_tanh_smoothed_derivatives_match_direct_quadrature():
     # the reference rule itself: E 1 = 1, E z² = 1
     assert w.sum() == pytest.approx(1.0, abs=1e-13) and w @ z**2 == pytest.approx(1.0, abs=1e-13)
     # tanh is odd: g_k(-m, s) = (-1)^{k+1} g_k(m, s)
-    with jax.enable_x64(True):
-        gm, _ = activations.smoothed_derivatives("tanh", jnp.asarray(-m), jnp.asarray(s), K, order=120)
+    gm, _ = _smoothed("tanh", -m, s, K)
     signs = np.array([-1.0, 1.0, -1.0, 1.0])[:, None, None]
     np.testing.assert_allclose(np.asarray(gm), signs * g, atol=1e-14)
 
@@ -116,8 +120,7 @@ def test_erf_smoothing_closed_form():
     """E erf(m + s z) = erf(m/√(1+2s²)) and E erf'(m + s z) = 2 e^{-m²/(1+2s²)}/√(π(1+2s²))."""
     m = np.array([[-0.8, 0.0, 0.5], [1.7, -2.0, 0.1]])
     s = np.array([[0.2, 1.0, 0.6], [1.2, 0.4, 0.05]])
-    with jax.enable_x64(True):   # same shapes as the tanh test above: the quadrature ops are compiled once
-        g, _ = activations.smoothed_derivatives("erf", jnp.asarray(m), jnp.asarray(s), 3, order=120)
+    g, _ = _smoothed("erf", m, s, 3)
     q = 1 + 2 * s**2
     np.testing.assert_allclose(np.asarray(g[0]), special.erf(m / np.sqrt(q)), atol=1e-13)
     np.testing.assert_allclose(np.asarray(g[1]), 2 * np.exp(-m**2 / q) / np.sqrt(np.pi * q), atol=1e-13)
@@ -131,7 +134,7 @@ def test_relu_closed_form_same_in_numpy_and_jax():
     m, s = np.array([-1.0, 0.0, 0.3, 2.5]), np.array([0.4, 1.0, 0.05, 1.3])
     g_np, m2_np = act.smoothed(m, s, 4, np)
     with jax.enable_x64(True):
-        g_j, m2_j = activations.smoothed_derivatives("relu_centered", jnp.asarray(m), jnp.asarray(s), 4)
+        g_j, m2_j = act.smoothed(jnp.asarray(m), jnp.asarray(s), 4)
         g_j, m2_j = np.asarray(g_j), np.asarray(m2_j)
     assert g_np.shape == g_j.shape == (5, 4)
     np.testing.assert_allclose(g_j, g_np, rtol=1e-13, atol=1e-15)
@@ -141,10 +144,35 @@ def test_relu_closed_form_same_in_numpy_and_jax():
     np.testing.assert_allclose(g_np[3], -u * stats.norm.pdf(u) / s**2, rtol=1e-12)
 
 
-def test_smoothed_derivatives_broadcast_scalar_m():
-    """Docstring: ``m`` and ``s`` broadcast together. A scalar m with s of shape (2, 3) must equal m repeated."""
-    with jax.enable_x64(True):
-        s = jnp.asarray([[0.3, 0.7, 1.0], [0.5, 0.9, 0.1]])
-        g_b, _ = activations.smoothed_derivatives("tanh", jnp.asarray(0.3), s, 2, order=120)
-        g_f, _ = activations.smoothed_derivatives("tanh", jnp.full((2, 3), 0.3), s, 2, order=120)
-        np.testing.assert_allclose(np.asarray(g_b), np.asarray(g_f), atol=1e-14)
+@pytest.mark.parametrize("name", sorted(activations.BUILTIN))
+def test_builtin_names_cannot_be_replaced(name, monkeypatch):
+    """Re-registering "tanh" changed what cached results under that name meant: refused, even with overwrite."""
+    monkeypatch.setattr(activations, "_REGISTRY", dict(activations._REGISTRY))
+    with pytest.raises(ValueError, match=f"^activation '{name}' is built in and cannot be replaced"):
+        activations.register_activation(name, jnp.sin, overwrite=True)
+    assert activations.get_activation(name).fn is not jnp.sin
+
+
+@pytest.mark.parametrize("fn", [lambda x: jnp.exp(3 * x), jnp.exp, jnp.cosh, lambda x: x**7, lambda x: jnp.exp(x * x)])
+def test_unbounded_activations_refused(fn, monkeypatch):
+    """exp(3x) gave min E_score 1.6e18 "OK": growth faster than |x|⁵ is refused (the stated rule), by name."""
+    monkeypatch.setattr(activations, "_REGISTRY", dict(activations._REGISTRY))
+    with pytest.raises(ValueError, match="^activation 'fast' (grows too fast|is not finite)"):
+        activations.register_activation("fast", fn)
+    with pytest.raises(ValueError, match="grows too fast|is not finite"):
+        activations.get_activation(fn)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x**5, jnp.sin, lambda x: x * jnp.tanh(x), jnp.abs])
+def test_polynomially_bounded_activations_accepted(fn):
+    assert activations.get_activation(fn).fn is fn
+
+
+def test_numpy_only_activation_refused_up_front(monkeypatch):
+    """A numpy-only σ ended in a JAX tracer error deep inside training: now refused when it is registered or used."""
+    monkeypatch.setattr(activations, "_REGISTRY", dict(activations._REGISTRY))
+    np_only = lambda x: np.tanh(np.asarray(x))  # noqa: E731
+    with pytest.raises(ValueError, match="^activation 'np_tanh' must be traceable by jax.numpy"):
+        activations.register_activation("np_tanh", np_only)
+    with pytest.raises(ValueError, match="must be traceable by jax.numpy"):
+        activations.get_activation(np_only)

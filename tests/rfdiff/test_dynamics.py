@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from rfdiff import dynamics, metrics, model
 from rfdiff.diffusion import delta
+from rfdiff.population import Population
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,9 @@ def test_curves_equal_direct_quadratic_forms(problem, dyn):
         B = dyn.A(tau) / np.sqrt(p)
         np.testing.assert_allclose(c["train_loss"][i], metrics.quadratic_loss(B, problem.train.U, problem.train.V, t), rtol=1e-10)
         np.testing.assert_allclose(c["test_loss"][i], metrics.quadratic_loss(B, problem.pop.U, problem.pop.V, t), rtol=1e-10)
-        np.testing.assert_allclose(c["score_error"][i], metrics.score_error(B, problem.pop.U, problem.pop.V, t, problem.fisher), rtol=1e-10)
+        np.testing.assert_allclose(c["score_error"][i], metrics.score_error(B, problem.pop.U, problem.pop.V, t, problem.population.fisher), rtol=1e-10)
         # distance to the empirical score from its definition with the same Monte Carlo moments
-        direct = (np.sum((B @ problem.pop.U) * B) - 2 * np.sum(B * problem.emp_cross.T) + problem.emp_sq) / problem.config.d
+        direct = (np.sum((B @ problem.pop.U) * B) - 2 * np.sum(B * problem.population.emp_cross.T) + problem.population.emp_sq) / problem.config.d
         np.testing.assert_allclose(c["emp_distance"][i], direct, rtol=1e-9)
 
 
@@ -88,7 +89,7 @@ def test_test_loss_floor_is_exact_score(problem, dyn):
     """L_test ≥ 1 - Δ J/d (the exact score's loss), so E_score ≥ 0 along the whole curve."""
     c = dyn.curves(np.logspace(-2, 8, 60))
     assert np.all(c["score_error"] > 0)
-    floor = metrics.minimal_test_loss(problem.config.t, problem.fisher, problem.config.d)
+    floor = metrics.minimal_test_loss(problem.config.t, problem.population.fisher, problem.config.d)
     assert np.all(c["test_loss"] > floor)
     np.testing.assert_allclose(c["score_error"], (c["test_loss"] - floor) / delta(problem.config.t), rtol=1e-10)
 
@@ -108,9 +109,9 @@ def test_other_arguments_refused_by_name():
         dynamics.exact_dynamics(np.eye(4), V, 0.1)
     with pytest.raises(ValueError, match="^t "):
         dynamics.exact_dynamics(U, V, -0.1)
-    with pytest.raises(ValueError, match="^U_pop and V_pop"):
-        dynamics.exact_dynamics(U, V, 0.1, U_pop=U)
-    with pytest.raises(ValueError, match="^V_pop"):
-        dynamics.exact_dynamics(U, V, 0.1, U_pop=U, V_pop=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="^pop must be a"):
+        dynamics.exact_dynamics(U, V, 0.1, U)
+    with pytest.raises(ValueError, match="^pop must belong"):
+        dynamics.exact_dynamics(U, V, 0.1, Population(np.eye(3), np.ones((3, 3))))
     with pytest.raises(ValueError, match="taus"):
         dynamics.exact_dynamics(U, V, 0.1).curves([-1.0])

@@ -9,6 +9,7 @@ from small_problems import D4, P4, T4, d4_problem, finite_m_of
 
 from rfdiff import features, finite_m, metrics, ridge
 from rfdiff.diffusion import delta
+from rfdiff.population import Population
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_m1_interpolation_peak_at_p_equals_nm(small):
     ps = [4, 8, 10, 12, 14, 16, 20, 24, 32, 48]
     W, Up, Vp = small["W"], small["pop"].U, small["pop"].V
     ridges = np.append(0.0, np.logspace(-8, 3, 34))
-    sw = finite_m.frozen_statics_vs_p(W, X, T4, noise, ps, ridges, U_pop=Up, V_pop=Vp)
+    sw = finite_m.frozen_statics_vs_p(W, X, T4, noise, ps, ridges, pop=Population(Up, Vp))
     test = sw["test_loss"][:, 0]
     i = int(np.argmax(test))
     print("m = 1 interpolation: p =", ps, "test(τ=∞) =", np.round(test, 3), "envelope =",
@@ -123,7 +124,7 @@ def test_m1_interpolation_peak_at_p_equals_nm(small):
     assert env["value"][i] < test.min() and not env["at_grid_edge"].any()
     # the fast SVD statics equal the τ = ∞ point of the dynamics (primal and dual sides of the peak)
     for p in (12, 20):
-        fm = finite_m.finite_m_dynamics(W[:p], X, T4, noise, U_pop=Up[:p, :p], V_pop=Vp[:p])
+        fm = finite_m.finite_m_dynamics(W[:p], X, T4, noise, pop=Population(Up[:p, :p], Vp[:p]))
         for j in (0, 20):
             c = fm.with_ridge(ridges[j]).curves([np.inf])["test_loss"][0]
             np.testing.assert_allclose(c, sw["test_loss"][ps.index(p), j], rtol=1e-8)
@@ -139,10 +140,12 @@ def test_validation_errors(small):
         finite_m.finite_m_dynamics(W, X, T4, noise, weights=[1.5, -0.5])
     with pytest.raises(ValueError, match="form"):
         finite_m.finite_m_dynamics(W, X, T4, noise, form="both")
-    with pytest.raises(ValueError, match="U_pop"):
-        finite_m.finite_m_dynamics(W, X, T4, noise, U_pop=np.eye(3), V_pop=np.zeros((3, D4)))
-    with pytest.raises(ValueError, match="emp_cross"):
-        finite_m.finite_m_dynamics(W, X, T4, noise, emp_cross=np.zeros((P4, D4)))
+    with pytest.raises(ValueError, match="^pop must belong to p = 48"):
+        finite_m.finite_m_dynamics(W, X, T4, noise, pop=Population(np.eye(3), np.zeros((3, D4))))
+    with pytest.raises(ValueError, match="^pop must be a"):
+        finite_m.finite_m_dynamics(W, X, T4, noise, pop=(np.eye(P4), np.zeros((P4, D4))))
+    with pytest.raises(ValueError, match="^avg"):
+        finite_m.finite_m_dynamics(W, X, T4, noise, avg=np.eye(P4))
     with pytest.raises(ValueError, match="noise"):
         finite_m.finite_m_dynamics(W, X, T4, np.full((2, 3, D4), np.nan))
     with pytest.raises(ValueError, match="m"):

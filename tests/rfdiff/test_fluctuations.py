@@ -151,3 +151,32 @@ def test_fresh_gradients_exact_per_draw_and_unbiased():
     print(f"max |z| = {np.max(np.abs(z)):.2f}, mean z² = {np.mean(z**2):.2f}")
     assert np.max(np.abs(z)) < 4.5, z
     assert np.mean(z**2) < 3.0        # ≈ 1 on average; the 48 entries are strongly correlated
+
+
+def test_predict_floor_is_the_checkpoint_loop_with_one_stream_per_checkpoint():
+    """predict_floor = at each checkpoint i: fresh gradients at the mean iterate A(τ_i) with key fold_in(key, i),
+    their covariance in U's eigenbasis, and the excess losses after k_i steps (docs/theory.md §7.2)."""
+    from rfdiff import dynamics
+    from rfdiff._util import stream_key
+    from rfdiff.model import build_problem, RFConfig
+
+    prob = build_problem(RFConfig(d=4, p=16, n=8, t=0.1, seed=3, n_emp=256, tol=1e-6))
+    dyn = dynamics.from_problem(prob)
+    eta, draws = 5.0, 16
+    tau, steps = np.array([0.5, 2.0]), np.array([3, 12])
+    key = stream_key(3, "fluctuations")
+    floor = F.predict_floor(key, dyn, prob.pop.U, prob.W, prob.X, tau, steps, eta, draws)
+    Q, lam = np.asarray(dyn.Q), np.asarray(dyn.lam)
+    QUQ = Q.T @ np.asarray(prob.pop.U) @ Q
+    for i in range(2):
+        g = F.fresh_gradients(stream_key(3, "fluctuations", i), np.asarray(dyn.A(float(tau[i]), eta=eta)), prob.W,
+                              prob.X, 0.1, "tanh", draws)
+        tr, te = F.excess_losses(F.noise_covariance(g, Q), lam, QUQ, eta, int(steps[i]), 4, 0.1)
+        assert floor.train_excess[i] == pytest.approx(tr, rel=1e-10)
+        assert floor.test_excess[i] == pytest.approx(te, rel=1e-10)
+    np.testing.assert_allclose(floor.score_excess, floor.test_excess / delta(0.1))
+    assert floor.draws == draws and np.all(floor.train_excess > 0)
+    with pytest.raises(ValueError, match="^tau and steps"):
+        F.predict_floor(key, dyn, prob.pop.U, prob.W, prob.X, tau, steps[:1], eta, draws)
+    with pytest.raises(ValueError, match="^eta"):
+        F.predict_floor(key, dyn, prob.pop.U, prob.W, prob.X, tau, steps, -1.0, draws)

@@ -1,11 +1,15 @@
-"""Atomic writes, JSON conversion, JSON/NPZ saving, cache folder and run metadata (rfdiff.io)."""
+"""Atomic writes, groups of files committed as one result, JSON conversion and JSON/NPZ saving (rfdiff.io)."""
+import errno
 import json
 import os
+import subprocess
+import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rfdiff import io
 
@@ -89,23 +93,96 @@ def test_save_json_and_npz_round_trip(tmp_path):
     assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "o") == []
 
 
-def test_cache_folder_precedence(monkeypatch, tmp_path):
-    monkeypatch.setenv("RFDIFF_CACHE", str(tmp_path / "explicit"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert io.cache_folder() == tmp_path / "explicit"
-    monkeypatch.setenv("RFDIFF_CACHE", "")
-    assert io.cache_folder() == tmp_path / "xdg" / "rfdiff"
-    monkeypatch.delenv("RFDIFF_CACHE")
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert io.cache_folder() == tmp_path / "home" / ".cache" / "rfdiff"
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
 
 
-def test_run_metadata_and_memory():
-    meta = io.run_metadata()
-    assert meta["versions"]["numpy"] == np.__version__
-    assert meta["x64_global"] is bool(jax.config.jax_enable_x64)
-    assert meta["cpu_count"] == os.cpu_count() and meta["jax_devices"]
-    json.dumps(io.to_jsonable(meta))
-    rss = io.peak_rss_bytes()
-    assert 10 * 2**20 < rss < 2**40              # ru_maxrss is KiB: a JAX process holds far more than 10 MiB
+def _pair(tmp_path, npz=b"arrays", js=b"marker"):
+    return {tmp_path / "r.npz": lambda fh: fh.write(npz), tmp_path / "r.json": lambda fh: fh.write(js)}
+
+
+def test_commit_cut_short_is_not_a_result_and_stale_temps_go(tmp_path, monkeypatch):
+    """A commit killed between its two renames leaves an NPZ without its JSON: the next commit (without
+    overwrite) publishes over it, and the temporary files of the dead writer are removed; a live writer's stay."""
+    real_link, calls = os.link, []
+
+    def link_then_die(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt          # as a kill between the NPZ and the JSON
+        return real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        io.commit(_pair(tmp_path), overwrite=False)
+    monkeypatch.setattr(os, "link", real_link)
+    assert not (tmp_path / "r.json").exists()
+    (tmp_path / "r.npz").write_bytes(b"orphan")                     # what a kill -9 leaves
+    dead = io.temp_path(tmp_path / "r.json", pid=_dead_pid())
+    live = io.temp_path(tmp_path / "r.json")
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    io.commit(_pair(tmp_path, b"new arrays"), overwrite=False)
+    assert (tmp_path / "r.npz").read_bytes() == b"new arrays" and (tmp_path / "r.json").read_bytes() == b"marker"
+    assert not dead.exists() and live.exists()
+    with pytest.raises(FileExistsError):                               # a committed pair is a result
+        io.commit(_pair(tmp_path, b"other"), overwrite=False)
+    assert (tmp_path / "r.npz").read_bytes() == b"new arrays"
+    live.unlink()
+    assert _leftovers(tmp_path) == []
+
+
+def test_commit_on_a_full_disk_publishes_nothing_and_names_the_file(tmp_path):
+    def full(fh):
+        fh.write(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as exc:
+        io.commit({tmp_path / "r.npz": lambda fh: fh.write(b"a"), tmp_path / "r.json": full})
+    assert io.is_no_space(exc.value) and exc.value.filename == str(tmp_path / "r.json")
+    assert os.listdir(tmp_path) == []
+
+
+def test_commit_refuses_non_regular_targets(tmp_path):
+    target = tmp_path / "target.csv"
+    target.write_bytes(b"keep")
+    (tmp_path / "link.csv").symlink_to(target)
+    (tmp_path / "folder.csv").mkdir()
+    for name, word in (("link.csv", "symbolic link"), ("folder.csv", "folder")):
+        for overwrite in (True, False):
+            with pytest.raises(ValueError, match=word):
+                io.atomic_write(tmp_path / name, lambda fh: fh.write(b"x"), overwrite=overwrite)
+    assert (tmp_path / "link.csv").is_symlink() and target.read_bytes() == b"keep"
+    if os.path.exists("/dev/null"):
+        with pytest.raises(ValueError, match="device"):
+            io.atomic_write("/dev/null", lambda fh: fh.write(b"x"))
+        assert not os.path.isfile("/dev/null")
+    assert _leftovers(tmp_path) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(length=st.integers(1, 300), suffix=st.sampled_from([".json", ".npz", ".png"]))
+def test_names_checked_up_front_are_the_names_a_commit_can_create(tmp_path, length, suffix):
+    """check_names accepts a name exactly when the commit of it (temporary file included) succeeds."""
+    name = "a" * length + suffix
+    try:
+        io.check_names(tmp_path, [name])
+    except ValueError as err:
+        assert str(err).startswith("name:") and len(name.encode()) + io.TEMP_EXTRA_BYTES > io.name_max(tmp_path)
+        return
+    io.atomic_write(tmp_path / name, lambda fh: fh.write(b"x"))
+    assert (tmp_path / name).read_bytes() == b"x"
+    (tmp_path / name).unlink()
+
+
+def test_a_temp_of_another_host_is_kept_until_it_is_a_day_old(tmp_path):
+    """On a shared file system a pid says nothing about another host's writer: its temp file is kept for a day."""
+    mine = io.temp_path(tmp_path / "r.json").name
+    tag = "0000" if mine[len(".r.json."):][:4] != "0000" else "1111"
+    other = tmp_path / f".r.json.{tag}1-0123abcd.tmp"
+    other.write_bytes(b"x")
+    assert io.remove_stale_temps(tmp_path / "r.json") == [] and other.exists()
+    old = os.stat(other).st_mtime - io.STALE_AFTER_S - 1
+    os.utime(other, (old, old))
+    assert io.remove_stale_temps(tmp_path / "r.json") == [other] and not other.exists()

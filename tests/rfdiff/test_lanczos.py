@@ -4,15 +4,16 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rfdiff import dynamics, lanczos, model
 
 TAUS = np.append(np.logspace(-1, 7, 60), np.inf)
 
 
-def _krylov(pr, U, U_pop, **kw):
-    return lanczos.krylov_dynamics(U, pr.train.V, pr.config.t, U_pop=U_pop, V_pop=pr.pop.V, fisher=pr.fisher,
-                                   emp_cross=pr.emp_cross, emp_sq=pr.emp_sq, **kw)
+def _krylov(pr, U, **kw):
+    return lanczos.krylov_dynamics(U, pr.train.V, pr.config.t, pop=pr.population, **kw)
 
 
 def _rel_errors(a, b) -> dict:
@@ -33,7 +34,7 @@ def test_krylov_curves_match_dense(small):
     """Every curve of the Krylov route equals the dense one to 1e-8 relative on the τ grid and at τ = ∞
     (measured ≤ 1.4e-12, on the gap; at p = 256 the adaptive basis grows to all of p), and so does A(τ)."""
     pr, dense, ref = small
-    lz = _krylov(pr, pr.train.U, pr.pop.U, tol=1e-10)
+    lz = _krylov(pr, pr.train.U, tol=1e-10)
     assert lz.info["converged"]
     errs = _rel_errors(ref, lz.curves(TAUS))
     assert set(errs) == {"train_loss", "test_loss", "gen_gap", "score_error", "emp_distance"}
@@ -48,7 +49,7 @@ def test_streamed_plans_match_dense(small):
     pr_s = model.build_problem(pr.config, dense_population=False, dense_train=False)
     assert pr_s.train.U is None and pr_s.pop.U is None
     np.testing.assert_array_equal(pr_s.train.V, pr.train.V)
-    lz = _krylov(pr_s, pr_s.train_plan, pr_s.pop_plans, tol=1e-10)
+    lz = _krylov(pr_s, pr_s.train_plan, tol=1e-10)
     errs = _rel_errors(ref, lz.curves(TAUS))
     assert max(errs.values()) <= 1e-8, errs
 
@@ -59,7 +60,7 @@ def test_truncated_basis_warns_and_estimate_bounds_the_error(small, max_steps):
     block above the actual largest error (measured 0.37 vs 0.065 at 4 blocks, 0.16 vs 0.013 at 6)."""
     pr, _, ref = small
     with pytest.warns(RuntimeWarning, match="block Lanczos stopped"):
-        lz = _krylov(pr, pr.train.U, pr.pop.U, tol=1e-10, max_steps=max_steps)
+        lz = _krylov(pr, pr.train.U, tol=1e-10, max_steps=max_steps)
     assert not lz.info["converged"] and lz.info["blocks"] == max_steps
     err = max(_rel_errors(ref, lz.curves(TAUS)).values())
     assert 1e-4 < err < lz.info["change_last_block"], (err, lz.info)
@@ -106,6 +107,43 @@ def test_block_lanczos_is_exact_on_invariant_subspace():
     np.testing.assert_allclose(np.unique(np.round(np.linalg.eigvalsh(T), 8)), [1.0, 2.0, 5.0], atol=1e-8)
 
 
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 24), extra=st.integers(0, 8))
+def test_top_eigenvalues_match_dense_with_their_bounds(seed, k, extra):
+    """Top k eigenvalues of a spectrum whose k-th may sit in a continuous bulk (no gap): always below the
+    eigenvalue of their rank (interlacing) and within their residual bound of an eigenvalue (Kahan); when
+    converged, equal to the dense ones to 1e-8 relative, within 100 × the error estimate."""
+    rng = np.random.default_rng(seed)
+    p = 240
+    Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    lam = np.sort(np.concatenate([rng.uniform(0.0, 1.0, p - 8), rng.uniform(5.0, 50.0, 8)]))[::-1]
+    U = (Q * lam) @ Q.T
+    vals, resid, info = lanczos.top_eigenvalues(U, rng.standard_normal((p, k + extra + 4)), k, tol=1e-10,
+                                                max_steps=40)
+    assert vals.shape == resid.shape == (k,) and np.all(np.diff(vals) <= 0)
+    assert np.all(vals <= lam[:k] + 1e-10 * lam[0])
+    near = np.min(np.abs(vals[:, None] - lam[None, :]), axis=1)
+    assert np.all(near <= resid + 1e-10 * lam[0])          # up to rounding (the bounds hold in exact arithmetic)
+    if info["converged"]:
+        rel = np.max(np.abs(vals - lam[:k]) / lam[:k])
+        assert rel <= 1e-8 and rel <= 100 * info["error_estimate"] + 1e-10, (rel, info)
+
+
+def test_top_eigenvalues_of_the_rf_model_match_dense(small):
+    """The RF model's U (d = 16, p = 256, n = 32): the top n + 1 eigenvalues (the memorisation edge is the n-th,
+    the population edge the d-th) equal the dense eigenvalues to 1e-10 relative, started from [G_0, V, Z]."""
+    pr, dense, _ = small
+    lam = np.sort(np.asarray(dense.lam))[::-1]
+    n, d = pr.config.n, pr.config.d
+    plan, V = __import__("rfdiff.matrices", fromlist=["x"]).train_plan_and_V(pr.W, pr.X, pr.config.t, tol=pr.config.tol)
+    X0 = np.concatenate([plan.G[0], V, np.random.default_rng(0).standard_normal((pr.config.p, 8))], axis=1)
+    vals, resid, info = lanczos.top_eigenvalues(pr.train.U, X0, n + 1, tol=1e-12)
+    assert info["converged"]
+    assert np.max(np.abs(vals - lam[:n + 1]) / lam[:n + 1]) <= 1e-10
+    with pytest.raises(ValueError, match="^k "):
+        lanczos.top_eigenvalues(pr.train.U, X0[:, :4], 5)
+
+
 def test_invalid_inputs_raise(small):
     pr, _, _ = small
     V = pr.train.V
@@ -113,8 +151,8 @@ def test_invalid_inputs_raise(small):
         lanczos.krylov_dynamics(np.eye(3), V, 0.1)
     with pytest.raises(ValueError, match="^t "):
         lanczos.krylov_dynamics(pr.train.U, V, 0.0)
-    with pytest.raises(ValueError, match="^U_pop"):
-        lanczos.krylov_dynamics(pr.train.U, V, 0.1, U_pop=pr.pop.U)
+    with pytest.raises(ValueError, match="^pop"):
+        lanczos.krylov_dynamics(pr.train.U, V, 0.1, pop=pr.pop.U)
     with pytest.raises(ValueError, match="^max_steps"):
         lanczos.krylov_dynamics(pr.train.U, V, 0.1, max_steps=0)
     with pytest.raises(ValueError, match="^steps"):
@@ -132,7 +170,7 @@ def test_lanczos_matches_dense_p4096():
     pr_s = model.build_problem(cfg, dense_population=False, dense_train=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)       # converged within max_steps
-        lz = _krylov(pr_s, pr_s.train_plan, pr_s.pop_plans)
+        lz = _krylov(pr_s, pr_s.train_plan)
     errs = _rel_errors(ref, lz.curves(TAUS))
     nodes, w = lanczos.slq_spectrum(pr_s.train_plan, cfg.p, jax.random.PRNGKey(1), 16, 80)
     ks = lanczos.kolmogorov_distance(nodes, w, np.asarray(dense.lam))

@@ -56,3 +56,91 @@ def test_save_load_roundtrip(tmp_path):
     (tmp_path / "r.npz").write_bytes(b"truncated")
     with pytest.raises(CorruptResult):
         results.load(tmp_path / "r")
+
+
+# ---------------------------------------------------------------- a result is a consistent pair
+
+arrays_st = st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=12).map(np.asarray)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=arrays_st, b=arrays_st, t_a=st.floats(0.01, 1), t_b=st.floats(1.5, 3))
+def test_json_paired_with_another_runs_npz_is_refused(tmp_path, a, b, t_a, t_b):
+    results.save({"t": t_a, "curve": a}, tmp_path / "a")
+    results.save({"t": t_b, "curve": b}, tmp_path / "b")
+    (tmp_path / "b.npz").replace(tmp_path / "a.npz")
+    if np.array_equal(a, b):
+        assert results.load(tmp_path / "a")["t"] == t_a           # the same arrays: the pair is consistent
+        return
+    with pytest.raises(CorruptResult, match="a.npz|content hash"):
+        results.load(tmp_path / "a")
+
+
+def _edit(path, fn):
+    import json
+    doc = json.loads(path.read_text())
+    fn(doc["result"])
+    path.write_text(json.dumps(doc))
+
+
+def test_edited_or_missing_fields_are_errors(tmp_path):
+    ts = Timescales(tau_gen=2.0, tau_mem=30.0)
+    results.save({"p": 256, "ts": ts, "x": np.arange(256.0)}, tmp_path / "r")
+    assert results.load(tmp_path / "r")["ts"].tau_mem == 30.0
+    _edit(tmp_path / "r.json", lambda r: r.update(p=4096))                    # p edited: the hash says so
+    with pytest.raises(CorruptResult, match="content hash"):
+        results.load(tmp_path / "r")
+    results.save({"p": 256, "ts": ts}, tmp_path / "r")
+    doc_text = (tmp_path / "r.json").read_text()
+    import json
+    doc = json.loads(doc_text)
+    del doc["result"]["ts"]["tau_mem"]
+    doc["sha256"] = results.content_hash(doc["result"], {})                   # even with a recomputed hash
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(CorruptResult, match="missing field.*tau_mem"):
+        results.load(tmp_path / "r")
+    doc = json.loads(doc_text)
+    del doc["sha256"]
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(CorruptResult, match="sha256"):
+        results.load(tmp_path / "r")
+
+
+def test_array_shapes_are_checked_against_the_json(tmp_path):
+    results.save({"x": np.arange(6.0)}, tmp_path / "r")
+    np.savez(tmp_path / "r.npz", x=np.arange(4.0))
+    with pytest.raises(CorruptResult, match=r"shape \(4,\).*shape \(6,\)"):
+        results.load(tmp_path / "r")
+
+
+def test_types_are_recorded_and_resolved_explicitly(tmp_path, monkeypatch):
+    """A type outside rfdiff is imported only when already imported or named by the caller (modules=...)."""
+    import sys
+    (tmp_path / "h2_result_types.py").write_text(
+        "import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass Pair:\n    a: int\n    b: float\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import h2_result_types
+    results.save(h2_result_types.Pair(1, 2.5), tmp_path / "r")
+    import json
+    assert json.loads((tmp_path / "r.json").read_text())["types"]["h2_result_types.Pair"] == ["h2_result_types", "Pair"]
+    monkeypatch.delitem(results._REGISTRY, "h2_result_types.Pair")
+    monkeypatch.delitem(sys.modules, "h2_result_types")                     # as in a fresh process
+    with pytest.raises(CorruptResult, match="unknown result type 'h2_result_types.Pair'.*modules="):
+        results.load(tmp_path / "r")
+    assert "h2_result_types" not in sys.modules                             # the file made no code run
+    assert results.load(tmp_path / "r", modules=["h2_result_types"]).b == 2.5
+
+
+def test_results_module_names_no_caller():
+    import inspect
+    text = inspect.getsource(results)
+    assert "rfdiff_cli" not in text and "rfdiff_analysis" not in text
+
+
+def test_an_old_file_without_hash_loads_with_a_warning(tmp_path):
+    import json
+    results.save({"x": np.arange(3.0)}, tmp_path / "r")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    (tmp_path / "r.json").write_text(json.dumps({"result": doc["result"], "meta": {}}))
+    with pytest.warns(UserWarning, match="no content hash"):
+        assert results.load(tmp_path / "r")["x"].tolist() == [0.0, 1.0, 2.0]

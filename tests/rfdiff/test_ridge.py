@@ -7,6 +7,7 @@ from small_problems import D4, P4, T4, d4_problem
 
 from rfdiff import dynamics, metrics, ridge
 from rfdiff.diffusion import delta
+from rfdiff.population import Population
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def test_ridge_zero_and_small_recover_unregularised(small):
     np.testing.assert_allclose(ridge.with_ridge(ex, 0.0).A_infinity(), ex.A_infinity(), rtol=1e-10, atol=1e-12)
     # statics over a ridge grid → 0 converge to the unregularised τ = ∞ loss
     U, V, Up, Vp = small["tr"].U, small["tr"].V, small["pop"].U, small["pop"].V
-    sw = ridge.statics_vs_p(U, V, T4, [P4], [0.0, 1e-12, 1e-10, 1e-8], Up, Vp)
+    sw = ridge.statics_vs_p(U, V, T4, [P4], [0.0, 1e-12, 1e-10, 1e-8], Population(Up, Vp))
     ref_inf = ridge.with_ridge(ex, 0.0).curves([np.inf])["test_loss"][0]
     np.testing.assert_allclose(sw["test_loss"][0, 0], ref_inf, rtol=1e-9)
     assert np.all(np.diff(np.abs(sw["test_loss"][0] - ref_inf)) > 0)
@@ -54,9 +55,9 @@ def test_ridge_statics_and_explicit_penalised_gd(small):
     np.testing.assert_allclose(rd.A_infinity(), ridge.ridge_statics(U, V, T4, lam_r), rtol=1e-8, atol=1e-10)
     # early stopping sweep (numpy) equals the dynamics' test-loss curve for the first-p-feature model
     taus = np.logspace(-1, 6, 12)
-    es = ridge.early_stopping_vs_p(U, V, T4, [20, P4], taus, small["pop"].U, small["pop"].V, ridge=lam_r)
-    sub = ridge.with_ridge(dynamics.exact_dynamics(U[:20, :20], V[:20], T4, small["pop"].U[:20, :20],
-                                                   small["pop"].V[:20]), lam_r)
+    es = ridge.early_stopping_vs_p(U, V, T4, [20, P4], taus, Population(small["pop"].U, small["pop"].V), ridge=lam_r)
+    sub = ridge.with_ridge(dynamics.exact_dynamics(U[:20, :20], V[:20], T4, Population(small["pop"].U[:20, :20],
+                                                                                       small["pop"].V[:20])), lam_r)
     np.testing.assert_allclose(es["test_loss"][0], sub.curves(taus)["test_loss"], rtol=1e-10)
     np.testing.assert_allclose(es["test_loss"][1], rd.curves(taus)["test_loss"], rtol=1e-10)
     d, p, dt = D4, P4, delta(T4)

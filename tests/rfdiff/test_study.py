@@ -60,6 +60,81 @@ def test_auto_route_by_size_and_memory():
         study.memory_estimate(10, 10, 10, "eigh")
 
 
+def test_resolve_names_the_route_actually_used():
+    """``resolve`` replaces "auto" by a concrete route and spectrum (what a cache key must name): it depends on the
+    memory given, is idempotent, counts the τ grid in the memory, and the GE control is always dense/exact."""
+    if jax.default_backend() != "cpu":
+        pytest.skip("the size rule is the CPU one")
+    big = 1 << 40
+    cfg = RFConfig(d=64, p=16384, n=1024)
+    o = study.resolve(cfg, study.StudyOptions(), memory=big)
+    assert (o.method, o.spectrum) == ("lanczos", "edges")
+    assert study.resolve(cfg, o, memory=big) == o
+    lean = study.memory_estimate(16384, 1024, 64, "streamed", n_tau=162)
+    assert study.resolve(cfg, study.StudyOptions(), memory=lean).method == "streamed"
+    assert (study.resolve(RFConfig(d=64, p=4096, n=512), memory=big).spectrum) == "exact"
+    assert study.resolve(RFConfig(d=16, p=256, n=64), study.StudyOptions(model="ge")).method == "dense"
+    assert study.resolve(cfg, study.StudyOptions(spectrum="slq"), memory=big).spectrum == "slq"
+    with pytest.raises(ValueError, match="^spectrum"):
+        study.resolve(cfg, study.StudyOptions(method="streamed", spectrum="exact"), memory=big)
+    # the τ grid is in the estimate: its output curves, and the (sliced) evaluation arrays
+    small, fine = (study.memory_estimate(4096, 512, 64, "lanczos", n_tau=k) for k in (162, 100_000_001))
+    assert fine - small >= 8 * 8 * 100_000_000
+    with pytest.raises(ValueError, match="^p=16384"):
+        study.resolve(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, 100_000_000)), memory=8 << 30)
+    cost = study.route_cost(cfg, study.StudyOptions())
+    assert cost["total"] == pytest.approx(sum(cost[k] for k in ("matrices", "dynamics", "spectrum", "curves")))
+
+
+@pytest.fixture(scope="module")
+def edge_pair():
+    """d = 8, p = 512, n = 32 (ψ_p = 64, ψ_n = 4): the dense route and the Krylov route with the "edges" spectrum."""
+    cfg = RFConfig(d=8, p=512, n=32, n_emp=256)
+    taus = study.TauGrid(0.1, 1e7, 41)
+    dense = study.run(cfg, study.StudyOptions(taus=taus, method="dense", theory=False))
+    edges = study.run(cfg, study.StudyOptions(taus=taus, method="lanczos", spectrum="edges", theory=False))
+    return dense, edges
+
+
+def test_edges_route_agrees_with_dense(edge_pair):
+    """Curves, τ_gen, τ_mem and the spectral edges (λ_mem = n-th, λ_mem_upper = (d+1)-th, λ_pop = d-th largest
+    eigenvalue) of the Krylov route with the top-eigenvalue spectrum equal the dense route's to 1e-6 relative."""
+    dense, edges = edge_pair
+    assert edges.diagnostics["spectrum_method"] == "edges" and edges.diagnostics["spectrum"]["converged"]
+    for k in ("train_loss", "test_loss", "gen_gap", "score_error"):
+        a, b = getattr(dense.simulation.curves, k), getattr(edges.simulation.curves, k)
+        assert np.max(np.abs(b - a) / np.abs(a)) <= 1e-6, k
+    for k in ("tau_gen", "tau_mem", "lambda_mem", "lambda_mem_upper", "lambda_pop", "tau_mem_spectral",
+              "tau_gen_spectral"):
+        a, b = getattr(dense.simulation.timescales, k), getattr(edges.simulation.timescales, k)
+        assert math.isfinite(a) and abs(b - a) <= 1e-6 * abs(a), (k, a, b)
+    lam = np.sort(dense.simulation.spectrum.nodes)[::-1]
+    bounds = edges.diagnostics["spectrum"]["edges"]
+    assert bounds["lambda_mem"]["value"] == pytest.approx(lam[31], rel=1e-6)
+    assert abs(bounds["lambda_pop"]["value"] - lam[7]) <= bounds["lambda_pop"]["residual_bound"] + 1e-9 * lam[7]
+
+
+def test_curves_on_a_long_grid_are_evaluated_in_slices():
+    """Slicing the τ grid (to bound the evaluation's memory) changes no value beyond rounding."""
+    from rfdiff import dynamics, model
+    pr = model.build_problem(RFConfig(d=8, p=64, n=16, n_emp=128))
+    dyn = dynamics.from_problem(pr)
+    taus = np.append(np.geomspace(0.1, 1e7, 301), np.inf)
+    whole, sliced = dyn.curves(taus), study.curves_chunked(dyn, taus, chunk=64 * 7)
+    for k in ("tau", "train_loss", "test_loss", "gen_gap", "score_error", "emp_distance"):
+        np.testing.assert_allclose(getattr(sliced, k), getattr(whole, k), rtol=1e-13, atol=0)
+
+
+def test_slq_spectrum_leaves_the_spectral_rows_empty_with_a_reason():
+    """No quantity from a route that cannot resolve it: with SLQ the spectral rows are NaN and the reason is recorded."""
+    cfg = RFConfig(d=8, p=256, n=32, n_emp=256)
+    r = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e6, 21), method="lanczos", spectrum="slq",
+                                          theory=False, slq_probes=4, slq_steps=20))
+    ts = r.simulation.timescales
+    assert all(math.isnan(getattr(ts, k)) for k in study.SPECTRAL_ROWS)
+    assert math.isfinite(ts.tau_mem) and "cannot resolve" in r.diagnostics["spectral_rows"]
+
+
 def test_theory_warnings():
     assert study.theory_warnings(RFConfig(d=16, p=64, n=32)) == ()
     assert any("below" in w for w in study.theory_warnings(RFConfig(d=4, p=64, n=32)))
@@ -108,12 +183,11 @@ FLOAT64_SCRIPT = textwrap.dedent("""
         dtypes[f"{name}.spectrum"] = str(side.spectrum.nodes.dtype)
     pr = model.build_problem(cfg)
     for label, dyn in (("dense", dynamics.from_problem(pr)),
-                       ("krylov", lanczos.krylov_dynamics(pr.train.U, pr.train.V, cfg.t, U_pop=pr.pop.U, V_pop=pr.pop.V,
-                                                          fisher=pr.fisher))):
+                       ("krylov", lanczos.krylov_dynamics(pr.train.U, pr.train.V, cfg.t, pop=pr.population))):
         for k, v in dyn.curves(np.logspace(-1, 5, 7)).items():
             dtypes[f"{label}.{k}"] = str(np.asarray(v).dtype)
         dtypes[f"{label}.A"] = str(np.asarray(dyn.A(10.0)).dtype)
-    for k in ("train.U", "train.V", "pop.U", "pop.V", "W", "X", "emp_cross"):
+    for k in ("train.U", "train.V", "pop.U", "pop.V", "W", "X", "population.emp_cross"):
         obj = pr
         for part in k.split("."):
             obj = getattr(obj, part)

@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rfdiff import timescales
 from rfdiff.diffusion import delta
@@ -84,3 +86,30 @@ def test_bad_input():
         timescales.tau_gen([1.0, 2.0], [1.0, 0.5], frac=0.0)
     with pytest.raises(ValueError, match="mem_frac"):
         timescales.tau_mem([1.0, 2.0], [0.0, 1.0], frac=1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(scale=st.floats(-3, 9), rate=st.floats(0.1, 3), floor=st.floats(0.01, 1))
+def test_a_timescale_at_a_grid_end_is_named_a_bound(scale, rate, floor):
+    """E_score = floor + e^{-(τ/10^scale)^rate}: relaxing before τ_min gives "tau_gen<", still falling at τ_max
+    "min_score_error>"; a gap that never reaches mem_abs gives "tau_mem_abs>"; otherwise no flag."""
+    tau = np.logspace(-1, 7, 161)
+    score = floor + np.exp(-(tau / 10.0 ** scale) ** rate)
+    gap = 1e-3 * (1 - np.exp(-tau / 1e3))
+    ts = timescales.extract(Curves(tau, train_loss=np.ones_like(tau), test_loss=1 + gap, score_error=score))
+    within_at_start = score[0] <= (1 + ts.thresholds.gen_frac) * score.min()
+    assert (ts.grid_end("tau_gen") == "<") == bool(within_at_start)
+    if within_at_start:
+        assert ts.tau_gen == tau[0]
+    assert (ts.grid_end("min_score_error") == ">") == bool(score[-1] < score[-2])
+    assert ts.grid_end("tau_mem_abs") == ">" and math.isnan(ts.tau_mem_abs)
+    assert ts.grid_end("tau_mem") is None
+
+
+def test_grid_end_flags_survive_saving(tmp_path):
+    from rfdiff import results
+    tau = np.logspace(0, 2, 20)
+    ts = timescales.extract(Curves(tau, score_error=np.linspace(1.0, 0.5, 20)))
+    assert ts.at_grid_end == ("min_score_error>",)
+    results.save(ts, tmp_path / "ts")
+    assert results.load(tmp_path / "ts").grid_end("min_score_error") == ">"

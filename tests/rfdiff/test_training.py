@@ -17,6 +17,7 @@ from rfdiff.diffusion import delta
 from rfdiff.dynamics import exact_dynamics, from_problem
 from rfdiff.finite_m import frozen_noise
 from rfdiff.model import RFConfig, build_problem
+from rfdiff.population import Population
 
 D, P, N, T = 16, 64, 32, 0.1
 METRICS = ("train_loss", "test_loss", "score_error", "emp_distance")
@@ -270,8 +271,8 @@ def test_invalid_train_inputs_raise(prob, mats):
     cases = [
         (dict(t=0.0, U=U, V=V), "t"), (dict(t=-1.0, U=U, V=V), "t"),
         (dict(t=T, V=V), "U"), (dict(t=T, U=bad_U, V=V), "U"),
-        (dict(t=T, U=U[:-1], V=V), "U"), (dict(t=T, U=U, V=V, U_pop=Up), "U_pop"),
-        (dict(t=T, U=U, V=V, U_pop=Up, V_pop=Vp[:, :-1]), "V_pop"),
+        (dict(t=T, U=U[:-1], V=V), "U"), (dict(t=T, U=U, V=V, pop=(Up, Vp)), "pop"),
+        (dict(t=T, U=U, V=V, pop=Population(Up[:-1, :-1], Vp[:-1])), "pop"),
         (dict(t=T, U=U, V=V, A0=np.zeros((D, P + 1))), "A0"),
     ]
     for kw, name in cases:

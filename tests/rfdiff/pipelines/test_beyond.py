@@ -11,7 +11,6 @@ import pytest
 
 from rfdiff import results
 from rfdiff.pipelines import beyond
-from rfdiff.sweep import Cluster
 
 TINY = beyond.Sizes(d=8, n=12, p_max=96, ms=(1, 4), sweep_ms=(1,), n_tau=41, n_ridge=17, cls_d=8, cls_p=64, cls_n=32,
                     variances=(1.0, 4.0), weights=(0.25,), sub_d=8, sub_p=64, sub_n=16, Ds=(2, 8), n_mc=1024)
@@ -23,7 +22,7 @@ def tiny(tmp_path_factory):
     cache = tmp_path_factory.mktemp("beyond_cache")
     with warnings.catch_warnings():   # Ũ at d = 8 stops at Mehler order 32, 2e-8 > tol 1e-8: immaterial here
         warnings.simplefilter("ignore", RuntimeWarning)
-        res, rep = beyond.run(TINY, seed=0, cache_dir=cache, cluster=Cluster(serial=True))
+        res, rep = beyond.run(TINY, seed=0, cache_dir=cache)
     return res, rep, cache
 
 
@@ -70,7 +69,7 @@ def test_pipeline_units_and_summaries(tiny, tmp_path):
     np.testing.assert_array_equal(back.finite_m[0].statics.test_loss, sw1.test_loss)
     assert [(x.tau_gen, x.tau_mem) for x in back.classes[0].timescales] == \
         [(x.tau_gen, x.tau_mem) for x in res.classes[0].timescales]
-    again, rep2 = beyond.run(TINY, seed=0, parts=[3, 4], cache_dir=cache, cluster=Cluster(serial=True))
+    again, rep2 = beyond.run(TINY, seed=0, parts=[3, 4], cache_dir=cache)
     assert rep2.n_loaded == 5 and rep2.n_computed == 0 and again.finite_m == [] and again.ridge is None
 
 

@@ -11,9 +11,6 @@ import pytest
 
 from rfdiff.pipelines import finite_size as fs
 from rfdiff.results import Curves
-from rfdiff.sweep import Cluster
-
-SERIAL = Cluster(serial=True)
 
 
 def test_finite_size_gap_shrinks_and_is_not_the_theory(tmp_path):
@@ -24,7 +21,7 @@ def test_finite_size_gap_shrinks_and_is_not_the_theory(tmp_path):
     Asserted: slope in [−1.2, −0.5]; theory-vs-GE ≤ 0.2 × theory-vs-exact; GE-vs-exact within
     3 points of theory-vs-exact (the gap is the GE model's).
     """
-    res, reports = fs.run([fs.Block((16, 32), (8.0,))], cache_dir=tmp_path, cluster=SERIAL)
+    res, reports = fs.run([fs.Block((16, 32), (8.0,))], cache_dir=tmp_path)
     assert reports[0].n_computed == 2 and reports[0].backend == "serial"
     rows = sorted(res.rows, key=lambda r: r.n)
     assert [r.n for r in rows] == [128, 256] and [r.p for r in rows] == [1024, 2048]
@@ -39,7 +36,7 @@ def test_finite_size_gap_shrinks_and_is_not_the_theory(tmp_path):
         assert r.curves["exact"].tau.shape == (fs.TAU_GRID.n_tau,) and math.isfinite(r.tau_mem)
     assert res.fits == [] and res.psi_p_scan is None          # two sizes: no fit
     # the sweep cached both units: a second run loads them
-    again, rep2 = fs.run([fs.Block((16, 32), (8.0,))], cache_dir=tmp_path, cluster=SERIAL)
+    again, rep2 = fs.run([fs.Block((16, 32), (8.0,))], cache_dir=tmp_path)
     assert rep2[0].n_loaded == 2 and rep2[0].n_computed == 0
     np.testing.assert_array_equal(again.rows[0].curves["exact"].train_loss, res.rows[0].curves["exact"].train_loss)
 
@@ -51,7 +48,7 @@ def test_finite_size_gap_grows_with_p_at_fixed_n(tmp_path):
     draw 0.6 % / 1.3 %. Asserted: ratio ≥ 4, ψ_p = 8 gap ≤ 5 %, and the theory closer to the GE
     draw than the GE draw is to the exact model at ψ_p = 32.
     """
-    res, _ = fs.run([fs.Block((16,), (4.0,), (8.0, 32.0))], cache_dir=tmp_path, cluster=SERIAL)
+    res, _ = fs.run([fs.Block((16,), (4.0,), (8.0, 32.0))], cache_dir=tmp_path)
     by_pp = {r.psi_p: r.errors for r in res.rows}
     assert sorted(by_pp) == [8.0, 32.0] and {r.n for r in res.rows} == {64}
     small, big = by_pp[8.0], by_pp[32.0]

@@ -8,7 +8,7 @@ import pytest
 
 from rfdiff import results
 from rfdiff.pipelines import generation as G
-from rfdiff.sweep import Cluster, unit_key
+from rfdiff.sweep import unit_key
 
 INF = math.inf
 TINY = dict(d=4, p=32, n_values=(4, 8), seeds=1, samples=64, steps=10, n_times=2, mixture_n=(), compare_n=(4,),
@@ -22,7 +22,7 @@ def tiny_run(tmp_path_factory):
     study = G.GenerationStudy(**TINY)
     cache = tmp_path_factory.mktemp("generation_cache")
     ticks = []
-    summary, reports = G.run(study, cache_dir=cache, cluster=Cluster(serial=True),
+    summary, reports = G.run(study, cache_dir=cache,
                              progress=lambda done, total: ticks.append((done, total)))
     return study, summary, reports, cache, ticks
 
@@ -47,7 +47,7 @@ def test_run_serial_summary_and_cache(tiny_run):
     assert s.compare.activation == "gelu" and list(s.compare.n) == [4]
     assert np.all(np.isnan(s.theory_tau_mem[0]))                       # n = d: no memorisation edge (§6.2)
     assert np.all(np.isfinite(s.theory_tau_mem[1]))
-    s2, reports2 = G.run(study, cache_dir=cache, cluster=Cluster(serial=True))
+    s2, reports2 = G.run(study, cache_dir=cache)
     assert sum(r.n_loaded for r in reports2) == total and sum(r.n_computed for r in reports2) == 0
     for f in ("fmem", "fmem_sym", "kl", "w2", "loss_tau_mem", "theory_tau_mem", "gen_gap_seed0"):
         np.testing.assert_array_equal(getattr(s2, f), getattr(s, f))
@@ -110,7 +110,8 @@ def test_summarize_early_stopping_emm_roundtrip(tmp_path):
     np.testing.assert_allclose(es.tau_best, [10.0, 10.0, 100.0])
     np.testing.assert_array_equal(s.emm["0.1"], [0, 0, 4, 8, 8])
     assert s.gen_tau_mem[1, 0] == pytest.approx(100.0) and s.gen_tau_mem[2, 1] == pytest.approx(100 * 10**0.8)
-    nums = G.key_numbers(s)
+    from rfdiff_analysis.key_numbers import generation as key_numbers
+    nums = key_numbers(s)
     json.dumps(nums)
     assert nums["fmem_tau_inf_vs_n"] == {"4": 1.0, "8": 1.0, "16": 0.8} and nums["early_stopping"]["c"] == 2.5
     results.save(s, tmp_path / "g")

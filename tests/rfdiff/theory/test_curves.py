@@ -14,6 +14,7 @@ import pytest
 from theory_checks import TWO_ATOMS, exact_U
 
 from rfdiff import results
+from rfdiff.population import Population
 from rfdiff.theory import predict, spectrum_params, train_loss_curve
 from rfdiff.theory.curves import ge_finite_curves
 
@@ -33,7 +34,7 @@ def test_lowrank_curves_match_dense_exact_dynamics():
     U, V = ge_train_matrices(W, X, t, seed=7, sigma_x2=1.0)
     Ut, Vt = ge_population_matrices(W, t, cov_eigs=cov)
     fisher = float(np.sum(1.0 / (math.exp(-2 * t) * cov - math.expm1(-2 * t))))
-    dense = exact_dynamics(U, V, t, Ut, Vt, fisher).curves(taus)
+    dense = exact_dynamics(U, V, t, Population(Ut, Vt, fisher)).curves(taus)
     for key in ("train_loss", "test_loss", "score_error"):
         assert np.allclose(lr[key], np.asarray(dense[key]), rtol=1e-8, atol=1e-10), key
 

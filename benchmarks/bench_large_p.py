@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""The large-p route (U formed once, Ũ streamed, curves by block Krylov from V, the top max(n, d + 1) eigenvalues
+by block Lanczos) against its flop floor, measured in one process on this machine.
+
+Example: nice -n 19 python benchmarks/bench_large_p.py --p 25600 --n 1600 --d 100
+         python benchmarks/bench_large_p.py --p 51200 --n 3200 --d 200 --estimate-only
+For one (p, n, d) it measures the machine's float64 GEMM rate (a 4096 × 4096 by 4096 × 1024 product,
+median of 3, before and after the run), runs :func:`rfdiff.study.run` without the theory (the route is
+the simulation: curves L_train, L_test, L_gen, E_score on the τ grid, τ_gen, τ_mem, λ_mem, λ_pop), and
+records wall time per stage, peak RSS, the route's memory estimate, the route's operation count
+(:func:`rfdiff.study.route_cost` with the measured Mehler order, Krylov basis and top-eigenvalue basis)
+and the ratio of the wall time to that count at the measured GEMM rate (the flop floor). The
+spectral edges are reported with their residual bounds. ``--estimate-only`` prints the a-priori cost
+and the time it implies at the rate and floor ratio of an earlier row of the results file.
+Rows are merged into benchmarks/results/bench_large_p.json by their size key (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gemm_rate(repeats: int = 3) -> float:
+    """float64 GEMM rate (flop/s) of this machine as it is now: median of ``repeats`` 4096 × 4096 × 1024 products."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((4096, 4096)), rng.standard_normal((4096, 1024))
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        A @ B
+        ts.append(time.perf_counter() - t0)
+    return 2 * 4096 * 4096 * 1024 / sorted(ts)[len(ts) // 2]
+
+
+def measure(p: int, n: int, d: int, n_tau: int, seed: int) -> dict:
+    from rfdiff import study
+    from rfdiff.model import RFConfig
+    from rfdiff.resources import peak_rss_bytes
+
+    cfg = RFConfig(d=d, p=p, n=n, seed=seed)
+    opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, n_tau), theory=False)
+    prior = study.route_cost(cfg, opts)
+    print(f"route {prior['method']} / {prior['spectrum_method']}: ≈ {prior['total']:.3g} flops, "
+          f"≈ {prior['bytes'] / 1e9:.1f} GB (a priori)", file=sys.stderr, flush=True)
+    rate0 = gemm_rate()
+    t0 = time.perf_counter()
+    res = study.run(cfg, opts)
+    wall = time.perf_counter() - t0
+    rate1 = gemm_rate()
+    rate = 0.5 * (rate0 + rate1)
+    dg = res.diagnostics
+    spec = dg.get("spectrum", {})
+    cost = study.route_cost(cfg, opts, order=dg["matrices"]["train_order"], pop_order=dg["matrices"]["pop_order"],
+                            basis=dg["dynamics"].get("basis_size"), edge_basis=spec.get("basis_size"))
+    floor = {k: cost[k] / rate for k in ("matrices", "dynamics", "spectrum", "curves")}
+    ts = res.simulation.timescales
+    return {
+        "p": p, "n": n, "d": d, "n_tau": n_tau, "seed": seed, "route": dg["method"], "spectrum": dg["spectrum_method"],
+        "wall_s": wall, "stages_s": {k: v for k, v in res.timings.items()},
+        "peak_rss_gb": peak_rss_bytes() / 1e9, "memory_estimate_gb": dg["memory_estimate_bytes"] / 1e9,
+        "gemm_gflops_before_after": [rate0 / 1e9, rate1 / 1e9],
+        "flops": {k: cost[k] for k in ("matrices", "dynamics", "spectrum", "curves", "total")},
+        "flops_a_priori": prior["total"],
+        "floor_s": {**floor, "total": cost["total"] / rate},
+        "ratio_to_floor": wall / (cost["total"] / rate),
+        "stage_ratio_to_floor": {k: res.timings[k] / floor[k] for k in floor if floor[k] > 0 and k in res.timings},
+        "mehler_order": dg["matrices"]["train_order"], "krylov": dg["dynamics"].get("method"),
+        "edges_lanczos": spec.get("method"), "edges": spec.get("edges"),
+        "edges_error_estimate": spec.get("error_estimate"),
+        "tau_gen": ts.tau_gen, "tau_mem": ts.tau_mem, "lambda_mem": ts.lambda_mem, "lambda_pop": ts.lambda_pop,
+        "cpu_count": os.cpu_count(), "load_average_after": list(os.getloadavg()),
+        "targets": "p=25600: ≤ 300 s, ≤ 12 GB; p=51200: ≤ 1800 s, ≤ 20 GB (2 cores)",
+    }
+
+
+def estimate(p: int, n: int, d: int, n_tau: int, rows: dict, rate_gflops: float, note: str = "") -> dict:
+    """A-priori operation count, its floor at ``rate_gflops``, and the time it implies at the measured rate × floor
+    ratio of the largest measured row (if any)."""
+    from rfdiff import study
+    from rfdiff.model import RFConfig
+
+    cfg = RFConfig(d=d, p=p, n=n)
+    opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, n_tau), theory=False)
+    cost = study.route_cost(cfg, opts, memory=1 << 50)     # the route as if memory were no limit
+    out = {"p": p, "n": n, "d": d, "estimate_only": True, "route": cost["method"], "spectrum": cost["spectrum_method"],
+           "flops": cost["total"], "memory_estimate_gb": cost["bytes"] / 1e9,
+           "fits_here": cost["bytes"] <= study.available_memory(), "rate_gflops": rate_gflops,
+           "floor_s": cost["total"] / (rate_gflops * 1e9), **({"note": note} if note else {})}
+    measured = [r for r in rows.values() if not r.get("estimate_only")]
+    if measured:
+        ref = max(measured, key=lambda r: r["p"])
+        rate = 1e9 * np.mean(ref["gemm_gflops_before_after"])
+        out["extrapolated_s"] = out["flops"] / rate * ref["ratio_to_floor"]
+        out["extrapolated_from"] = f"p={ref['p']}: {ref['gemm_gflops_before_after']} GF/s, ratio {ref['ratio_to_floor']:.2f}"
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--p", type=int, default=25600)
+    ap.add_argument("--n", type=int, default=1600)
+    ap.add_argument("--d", type=int, default=100)
+    ap.add_argument("--n-tau", type=int, default=161)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--estimate-only", action="store_true", help="print the a-priori cost; run nothing")
+    ap.add_argument("--rate-gflops", type=float, default=127.0,
+                    help="GEMM rate for --estimate-only's floor (default: the quiet 2-core rate of bench_main.json)")
+    ap.add_argument("--note", default="", help="a remark stored with an --estimate-only row")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_large_p.json"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    rows = json.loads(out.read_text()) if out.exists() else {}
+    key = f"p{args.p}_n{args.n}_d{args.d}" + ("_estimate" if args.estimate_only else "")
+    row = estimate(args.p, args.n, args.d, args.n_tau, rows, args.rate_gflops, args.note) if args.estimate_only else \
+        measure(args.p, args.n, args.d, args.n_tau, args.seed)
+    rows[key] = row
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1, default=float))
+    tmp.replace(out)
+    print(json.dumps(row, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

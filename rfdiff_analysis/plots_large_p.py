@@ -1,0 +1,71 @@
+"""Figure of the large-p study (rfdiff.pipelines.large_p): plotting only, every number comes from its summary."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .plots import pyplot, save
+
+
+def large_p_figure(summary):
+    """One panel per quantity (τ_mem, τ_gen) and ψ_p: the local exponent of each ψ_n pair against 1/d.
+
+    Points: seed means with 95 % intervals (exact model: filled, GE control: open); lines: the fitted
+    ``a + b d^-γ`` of the exact model, extended to 1/d = 0; stars at 1/d = 0: the d → ∞ theory's local
+    exponent (the same extraction rule on its curves); the grey band: ± the tolerance around it.
+    """
+    plt = pyplot()
+    S = summary
+    pps = sorted({x.psi_p for x in S.local_exponents})
+    qs = ("tau_mem", "tau_gen")
+    fig, axes = plt.subplots(len(pps), 2, figsize=(11, 4.2 * len(pps)), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, pp in enumerate(pps):
+        for j, q in enumerate(qs):
+            ax = axes[i][j]
+            pairs = sorted({(x.psi_n_lo, x.psi_n_hi) for x in S.local_exponents if x.psi_p == pp and x.quantity == q})
+            xmax = 0.0
+            for k, (lo, hi) in enumerate(pairs):
+                c = colors[k % len(colors)]
+                for model, mk, fill in (("exact", "o", c), ("ge", "s", "none")):
+                    sel = sorted((x for x in S.local_exponents if (x.psi_p, x.quantity, x.model, x.psi_n_lo) ==
+                                  (pp, q, model, lo)), key=lambda x: x.d)
+                    if not sel:
+                        continue
+                    inv = np.array([1.0 / x.d for x in sel])
+                    xmax = max(xmax, float(inv.max()))
+                    y = np.array([x.value.value for x in sel])
+                    err = np.array([[x.value.value - x.value.lo, x.value.hi - x.value.value] for x in sel]).T
+                    err = np.where(np.isfinite(err), err, 0.0)
+                    shift = (0.015 if model == "ge" else 0.0) * inv
+                    ax.errorbar(inv + shift, y, yerr=err, fmt=mk, color=c, mfc=fill, ms=5, capsize=2,
+                                label=f"{'exact' if model == 'exact' else 'GE control'}, ψ_n {lo:g}→{hi:g}")
+                    if model == "exact":
+                        ex = S.extrapolation(model, pp, q, lo)
+                        f = ex.fit
+                        if math.isfinite(f.a.value) and math.isfinite(f.b.value):
+                            xs = np.linspace(0.0, float(inv.max()), 100)
+                            with np.errstate(divide="ignore", invalid="ignore"):
+                                dd = np.where(xs > 0, 1.0 / np.maximum(xs, 1e-300), np.inf)
+                                yy = f.a.value + f.b.value * dd ** -f.gamma + \
+                                    (f.c.value * dd ** -f.gamma2 if f.c is not None else 0.0)
+                            ax.plot(xs, yy, "-", color=c, lw=1, alpha=0.8)
+                            if math.isfinite(f.a.lo):
+                                ax.errorbar([0.0], [f.a.value], yerr=[[f.a.value - f.a.lo], [f.a.hi - f.a.value]],
+                                            fmt="D", color=c, ms=4, capsize=3)
+                        ax.plot([0.0], [ex.theory], "*", color=c, ms=12, mec="k", mew=0.6)
+                        ax.axhspan(ex.theory - ex.tolerance, ex.theory + ex.tolerance, color=c, alpha=0.08)
+            name = "τ_mem" if q == "tau_mem" else "τ_gen"
+            ax.set_xlim(-0.01 * max(xmax, 0.05), 1.08 * max(xmax, 0.05))
+            ax.set_xlabel("1/d  (n = ψ_n d, p = ψ_p d)")
+            ax.set_ylabel(f"local exponent of {name} in n")
+            ax.set_title(f"{name}, ψ_p = {pp:g} (★ theory d → ∞, ◆ fit at d → ∞, band ± tolerance)")
+            ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def draw(summary, figdir, name: str = "large_p", overwrite: bool = True) -> list[Path]:
+    """``<figdir>/<name>.png`` and ``.pdf``."""
+    return save(large_p_figure(summary), Path(figdir) / name, overwrite=overwrite)

@@ -1,0 +1,174 @@
+"""rfdiff.pipelines.large_p: the plan, the time model, the local exponents and the summary."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from large_p_fakes import GEN_SHIFT, result
+from rfdiff.pipelines import large_p as lp
+from rfdiff.study import Study, TauGrid
+
+TINY = lp.Preset(blocks=(lp.Block(64.0, (8, 16, 32)),), psi_ns=(2.0, 4.0, 8.0), seeds=(0, 1, 2),
+                 taus=TauGrid(1e-1, 1e8, 161))
+
+
+def fake(preset, **kw):
+    return {lab: result(lab, u, **kw) for lab, u in lp.plan(preset).items()}
+
+
+def test_plan_labels_units_and_order():
+    P = lp.PRESETS["full"]
+    pl = lp.plan(P)
+    assert len(pl) == 6 * 4 * 5 * 2
+    labs = list(pl)
+    assert [lab.d for lab in labs] == sorted(lab.d for lab in labs)          # small d first
+    for lab, u in pl.items():
+        assert isinstance(u, Study) and u.config.d == lab.d and u.config.p == 256 * lab.d
+        assert u.config.n == lab.n and u.config.seed == lab.seed and u.options.model == lab.model
+        assert u.options.theory == (lab.model == "exact" and lab.seed == 0)
+    # the exact model and its control share the draw: same configuration, different model
+    assert pl[lp.Label(16, 256.0, 2.0, "exact", 3)].config == pl[lp.Label(16, 256.0, 2.0, "ge", 3)].config
+    p512 = lp.plan(lp.PRESETS["full_512"])
+    assert {lab.d for lab in p512 if lab.psi_p == 512.0} == {8, 12, 16, 32, 64}
+
+
+def test_preset_validation_names_the_parameter():
+    with pytest.raises(ValueError, match="^psi_ns"):
+        lp.Preset(psi_ns=(4.0,))
+    with pytest.raises(ValueError, match="^psi_ns"):
+        lp.Preset(blocks=(lp.Block(8.0, (16,)),), psi_ns=(2.0, 8.0))          # n + d ≥ p
+    with pytest.raises(ValueError, match="^ds"):
+        lp.Preset().restrict(ds=(48,))
+    with pytest.raises(ValueError, match="^seeds"):
+        lp.Preset(seeds=(0, 0))
+    assert lp.plan(lp.Preset().restrict(ds=(16,))) == {k: u for k, u in lp.plan(lp.Preset()).items() if k.d == 16}
+    assert [b.ds for b in lp.Preset().restrict(ds=(32, 16)).blocks] == [(16, 32)]
+
+
+def test_estimate_follows_the_route_cost():
+    pl = lp.plan(lp.PRESETS["full"])
+    by_d = {d: lp.estimate({k: u for k, u in pl.items() if k.d == d}) for d in (16, 32)}
+    assert 6 < by_d[32] / by_d[16] < 10             # dense route: p³, minus the n-linear parts
+    assert lp.estimate(pl, workers=4) == pytest.approx(lp.estimate(pl) / 4)
+    with pytest.raises(ValueError, match="^workers"):
+        lp.estimate(pl, workers=0)
+
+
+def test_peak_memory_sizes_workers_by_the_route():
+    """Each exact unit gets the route rfdiff.study.choose_method takes with that memory; the peak fits in it."""
+    from rfdiff.study import choose_method, memory_estimate
+    pl = lp.plan(lp.PRESETS["full"])
+    for gb in (16, 48):
+        peak, routes = lp.peak_memory(pl, gb * 2**30)
+        assert peak <= gb * 2**30 and len(routes) == len(pl) // 2
+        top = lp.Label(100, 256.0, 16.0, "exact", 0)
+        c = pl[top].config
+        assert routes[top] == choose_method(c, memory=gb * 2**30)
+        assert peak >= memory_estimate(c.p, c.n, c.d, routes[top])
+    with pytest.raises(ValueError, match=r"^p=\d+: the streamed route needs"):
+        lp.peak_memory(pl, 2**30)
+
+
+def test_calibrate_recovers_rates_and_overhead():
+    """Stage times made of a known overhead plus operations at a known rate are read back from the results."""
+    res = []
+    for lab, r in fake(TINY).items():
+        f = lp.unit_flops(r.study, route="dense")
+        t = {"ge": {"matrices": 0.2 + f["ge"] / 1e9}} if lab.model == "ge" else \
+            {"matrices": 0.5 + f["matrices"] / 4e9, "dynamics": 0.1 + f["dynamics"] / 2e10, "theory": 3.0}
+        res.append(dataclasses.replace(r, timings=t["ge"] if lab.model == "ge" else t))
+    cal = lp.calibrate(res)
+    assert (cal.matrices, cal.dynamics, cal.ge) == pytest.approx((4e9, 2e10, 1e9), rel=1e-6)
+    assert cal.overhead_seconds == pytest.approx(0.6) and cal.ge_overhead_seconds == pytest.approx(0.2)
+    assert cal.theory_seconds == 3.0
+    lab, u = next((lab, u) for lab, u in lp.plan(TINY).items() if lab.model == "exact" and lab.seed == 1)
+    f = lp.unit_flops(u, route="dense")
+    assert lp.unit_seconds(u, cal) == pytest.approx(0.6 + f["matrices"] / 4e9 + f["dynamics"] / 2e10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(alpha=st.floats(0.2, 2.0), c=st.floats(1e-2, 1e4), k=st.integers(2, 6))
+def test_local_exponents_of_a_power_law(alpha, c, k):
+    x = np.geomspace(1.0, 64.0, k) * 1.5
+    assert np.allclose(lp.local_exponents(x, c * x ** alpha), alpha, atol=1e-9)
+
+
+def test_overall_exponent_is_the_least_squares_slope():
+    x = np.array([2.0, 4.0, 8.0, 16.0])
+    y = np.array([[3.0, 7.0, 20.0, 33.0], [1.0, 2.0, 4.0, 8.0]])
+    assert lp.overall_exponents(x, y) == pytest.approx([np.polyfit(np.log(x), np.log(r), 1)[0] for r in y])
+
+
+def test_local_exponents_refuse_unordered():
+    with pytest.raises(ValueError, match="^psi_ns"):
+        lp.local_exponents([4.0, 2.0], [1.0, 2.0])
+
+
+def test_summary_recovers_a_known_law():
+    """τ_mem = 1000 ψ_n^1.3 (1 + 4/d) against a theory ∝ ψ_n: local exponents 1.3 at every d, excess 1 + 4/d."""
+    S = lp.summarize(fake(TINY, alpha=1.3, b=4.0), TINY)
+    for x in S.local_exponents:
+        want = (1.3, 1.0) if x.quantity == "tau_mem" else (0.3, 0.3)
+        assert x.value.value == pytest.approx(want[0], abs=0.02)
+        assert x.theory == pytest.approx(want[1], abs=0.02)
+    for x in S.overall_exponents:
+        assert x.value.value == pytest.approx(1.3 if x.quantity == "tau_mem" else 0.3, abs=0.02)
+    p = S.point("exact", 64.0, 16, 8.0, "tau_mem")
+    assert p.excess.value == pytest.approx(8.0 ** 0.3 * (1 + 4 / 16), rel=0.02)
+    e = S.extrapolation("exact", 64.0, "tau_mem", 2.0)
+    assert e.fit.a.value == pytest.approx(1.3, abs=0.02) and e.d_within is None and e.d_within_fit == math.inf
+    g = S.extrapolation("exact", 64.0, "tau_gen", 4.0)
+    assert g.d_within == 8 and abs(g.fit.a.value - g.theory) < 0.02
+    tg = S.point("ge", 64.0, 32, 2.0, "tau_gen").value.value
+    assert tg == pytest.approx(10 * 2 ** 0.3 * GEN_SHIFT, rel=0.02)
+
+
+def test_summary_extrapolates_a_finite_size_approach():
+    """τ_mem ∝ ψ_n^α(d) with α(d) = 1 + 8/d: the fitted d → ∞ exponent is 1 and the fit says from which d it is within 0.05."""
+    res = {}
+    for lab, u in lp.plan(TINY).items():
+        tm = 1000.0 * lab.psi_n ** (1 + 8.0 / lab.d)
+        r = result(lab, u)
+        from large_p_fakes import side
+        res[lab] = dataclasses.replace(r, simulation=side(u, tm, 10.0))
+    S = lp.summarize(res, TINY)
+    e = S.extrapolation("exact", 64.0, "tau_mem", 2.0)
+    assert e.fit.a.value == pytest.approx(1.0, abs=0.02)
+    assert e.d_within is None                                   # 1 + 8/32 = 1.25 at the largest d
+    assert 140 < e.d_within_fit < 180                           # 8/d ≤ 0.05 from d = 160
+
+
+def test_summarize_refuses_a_missing_label():
+    res = fake(TINY)
+    gone = lp.Label(16, 64.0, 4.0, "ge", 1)
+    del res[gone]
+    with pytest.raises(KeyError, match=r"Label\(d=16, psi_p=64.0, psi_n=4.0, model='ge', seed=1\)"):
+        lp.summarize(res, TINY)
+    with pytest.raises(KeyError, match="seed=1"):                  # the same without a preset: the grid has a hole
+        lp.summarize(res)
+    res = fake(TINY)
+    lab = lp.Label(32, 64.0, 8.0, "exact", 0)
+    res[lab] = dataclasses.replace(res[lab], theory=None, theory_d_inf=None)
+    with pytest.raises(KeyError, match="no theory for"):
+        lp.summarize(res, TINY)
+
+
+def test_summary_asks_only_for_planned_labels():
+    res = fake(TINY)
+    S = lp.summarize(res, TINY)
+    assert set(S.labels) == set(lp.plan(TINY))
+    extra = dict(res)
+    extra[lp.Label(64, 64.0, 2.0, "exact", 0)] = object()             # a result the plan does not name is ignored
+    assert lp.summarize(extra, TINY).labels == S.labels
+
+
+def test_report_and_figure_from_a_summary(tmp_path):
+    from rfdiff_analysis import plots_large_p, report_large_p
+    S = lp.summarize(fake(TINY, alpha=1.3), TINY)
+    text = report_large_p.section(S, command="test")
+    assert "**disagree**" in text and "**agree**" in text             # τ_mem exponent 1.3 vs 1; τ_gen 0.3 vs 0.3
+    assert "At the largest d that ran (d = 32; rungs d ∈ {8, 16, 32})" in text and "do not say" not in text
+    files = plots_large_p.draw(S, tmp_path)
+    assert sorted(p.name for p in files) == ["large_p.pdf", "large_p.png"]
