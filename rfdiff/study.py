@@ -56,7 +56,7 @@ from .timescales import extract
 
 __all__ = ["TauGrid", "StudyOptions", "Study", "Side", "StudyResult", "run", "run_study", "memory_estimate",
            "available_memory", "choose_method", "choose_spectrum", "resolve", "route_cost", "theory_warnings",
-           "METHODS", "MODELS", "SPECTRA", "THEORY_MIN_D"]
+           "METHODS", "MODELS", "NO_THEORY", "SPECTRA", "THEORY_MIN_D"]
 
 METHODS = ("auto", "lanczos", "dense", "streamed")
 MODELS = ("exact", "ge")
@@ -66,6 +66,13 @@ EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); its 
 EDGE_MAX_STEPS = 16          # at most this many blocks of the top-eigenvalue Lanczos ("edges" spectrum)
 EDGE_BLOCKS = 7              # blocks the memory and operation estimates assume (measured 5–7 to 1e-8)
 DENSE_MAX_P = 3000           # CPU: the "auto" route eigendecomposes U up to this p, then Krylov
+
+
+# the theory's peak memory grows with the τ grid (its deterministic equivalents hold contour × τ arrays):
+# measured 0.44 GB at n_tau = 2001 and 2.06 GB at 20 001 (p = 256, n = 64, d = 16), i.e. ≈ 90 kB per point
+THEORY_BYTES_PER_TAU = 90_000
+THEORY_BYTES = 300_000_000
+N_TAU_MAX = 20_001          # a finer log grid resolves nothing more of the smooth curves, and costs the theory ~2 GB
 
 
 @register
@@ -83,8 +90,9 @@ class TauGrid:
         if not self.tau_max > self.tau_min:
             raise ValueError(f"tau_max must be > tau_min, got tau_min={self.tau_min!r}, tau_max={self.tau_max!r}")
         n = check_positive_int("n_tau", self.n_tau)
-        if n < 2:
-            raise ValueError(f"n_tau must be >= 2, got {self.n_tau!r}")
+        if not 2 <= n <= N_TAU_MAX:
+            raise ValueError(f"n_tau must be in [2, {N_TAU_MAX}] (the curves are smooth in log τ; the theory needs "
+                             f"about {THEORY_BYTES_PER_TAU // 1000} kB per point), got {self.n_tau!r}")
         object.__setattr__(self, "tau_min", float(self.tau_min))
         object.__setattr__(self, "tau_max", float(self.tau_max))
         if self.tau_min < 1e-300:
@@ -370,6 +378,8 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
     out["total"] = sum(out.values())
     out["bytes"] = 0 if o.model == "ge" else memory_estimate(config.p, config.n, config.d, o.method,
                                                             n_tau=int(n_tau), spectrum=o.spectrum)
+    if o.theory and config.data.kind not in NO_THEORY:      # the theory runs after the simulation
+        out["bytes"] = max(out["bytes"], THEORY_BYTES_PER_TAU * int(n_tau) + THEORY_BYTES)
     out["method"], out["spectrum_method"] = o.method, o.spectrum
     return out
 
@@ -382,7 +392,13 @@ def theory_warnings(config: RFConfig) -> tuple[str, ...]:
                    f"the model there (its finite-size correction ≈ 0.65 ψ_p/n is large)")
     if config.data.kind == "mixture":
         out.append("the theory covers zero-mean Gaussian data only (no theory for mixtures)")
+    if config.data.kind == "subspace":
+        out.append("subspace data: ρ_Σ has an atom at 0 (rank D < d), outside the range where the theory's test "
+                   "loss and score error are validated (docs/theory.md §4); no theory column")
     return tuple(out)
+
+
+NO_THEORY = ("mixture", "subspace")   # data kinds without a theory column (theory_warnings says why)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -527,7 +543,7 @@ def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact
     lap("curves")
     warns = theory_warnings(config)
     theory = theory_inf = pred = pred_inf = None
-    if options.theory and config.data.kind != "mixture":
+    if options.theory and config.data.kind not in NO_THEORY:
         tell("theory")
         pred, pred_inf = _theory(config, data_law(config), taus)
         theory = _side(pred.curves, pred.spectrum, config, options.thresholds)

@@ -1,5 +1,5 @@
 """The ``rfdiff`` command: every study is a sub-command (``rfdiff run | figures | finite-size | beyond |
-generation | table``); ``rfdiff help [command]`` and ``rfdiff --version``.
+generation | table | large-p | maps | finite-d``); ``rfdiff help [command]`` and ``rfdiff --version``.
 
 Only the chosen sub-command's module is imported, and each imports JAX, SciPy and matplotlib only
 after its flags are parsed and checked: ``--version``, ``--help`` and flag errors answer at once.
@@ -18,6 +18,7 @@ COMMANDS = {  # sub-command → (module of rfdiff_cli, what it does)
     "table": ("rfdiff_cli.table", "a table of timescales from saved runs, with any thresholds"),
     "large-p": ("rfdiff_cli.large_p", "τ_mem ∝ n at p ≫ n on the finite network, d up to 100 (a sweep)"),
     "maps": ("rfdiff_cli.maps", "where the theory obeys τ_mem ∝ ψ_n and τ_gen flat: local-exponent maps (a sweep)"),
+    "finite-d": ("rfdiff_cli.finite_d", "the finite-d train-loss theory against the exact model: the ingredient table"),
 }
 
 

@@ -149,7 +149,8 @@ def main(argv=None) -> int:
     stem = common.output_stem(args.out, args.name or default_name(cfg, opts), args.overwrite)
     common.setup(args)
     from rfdiff import io, resources, study
-    stages = ["matrices", "dynamics", "spectrum", "curves"] + ([] if args.no_theory else ["theory"])
+    stages = ["matrices", "dynamics", "spectrum", "curves"] + \
+        ([] if args.no_theory or cfg.data.kind in study.NO_THEORY else ["theory"])
     with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
         res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
         bar.update(1)

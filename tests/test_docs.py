@@ -91,3 +91,26 @@ def test_library_names_in_the_docs_exist():
             except (ImportError, AttributeError):
                 missing.append(f"{module}.{name}")
     assert not missing, missing
+
+
+# numbers as printed in prose: 1.461, 0.990, 8.41, 1e-6 (not section numbers, not parts of names like ψ_p)
+NUMBER = re.compile(r"(?<![\w.§])\d+\.\d+(?![\w.])")
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_short_answers_quote_only_numbers_their_reports_print():
+    """Every decimal number in README's "Does the paper hold?" appears, as printed, in the generated report
+    it cites (REPORT_maps.md, REPORT_large_p.md): prose cannot drift from the reports it summarises."""
+    readme = _section((ROOT / "README.md").read_text(encoding="utf-8"), "## Does the paper hold?")
+    for bullet in readme.split("\n- ")[1:]:
+        reports = re.findall(r"figures/(REPORT\w*\.md)", bullet)
+        printed = "".join((ROOT / "figures" / r).read_text(encoding="utf-8") for r in set(reports))
+        tokens = set(NUMBER.findall(printed))
+        for number in NUMBER.findall(bullet):
+            if reports != ["REPORT.md"]:          # REPORT.md's bullet quotes no study number
+                assert number in tokens, f"README quotes {number} but {sorted(set(reports))} do not print it"

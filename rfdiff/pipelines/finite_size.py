@@ -34,7 +34,7 @@ from . import _checks
 from ..results import Curves, register
 from ..stats import fit_power_law, PowerLawFit
 from ..study import run as run_study, StudyOptions, TauGrid
-from ..surrogates import train_loss_surrogates
+from .._surrogates import train_loss_surrogates
 from ..theory import predict
 from ..timescales import spectral_tau
 
@@ -265,7 +265,7 @@ class DecomposeResult:
 
 def decompose_unit(unit: DecomposeUnit) -> DecomposeResult:
     """L_train(∞) = 1 − (1/d) Tr Vᵀ U⁻¹ V of the exact model and of surrogates that replace one part of it
-    (:func:`rfdiff.surrogates.train_loss_surrogates`, docs/theory.md §7.1), on the draws of the
+    (:func:`rfdiff._surrogates.train_loss_surrogates`, docs/theory.md §7.1), on the draws of the
     :class:`GapUnit` of that point, with the d → ∞ theory's value."""
 
     if not isinstance(unit, DecomposeUnit):

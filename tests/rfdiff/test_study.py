@@ -80,8 +80,8 @@ def test_resolve_names_the_route_actually_used():
     # the τ grid is in the estimate: its output curves, and the (sliced) evaluation arrays
     small, fine = (study.memory_estimate(4096, 512, 64, "lanczos", n_tau=k) for k in (162, 100_000_001))
     assert fine - small >= 8 * 8 * 100_000_000
-    with pytest.raises(ValueError, match="^p=16384"):
-        study.resolve(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, 100_000_000)), memory=8 << 30)
+    with pytest.raises(ValueError, match="^n_tau must be in"):     # bounded before any memory is sized
+        study.TauGrid(0.1, 1e7, 100_000_000)
     cost = study.route_cost(cfg, study.StudyOptions())
     assert cost["total"] == pytest.approx(sum(cost[k] for k in ("matrices", "dynamics", "spectrum", "curves")))
 
@@ -206,3 +206,20 @@ def test_run_is_float64_and_leaves_the_global_setting_alone():
     not64 = {k: v for k, v in out["dtypes"].items() if v != "float64"}
     assert len(out["dtypes"]) > 20 and not not64, not64
     assert out["x64_after"] is False and out["default_dtype_after"] == "float32"
+
+
+def test_subspace_data_gets_no_theory_column_and_says_why():
+    """Subspace data once ran a 4.6 GB, 57 s theory at d = 8, p = 128 whose score error was 23x off, silently."""
+    cfg = RFConfig(d=8, p=64, n=16, n_emp=128, data=DataSpec(kind="subspace", D=2))
+    res = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e5, 11)))
+    assert res.theory is None and res.theory_d_inf is None and res.prediction is None
+    assert any("subspace" in w for w in res.warnings)
+
+
+def test_route_cost_counts_the_theorys_memory_of_the_tau_grid():
+    """--n-tau 1000000 once passed a 0.61 GB estimate and the theory stage then took > 24 GB (killed)."""
+    cfg = RFConfig(d=16, p=256, n=64)
+    fine = study.route_cost(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, study.N_TAU_MAX)))["bytes"]
+    assert fine >= study.THEORY_BYTES_PER_TAU * study.N_TAU_MAX
+    bare = study.route_cost(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, study.N_TAU_MAX), theory=False))
+    assert bare["bytes"] < fine

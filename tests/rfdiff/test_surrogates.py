@@ -1,10 +1,10 @@
-"""rfdiff.surrogates: L_train(∞) of the exact U and of surrogates that replace one part of it (docs/theory.md §7.1)."""
+"""rfdiff._surrogates: L_train(∞) of the exact U and of surrogates that replace one part of it (docs/theory.md §7.1)."""
 import numpy as np
 import pytest
 
 from rfdiff.matrices import train_matrices
 from rfdiff.model import draw, RFConfig
-from rfdiff.surrogates import train_loss_surrogates
+from rfdiff._surrogates import train_loss_surrogates
 
 
 def test_exact_part_is_the_train_loss_of_U_and_surrogates_are_close():

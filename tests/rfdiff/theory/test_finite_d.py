@@ -78,18 +78,10 @@ def test_predict_finite_d_returns_prediction_with_same_fields():
 
 
 def _exact_and_de(d, psi_p, psi_n, t, seeds):
-    from rfdiff.dynamics import exact_dynamics
-    from rfdiff.matrices import train_matrices
-    ex, one, typ = [], [], []
-    for s in seeds:
-        rng = np.random.default_rng(s)
-        W = rng.standard_normal((psi_p * d, d))
-        X = rng.standard_normal((psi_n * d, d))
-        fm = train_matrices(W, X, t)
-        ex.append(float(exact_dynamics(np.asarray(fm.U), np.asarray(fm.V), t).curves(np.array([np.inf])).train_loss[0]))
-        one.append(train_loss_de([np.inf], conditional_kernel(X, t, neuron_types=0), psi_p * d)[0])
-        typ.append(train_loss_de([np.inf], conditional_kernel(X, t), psi_p * d)[0])
-    return np.mean(ex), np.mean(one), np.mean(typ)
+    """Seed means of L_train(∞): exact, §8 one nugget, §8 neuron-norm types (the table's pipeline and draws)."""
+    from rfdiff.pipelines.finite_d import Point, Rung, run_point
+    res = [run_point(Point(Rung(d, psi_p, psi_n, t), s)) for s in seeds]
+    return tuple(np.mean([getattr(r, k)[-1] for r in res]) for k in ("exact", "de_single", "de_types"))
 
 
 @pytest.mark.slow
@@ -97,7 +89,7 @@ def _exact_and_de(d, psi_p, psi_n, t, seeds):
 def test_matches_exact_model_d16(psi_n, tol_one, tol_types):
     """Ladder rungs d = 16, ψ_p = 64, t = 0.1, 5 seeds (docs/finite_size.md, finite-d section).
 
-    Measured L_train(∞) (rfdiff_cli/finite_d.py, same draws): ψ_n = 4: exact 0.2787, one nugget +4.3 %,
+    Measured L_train(∞) (rfdiff finite-d, same draws): ψ_n = 4: exact 0.2787, one nugget +4.3 %,
     neuron-norm types +1.4 %, Theorem 3.1 −24 %; ψ_n = 8: exact 0.4084, +4.7 %, +3.3 %, −15 %.
     """
     ex, one, typ = _exact_and_de(16, 64, psi_n, 0.1, range(5))

@@ -1,0 +1,213 @@
+"""The finite-d train-loss theory against the exact model: the ingredient table of docs/theory.md §8.5.
+
+For each rung (d, ψ_p, ψ_n, t) and seed, on one training set: the exact model's train loss
+(Mehler U, Stein V, gradient flow: :func:`rfdiff.matrices.train_matrices`,
+:func:`rfdiff.dynamics.exact_dynamics`) and the conditional kernel deterministic equivalent of
+docs/theory.md §8 (:func:`rfdiff.theory.finite_d.train_loss_de`) with one nugget and with the
+nugget resolved over neuron norms; per rung, the d → ∞ theory (Theorem 3.1, docs/theory.md §4.6)
+and its norm-spread correction (§4.5). All on the τ grid :data:`TAUS`.
+
+* :func:`run_point` — a :class:`PointResult` for a :class:`Point` (one rung, one seed), cached one
+  JSON file per point in an optional folder (nothing is recomputed that is already there).
+* :func:`summarize` / :func:`ingredient_table` — a :class:`RungSummary` per rung: seed means of
+  every curve, the seed standard error of the exact L_train(∞), and the two theory curves.
+
+The draws are numpy's, not :func:`rfdiff.model.draw`'s: ``W`` then ``X`` (both standard normal)
+from ``numpy.random.default_rng(seed)``, so that the table of docs/finite_size.md is reproduced
+number for number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["TAUS", "Rung", "Point", "PointResult", "RungSummary", "draw", "run_point", "theory_curves",
+           "summarize", "ingredient_table"]
+
+TAUS = (10.0, 100.0, 1e3, 1e4, 1e5, math.inf)
+"""The τ grid of every curve of the table (the last is τ → ∞)."""
+
+NEURON_TYPES = 16
+"""Neuron-norm nugget types of the resolved equivalent (docs/theory.md §8.2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    """One size of the table: d, ψ_p = p/d, ψ_n = n/d and the diffusion time t (p, n rounded to integers)."""
+
+    d: int
+    psi_p: float
+    psi_n: float
+    t: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _checks.integer("d", self.d, 2))
+        object.__setattr__(self, "psi_p", _checks.positive("psi_p", self.psi_p))
+        object.__setattr__(self, "psi_n", _checks.positive("psi_n", self.psi_n))
+        object.__setattr__(self, "t", _checks.positive("t", self.t))
+        for name, psi in (("psi_p", self.psi_p), ("psi_n", self.psi_n)):
+            if int(round(psi * self.d)) < 1:
+                raise ValueError(f"{name} must give {name[-1]} = round({name} * d) >= 1, got {psi!r} at d = {self.d}")
+
+    @property
+    def p(self) -> int:
+        return int(round(self.psi_p * self.d))
+
+    @property
+    def n(self) -> int:
+        return int(round(self.psi_n * self.d))
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One rung and one seed: the unit of the table (one training set)."""
+
+    rung: Rung
+    seed: int
+
+    def __post_init__(self):
+        if not isinstance(self.rung, Rung):
+            raise ValueError(f"rung must be a Rung, got {self.rung!r}")
+        object.__setattr__(self, "seed", _checks.seed(self.seed))
+
+    def cache_name(self) -> str:
+        """The point's cache file name (the same as the command's earlier cache, so old caches stay valid)."""
+        r = self.rung
+        return f"finite_d_{r.d}_{r.psi_p:g}_{r.psi_n:g}_{r.t:g}_{self.seed}.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class PointResult:
+    """Train-loss curves of one point on ``taus``: the exact model and the §8 equivalent (one nugget, neuron-norm types)."""
+
+    point: Point
+    taus: tuple
+    exact: tuple
+    de_single: tuple
+    de_types: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class RungSummary:
+    """Seed means of one rung's curves on ``taus`` and the theory curves (docs/theory.md §4.5–4.6, §8).
+
+    ``exact``, ``de_single``, ``de_types``: seed means of :class:`PointResult`'s curves per τ;
+    ``exact_inf_se``: seed standard error of the exact L_train(∞) (nan with one seed); ``theory``:
+    Theorem 3.1 (d → ∞); ``norm_corrected``: with the norm spread of the training points (§4.5).
+    """
+
+    rung: Rung
+    seeds: int
+    taus: tuple
+    exact: tuple
+    exact_inf_se: float
+    theory: tuple
+    norm_corrected: tuple
+    de_single: tuple
+    de_types: tuple
+
+
+def draw(point: Point):
+    """``(W, X)`` of a point: ``W`` (p × d) then ``X`` (n × d), standard normal from ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(point.seed)
+    W = rng.standard_normal((point.rung.p, point.rung.d))
+    X = rng.standard_normal((point.rung.n, point.rung.d))
+    return W, X
+
+
+def _load(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        out = json.load(f)
+    if "finite_d" in out:                       # files written before the nugget types existed
+        out["de_single"] = out.pop("finite_d")
+    if out.get("taus", list(TAUS)) != list(TAUS):
+        return {}
+    return out
+
+
+def run_point(point: Point, cache: Optional[str] = None) -> PointResult:
+    """Exact and §8 train-loss curves of one point on :data:`TAUS` (docs/theory.md §8.3, §8.5).
+
+    exact: L_train(τ) of the gradient flow on the exact U, V of the drawn W, X (:func:`draw`);
+    de_single: the conditional kernel equivalent with one nugget η (neuron norms at r = 1);
+    de_types: the same with η resolved over :data:`NEURON_TYPES` neuron-norm types.
+    ``cache``: a folder holding one JSON file per point (:meth:`Point.cache_name`); what is there is not recomputed.
+    """
+    if not isinstance(point, Point):
+        raise ValueError(f"point must be a Point, got {point!r}")
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise ValueError(f"cache must be a folder path or None, got {cache!r}")
+    from ..dynamics import exact_dynamics
+    from ..matrices import train_matrices
+    from ..theory.finite_d import conditional_kernel, nugget, train_loss_de
+    path = os.path.join(cache, point.cache_name()) if cache is not None else None
+    out = _load(path) if path is not None else {}
+    before = dict(out)
+    r = point.rung
+    W, X = draw(point)
+    taus = np.array(TAUS)
+    if "exact" not in out:
+        fm = train_matrices(W, X, r.t)
+        out["exact"] = np.asarray(exact_dynamics(np.asarray(fm.U), np.asarray(fm.V), r.t).curves(taus).train_loss).tolist()
+    if "de_single" not in out or "de_types" not in out:
+        kc = conditional_kernel(X, r.t, neuron_types=NEURON_TYPES)
+        out["de_types"] = train_loss_de(taus, kc, r.p).tolist()
+        eta, w = nugget(X, r.t, neuron_types=0)
+        out["de_single"] = train_loss_de(taus, dataclasses.replace(kc, eta=eta, eta_weights=w), r.p).tolist()
+    out["taus"] = list(TAUS)
+    if path is not None and out != before:
+        from ..io import atomic_write
+        os.makedirs(cache, exist_ok=True)
+        text = json.dumps(out)
+        atomic_write(path, lambda fh: fh.write(text.encode()), overwrite=True)
+    return PointResult(point, TAUS, tuple(out["exact"]), tuple(out["de_single"]), tuple(out["de_types"]))
+
+
+def theory_curves(rung: Rung):
+    """``(theory, norm_corrected)``: Theorem 3.1's train loss on :data:`TAUS`, and with the norm spread at d.
+
+    docs/theory.md §4.6 (d → ∞) and §4.5 (the finite-d sample-norm correction), tanh activation.
+    """
+    from ..theory import predict
+    taus = np.array(TAUS)
+    inf = predict("tanh", rung.t, rung.psi_p, rung.psi_n, taus=taus, test_loss=False)
+    nc = predict("tanh", rung.t, rung.psi_p, rung.psi_n, taus=taus, test_loss=False, d=rung.d)
+    return np.asarray(inf.curves.train_loss), np.asarray(nc.curves.train_loss)
+
+
+def summarize(rung: Rung, results: Sequence[PointResult]) -> RungSummary:
+    """A rung's :class:`RungSummary` from its points' results (docs/theory.md §8.5): seed means per τ, s.e. of L_train(∞)."""
+    results = tuple(results)
+    if not results or any(not isinstance(r, PointResult) or r.point.rung != rung for r in results):
+        raise ValueError(f"results must be a non-empty sequence of PointResults of rung {rung!r}")
+    ex = np.array([r.exact for r in results])
+    one = np.array([r.de_single for r in results])
+    typ = np.array([r.de_types for r in results])
+    k = range(len(TAUS))
+    se = ex[:, -1].std(ddof=1) / math.sqrt(len(results)) if len(results) > 1 else math.nan
+    inf, nc = theory_curves(rung)
+    return RungSummary(rung, len(results), TAUS, tuple(float(ex[:, i].mean()) for i in k), float(se),
+                       tuple(float(x) for x in inf), tuple(float(x) for x in nc),
+                       tuple(float(one[:, i].mean()) for i in k), tuple(float(typ[:, i].mean()) for i in k))
+
+
+def ingredient_table(rungs: Sequence[Rung], seeds: int, cache: Optional[str] = None) -> tuple:
+    """A :class:`RungSummary` per rung over seeds 0 … ``seeds`` − 1 (:func:`run_point`, cached in ``cache``)."""
+    rungs = _checks.sequence("rungs", rungs, _rung)
+    seeds = _checks.integer("seeds", seeds, 1)
+    return tuple(summarize(r, [run_point(Point(r, s), cache) for s in range(seeds)]) for r in rungs)
+
+
+def _rung(name, value) -> Rung:
+    if not isinstance(value, Rung):
+        raise ValueError(f"{name} must hold Rungs, got {value!r}")
+    return value
