@@ -10,7 +10,7 @@ timescales off both sides by the same rules (:func:`rfdiff.timescales.extract`).
 Routes (``method``):
 
 * ``"dense"`` — U formed and fully eigendecomposed; curves in its eigenbasis; spectrum exact.
-* ``"lanczos"`` — U formed, Ũ streamed; curves from block Lanczos in the Ritz basis (adaptive,
+* ``"lanczos"`` — U formed, Ũ formed up to p = 8192 and streamed beyond; curves from block Lanczos in the Ritz basis (adaptive,
   a-posteriori change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no
   vectors) up to p = 8192 on CPU, beyond it the top max(n, d + 1) eigenvalues by block Lanczos
   (``spectrum="edges"``: every spectral quantity read off the top n, with residual bounds).
@@ -66,6 +66,13 @@ EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); its 
 EDGE_MAX_STEPS = 16          # at most this many blocks of the top-eigenvalue Lanczos ("edges" spectrum)
 EDGE_BLOCKS = 7              # blocks the memory and operation estimates assume (measured 5–7 to 1e-8)
 DENSE_MAX_P = 3000           # CPU: the "auto" route eigendecomposes U up to this p, then Krylov
+POP_DENSE_MAX_P = 8192       # the Krylov route forms Ũ up to this p (8 p² bytes), then streams it (≈ 2 p² d flops more
+                             # per Ritz projection: at p = 4096 forming it saves about 1 s)
+
+
+def _dense_population(p: int, method: str) -> bool:
+    """Whether the route forms Ũ (dense; lanczos up to :data:`POP_DENSE_MAX_P`) rather than streaming its Mehler plans."""
+    return method == "dense" or (method == "lanczos" and p <= POP_DENSE_MAX_P)
 
 
 # the theory's peak memory grows with the τ grid (its deterministic equivalents hold contour × τ arrays):
@@ -218,7 +225,7 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
     top-eigenvalue Lanczos basis p m_e, T (m_e²) and two blocks (``"edges"``, m_e = 7 blocks of
     n + d + o), or the SLQ basis; τ grid: 4 arrays of at most ``GRID_CHUNK`` elements (``n_tau`` × modes,
     p or m, evaluated in slices: :func:`curves_chunked`) and 8 output curves of ``n_tau`` points.
-    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p²; lanczos: U (Ũ streamed);
+    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p²; lanczos: U, and Ũ up to p = POP_DENSE_MAX_P (streamed beyond);
     streamed: no p × p array.
     """
     p, n, d, n_tau = int(p), int(n), int(d), int(n_tau)
@@ -233,6 +240,7 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
     if method == "dense":
         return 7 * 8 * p * p + g + grid(p)
     m = min(p, basis_blocks * d)
+    g += 8 * p * p if _dense_population(p, method) else 0          # Ũ formed (lanczos, p ≤ POP_DENSE_MAX_P)
     if spectrum == "exact":
         spec = 8 * p * p
     elif spectrum == "edges":
@@ -512,7 +520,8 @@ def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact
         diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method,
                                                         n_tau=options.taus.n_tau + 1, spectrum=spectrum_kind)
         tell("matrices")
-        problem = build_problem(config, dense_population=(method == "dense"), dense_train=(method == "dense"))
+        problem = build_problem(config, dense_population=_dense_population(config.p, method),
+                                dense_train=(method == "dense"))
         G0 = None
         if method != "dense" and spectrum_kind == "edges":
             G0 = problem.train_plan.G[0].copy()       # the start block of the top-eigenvalue Lanczos
