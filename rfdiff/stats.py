@@ -102,6 +102,18 @@ class FiniteSizeFit:
     gamma: float = 1.0
     gamma2: Optional[float] = None
 
+    def predict(self, n) -> np.ndarray:
+        """The fitted model at ``n``: ``a + b n^{-γ} (+ c n^{-γ'})``, exactly the terms the fit kept
+        (docs/theory.md §6.3); ``n = ∞`` gives ``a``. float64, the shape of ``n``."""
+        n = np.asarray(n, dtype=np.float64)
+        if np.any(~(n > 0)):
+            raise ValueError("n must be positive")
+        y = self.a.value + self.b.value * n ** -self.gamma
+        if self.c is not None:
+            g2 = self.gamma2 if self.gamma2 is not None else 2.0 * self.gamma
+            y = y + self.c.value * n ** -g2
+        return np.asarray(y, dtype=np.float64)
+
 
 def _check_level(level: float) -> float:
     return check_fraction("level", level)

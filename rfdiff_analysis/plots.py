@@ -83,8 +83,10 @@ def main_job_figure(res):
     bins = np.logspace(np.log10(lam.min()) - 0.05, np.log10(lam.max()) + 0.05, 120)
     ax.hist(lam, bins=bins, weights=w * cfg.p, color="C0", alpha=0.7, label=f"eigenvalues of U ({sp.method})")
     if th is not None and res.prediction is not None:
-        for lo, hi in res.prediction.edges:
-            ax.axvspan(lo, hi, color="orange", alpha=0.15)
+        pred = res.prediction
+        where = f"finite d = {pred.d}" if pred.d is not None else "d → ∞"
+        for i, (lo, hi) in enumerate(pred.edges):
+            ax.axvspan(lo, hi, color="orange", alpha=0.15, label=f"theory bulks ({where})" if i == 0 else None)
         _vline(ax, th.timescales.lambda_mem, "purple", ":", "theory λ_mem")
     _vline(ax, sim.timescales.lambda_mem, "purple", "-", "exact λ_mem")
     ax.set_xscale("log")

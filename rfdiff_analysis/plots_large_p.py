@@ -49,8 +49,7 @@ def large_p_figure(summary):
                             xs = np.linspace(0.0, float(inv.max()), 100)
                             with np.errstate(divide="ignore", invalid="ignore"):
                                 dd = np.where(xs > 0, 1.0 / np.maximum(xs, 1e-300), np.inf)
-                                yy = f.a.value + f.b.value * dd ** -f.gamma + \
-                                    (f.c.value * dd ** -f.gamma2 if f.c is not None else 0.0)
+                                yy = f.predict(dd)
                             ax.plot(xs, yy, "-", color=c, lw=1, alpha=0.8)
                             if math.isfinite(f.a.lo):
                                 ax.errorbar([0.0], [f.a.value], yerr=[[f.a.value - f.a.lo], [f.a.hi - f.a.value]],

@@ -18,11 +18,21 @@ NAMES = {"finite_size_scaling": "finite_size_scaling", "spectrum": "fig04_spectr
 LABELS = {"train_loss_inf": r"$L_{train}(\infty)$", "test_loss_inf": r"$L_{test}(\infty)$",
           "min_score_error": r"$\min_\tau E_{score}$", "tau_gen": r"$\tau_{gen}$", "tau_mem": r"$\tau_{mem}$",
           "lambda_mem": r"$\lambda_{mem}$ (lower edge)", "lambda_mem_upper": r"memorisation bulk, upper edge"}
+# the timescale figure's series: marker, colour (of the points and of their fit line), fit line style, legend name
+SCALING_SERIES = {"tau_mem_sim": ("o", "C3", "-", "τ_mem simulation"), "tau_mem_theory": ("s", "C1", "--", "τ_mem theory"),
+                  "tau_gen_sim": ("o", "C0", "-", "τ_gen simulation"), "tau_gen_theory": ("s", "C2", "--", "τ_gen theory")}
+
+
+def make_figure(name: str, preset: paper.Preset, summary, results: paper.Results):
+    """The matplotlib Figure of ``name`` (a key of :data:`NAMES`) from its summary and labelled results, unsaved."""
+    if name not in NAMES:
+        raise ValueError(f"figure must be one of {sorted(NAMES)}, got {name!r}")
+    return globals()[f"_{name}"](preset, summary, results)
 
 
 def draw(figure: str, preset: paper.Preset, summary, results: paper.Results, figdir, **save_kw) -> list[Path]:
     """Draw ``figure`` into ``figdir`` (PNG + PDF) from its summary and labelled results; returns the files."""
-    fig = globals()[f"_{figure}"](preset, summary, results)
+    fig = make_figure(figure, preset, summary, results)
     return save(fig, Path(figdir) / NAMES[figure], **save_kw)
 
 
@@ -30,11 +40,27 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(float(x))
 
 
+def _finite_size_fit_line(ax, fit, inv_n, style, color, label=None):
+    """The fitted model ``fit.predict(n)`` (the γ and terms the fit kept) against 1/n, from 1/n = 0 (``a``) to past
+    the data, on a grid that holds the data's own 1/n; returns the line."""
+    xx = np.union1d(np.linspace(0.0, float(np.max(inv_n)) * 1.05, 200), np.asarray(inv_n, dtype=np.float64))
+    nn = np.where(xx > 0, 1.0 / np.where(xx > 0, xx, 1.0), np.inf)
+    return ax.plot(xx, fit.predict(nn), style, color=color, lw=1, label=label)[0]
+
+
+def _fit_terms(fit) -> str:
+    """The terms a finite-size fit kept, e.g. ``n^-0.5 + n^-1``."""
+    return f"n^-{fit.gamma:g}" + (f" + n^-{fit.gamma2:g}" if fit.c is not None and fit.gamma2 is not None else
+                                   f" + n^-{2 * fit.gamma:g}" if fit.c is not None else "")
+
+
 def _finite_size_scaling(P, S, R):
     plt = pyplot()
     qs = paper.LADDER_QUANTITIES
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
+    key_handles = []                                  # points, extrapolations and theory: one legend, in the spare panel
     for ax, q in zip(axes.ravel(), qs):
+        fit_handles = []                              # the fits of this panel, each with the terms it kept
         for i, blk in enumerate(S.blocks):
             col, key = f"C{i}", f"t={blk.t:g}, ψ_n={blk.psi_n:g}"
             for model, mk in (("exact", "o"), ("ge", "x")):
@@ -43,23 +69,34 @@ def _finite_size_scaling(P, S, R):
                     continue
                 x = np.array([1.0 / pt.n for pt in pts])
                 y = np.array([pt.values[q] for pt in pts])
-                ax.plot(x, y, mk, color=col, ms=4, alpha=0.8, label=f"{key} {model}" if q == qs[0] else None)
+                h = ax.plot(x, y, mk, color=col, ms=4, alpha=0.8, label=f"{key} {model}")[0]
+                if q == qs[0]:
+                    key_handles.append(h)
                 f = blk.fits[q][model]
-                if _finite(f.a.value):
-                    xx = np.linspace(0, x.max() * 1.05, 50)
-                    yy = f.a.value + f.b.value * xx + (f.c.value * xx**2 if f.c is not None else 0.0)
-                    ax.plot(xx, yy, "-" if model == "exact" else ":", color=col, lw=1)
-                    ax.errorbar([0], [f.a.value], yerr=[[f.a.value - f.a.lo], [f.a.hi - f.a.value]] if _finite(f.a.lo)
-                                else None, fmt=mk, color=col, ms=6, capsize=3)
+                if _finite(f.a.value) and _finite(f.b.value):
+                    fit_handles.append(_finite_size_fit_line(ax, f, x, "-" if model == "exact" else ":", col,
+                                                             f"{key} {model}: {_fit_terms(f)}"))
+                    e = ax.errorbar([0], [f.a.value], yerr=[[f.a.value - f.a.lo], [f.a.hi - f.a.value]]
+                                    if _finite(f.a.lo) else None, fmt=mk, color=col, ms=6, capsize=3,
+                                    label=f"{key} {model}: fit's a at 1/n = 0")
+                    if q == qs[0]:
+                        key_handles.append(e)
             th = blk.theory_d_inf.get(q)
             if _finite(th):
-                ax.plot([0], [th], "*", color=col, ms=12, mec="k", label="d → ∞ theory" if q == qs[0] and i == 0 else None)
+                h = ax.plot([0], [th], "*", color=col, ms=12, mec="k", label=f"{key}: d → ∞ theory")[0]
+                if q == qs[0]:
+                    key_handles.append(h)
         ax.set_xlabel("1/n")
         ax.set_title(LABELS[q])
         if q.startswith("tau") or q.startswith("lambda"):
             ax.set_yscale("log")
-    axes.ravel()[0].legend(fontsize=6)
-    axes.ravel()[-1].axis("off")
+        if fit_handles:
+            ax.legend(handles=fit_handles, fontsize=5, title="fits a + b·(terms)", title_fontsize=5)
+    spare = axes.ravel()[-1]
+    spare.axis("off")
+    if key_handles:
+        spare.legend(handles=key_handles, fontsize=6, loc="center", ncol=2 if len(key_handles) > 12 else 1,
+                     title="points (o exact, x GE), a (with interval), ★")
     fig.suptitle("Finite-size ladder at fixed ψ's: exact model (o, —), Gaussian-equivalent control (x, ⋯), "
                  "fits a + b n^-γ (+ c n^-2γ) extrapolated to 1/n = 0 (with intervals), d → ∞ theory (★)")
     fig.tight_layout()
@@ -136,12 +173,13 @@ def _learning_curves(P, S, R):
     return fig
 
 
-def _fit_line(ax, fit, x, style, label):
+def _fit_line(ax, fit, x, style, color, label):
     if fit is None or not _finite(fit.slope.value):
         return
     xx = np.geomspace(min(x), max(x), 50)
     ci = f" [{fit.slope.lo:.2f}, {fit.slope.hi:.2f}]" if _finite(fit.slope.lo) else ""
-    ax.loglog(xx, fit.prefactor * xx**fit.slope.value, style, lw=1, label=f"{label}: slope {fit.slope.value:.2f}{ci}")
+    ax.loglog(xx, fit.prefactor * xx**fit.slope.value, style, color=color, lw=1,
+              label=f"{label}: slope {fit.slope.value:.2f}{ci}")
 
 
 def _min_score(P, S, R):
@@ -155,8 +193,8 @@ def _min_score(P, S, R):
                 capsize=3, label=f"simulation, mean ± 3σ over {len(M.seeds)} seeds (d={M.d})")
     if S.points_theory:
         ax.loglog(*zip(*S.points_theory), "s", mfc="none", color="C1", label="theory (d → ∞, same rule)")
-    _fit_line(ax, S.fit_simulation, pns, "C0-", "fit, simulation")
-    _fit_line(ax, S.fit_theory, pns, "C1--", "fit, theory")
+    _fit_line(ax, S.fit_simulation, pns, "-", "C0", "fit, simulation")
+    _fit_line(ax, S.fit_theory, pns, "--", "C1", "fit, theory")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$\psi_n = n/d$")
@@ -215,13 +253,12 @@ def _scaling(P, S, R):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, var in zip(axes, ("n", "p")):
         blk = getattr(S, f"vs_{var}")
-        for k, style, col in (("tau_mem_sim", "o", "C3"), ("tau_mem_theory", "s", "C1"), ("tau_gen_sim", "o", "C0"),
-                              ("tau_gen_theory", "s", "C2")):
+        for k, (marker, col, ls, name) in SCALING_SERIES.items():
             pts = blk.points[k]
             if pts:
                 x, y = zip(*pts)
-                ax.loglog(x, y, style, color=col, ms=4, mfc="none" if "theory" in k else col)
-                _fit_line(ax, getattr(blk, k), x, "-" if "sim" in k else "--", k.replace("_", " "))
+                ax.loglog(x, y, marker, color=col, ms=4, mfc="none" if "theory" in k else col, label=name)
+                _fit_line(ax, getattr(blk, k), x, ls, col, f"fit, {name}")
         ax.set_xlabel(var)
         ax.set_ylabel(r"$\tau$ (curves rule, both sides)")
         ax.legend(fontsize=6)

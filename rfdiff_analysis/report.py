@@ -99,7 +99,8 @@ def _f(x, nd=3) -> str:
 def _row(claim, paper, theory, sim, extrap, v, procedure=PROCEDURE):
     if isinstance(v, str):        # not judged, and why (e.g. a failed extrapolation)
         return (claim, paper, theory, sim, extrap, v, procedure)
-    mark = {AGREE: "**agree**", DISAGREE: "**disagree**"}.get(v.outcome, "*inconclusive*") if v else "—"
+    mark = ({AGREE: "**agree**", DISAGREE: "**disagree**"}.get(v.outcome, "*inconclusive*") if v.judged
+            else f"*{v.outcome}*") if v else "—"           # "no verdict (point)", "no verdict (3 seeds)"
     why = f"{mark}: {v.reason}" if v else "—"
     return (claim, paper, theory, sim, extrap, why, procedure)
 

@@ -59,3 +59,14 @@ def test_report_diff_lists_changed_numbers_only():
     (line,) = report_diff.diff(a, b)
     assert "simulation: 0.51 [0.4, 0.6] → 0.53 [0.4, 0.6]" in line and line.startswith("x at n = 32")
     assert report_diff.diff(a, head)[0].startswith("only in the old report")
+
+
+def test_rows_without_a_verdict_say_why_instead_of_inconclusive():
+    """A point estimate (or < 5 seeds) gets "no verdict (…)" from the rule; the row must show that, not *inconclusive*."""
+    from rfdiff_analysis import verdict
+    v = verdict.judge(Estimate(0.36), 0.48, 0.02)
+    assert not v.judged
+    row = report._row("claim", "p", "t", "s", "x", v)
+    assert row[5].startswith("*no verdict (point)*") and "inconclusive" not in row[5]
+    judged = report._row("claim", "p", "t", "s", "x", verdict.judge(Estimate(1.0, 0.99, 1.01), 1.0, 0.1))
+    assert judged[5].startswith("**agree**")
