@@ -111,5 +111,5 @@ def test_quick_run_end_to_end(tmp_path):
     report = (figs / "REPORT.md").read_text()
     assert "| claim |" in report and all(f in report for f in paper.FIGURES)
     json.loads((figs / "MANIFEST.json").read_text())
-    again = subprocess.run(_cmd(tmp_path, "--no-report"), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    again = subprocess.run(_cmd(tmp_path, "--no-report", "--overwrite"), capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0 and "(0 computed" in again.stdout, again.stdout[-2000:]
