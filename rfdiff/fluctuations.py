@@ -100,6 +100,15 @@ class FloorPrediction:
     draws: int
 
 
+def _floor_setup(dyn, U_pop, W, eta, draws):
+    """Checked η and draws, and what both floor predictions read from the problem: t, d, U's eigenbasis Q and
+    eigenvalues λ, and QᵀŨQ."""
+    eta = check_positive("eta", eta)
+    draws = check_positive_int("draws", draws)
+    Q, lam = np.asarray(dyn.Q), np.asarray(dyn.lam)
+    return eta, draws, float(dyn.t), int(np.shape(W)[1]), Q, lam, congruence(U_pop, Q)
+
+
 def predict_floor(key, dyn, U_pop, W, X, tau, steps, eta: float, draws: int = 64,
                   activation="tanh") -> FloorPrediction:
     """The predicted fluctuation floor of fresh-noise GD at checkpoints (τ_i, k_i) (module docstring, docs/theory.md §7.2).
@@ -115,11 +124,7 @@ def predict_floor(key, dyn, U_pop, W, X, tau, steps, eta: float, draws: int = 64
     if tau.shape != steps.shape or tau.ndim != 1 or tau.size == 0:
         raise ValueError(f"tau and steps must be non-empty 1-d arrays of one length, got shapes {tau.shape}, "
                          f"{steps.shape}")
-    eta = check_positive("eta", eta)
-    draws = check_positive_int("draws", draws)
-    t, d = float(dyn.t), int(np.shape(W)[1])
-    Q, lam = np.asarray(dyn.Q), np.asarray(dyn.lam)
-    QUQ = congruence(U_pop, Q)
+    eta, draws, t, d, Q, lam, QUQ = _floor_setup(dyn, U_pop, W, eta, draws)
     rows = []
     for i, (tau_i, k_i) in enumerate(zip(tau, steps)):
         A = np.asarray(dyn.A(float(tau_i), eta=eta))
@@ -224,11 +229,7 @@ def predict_floor_history(key, dyn, U_pop, W, X, tau, steps, eta: float, draws: 
     if tau.shape != steps.shape or tau.ndim != 1 or tau.size == 0 or np.any(steps < 1):
         raise ValueError(f"tau and steps must be non-empty 1-d arrays of one length with steps >= 1, got shapes "
                          f"{tau.shape}, {steps.shape}")
-    eta = check_positive("eta", eta)
-    draws = check_positive_int("draws", draws)
-    t, d = float(dyn.t), int(np.shape(W)[1])
-    Q, lam = np.asarray(dyn.Q), np.asarray(dyn.lam)
-    QUQ = congruence(U_pop, Q)
+    eta, draws, t, d, Q, lam, QUQ = _floor_setup(dyn, U_pop, W, eta, draws)
     nodes = history_nodes(int(steps.max()), per_decade)
     total = np.zeros((steps.size, 2))
     for i, (node, seg) in enumerate(zip(nodes, _segments(nodes))):

@@ -80,3 +80,8 @@ def ascending(name: str, values, allow_inf_last: bool = False) -> tuple:
         extra = " (the last may be inf)" if allow_inf_last else ""
         raise ValueError(f"{name} must be positive, finite{extra} and strictly increasing, got {values!r}")
     return tuple(float(x) for x in v)
+
+
+def size(ratio: float, d: int) -> int:
+    """The integer size (p or n) of a ratio ψ = p/d or n/d at dimension d: round(ψ d)."""
+    return int(round(ratio * d))

@@ -53,16 +53,16 @@ class Rung:
         object.__setattr__(self, "psi_n", _checks.positive("psi_n", self.psi_n))
         object.__setattr__(self, "t", _checks.positive("t", self.t))
         for name, psi in (("psi_p", self.psi_p), ("psi_n", self.psi_n)):
-            if int(round(psi * self.d)) < 1:
+            if _checks.size(psi, self.d) < 1:
                 raise ValueError(f"{name} must give {name[-1]} = round({name} * d) >= 1, got {psi!r} at d = {self.d}")
 
     @property
     def p(self) -> int:
-        return int(round(self.psi_p * self.d))
+        return _checks.size(self.psi_p, self.d)
 
     @property
     def n(self) -> int:
-        return int(round(self.psi_n * self.d))
+        return _checks.size(self.psi_n, self.d)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -93,7 +93,7 @@ def grid(blocks: Sequence[Block]) -> list[tuple[int, float, float]]:
 
 
 def _sizes(d, psi_n, psi_p) -> tuple[int, int]:
-    p, n = int(round(psi_p * d)), int(round(psi_n * d))
+    p, n = _checks.size(psi_p, d), _checks.size(psi_n, d)
     if n < 1:
         raise ValueError(f"psi_n = {psi_n!r} gives n = round(psi_n d) = 0 training points at d = {d}")
     if p < 1:

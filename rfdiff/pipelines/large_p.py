@@ -109,7 +109,7 @@ class Preset:
         for b in blocks:
             for d in b.ds:
                 for pn in self.psi_ns:
-                    p, n = int(round(b.psi_p * d)), int(round(pn * d))
+                    p, n = _checks.size(b.psi_p, d), _checks.size(pn, d)
                     if not n + d < p:
                         raise ValueError(f"psi_ns: n + d = {n + d} >= p = {p} at d = {d}, psi_p = {b.psi_p:g} "
                                          f"(no memorisation bulk below the population bulk)")
@@ -154,11 +154,11 @@ class Label:
 
     @property
     def p(self) -> int:
-        return int(round(self.psi_p * self.d))
+        return _checks.size(self.psi_p, self.d)
 
     @property
     def n(self) -> int:
-        return int(round(self.psi_n * self.d))
+        return _checks.size(self.psi_n, self.d)
 
 
 def _study(preset: Preset, lab: Label) -> Study:

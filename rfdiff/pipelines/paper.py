@@ -517,7 +517,7 @@ def _plan_ladder(P: Preset) -> dict:
     for L in P.ladder:
         for d in L.ds:
             for pn in L.psi_ns:
-                p, n = int(round(L.psi_p * d)), int(round(pn * d))
+                p, n = _checks.size(L.psi_p, d), _checks.size(pn, d)
                 for s in L.seeds_at(d):
                     first = s == L.seeds_at(d)[0] and (L.theory == "all_d" or d == max(L.ds))
                     lab = dict(t=L.t, psi_p=L.psi_p, psi_n=pn, d=d, seed=s)
