@@ -21,8 +21,27 @@ from ._util import check_fraction
 from .diffusion import delta
 from .results import Curves, Spectrum, Thresholds, Timescales
 
-__all__ = ["first_crossing", "tau_gen", "tau_mem", "memorisation_edge", "memorisation_upper_edge", "population_edge",
+__all__ = ["NAMES", "first_crossing", "tau_gen", "tau_mem", "memorisation_edge", "memorisation_upper_edge", "population_edge",
            "spectral_tau", "extract"]
+
+
+NAMES = {
+    "tau_gen": "τ_gen,curve",
+    "tau_gen_spectral": "τ_gen,quantile",
+    "tau_gen_thm32": "τ_gen,Thm3.2",
+    "tau_mem": "τ_mem,curve",
+    "tau_mem_abs": "τ_mem,abs",
+    "tau_mem_spectral": "τ_mem,quantile",
+    "tau_mem_thm32": "τ_mem,Thm3.2",
+}
+"""One name per definition of a timescale, the same in the main job, the report and the docs (docs/theory.md §6.1–6.2):
+
+* ``τ_gen,curve``: first τ with E_score ≤ (1 + gen_frac)·min (§6.1); ``τ_mem,curve``: first τ with
+  L_gen ≥ mem_frac·final; ``τ_mem,abs``: first τ with L_gen ≥ mem_abs;
+* ``τ_gen,quantile`` = ψ_p/(Δ_t λ_pop) and ``τ_mem,quantile`` = ψ_p/(Δ_t λ_mem), with the edges λ_pop, λ_mem read
+  by the quantile rule from a spectrum (the simulated one, or Theorem 3.1's density at the same ψ's) (§6.2);
+* ``τ_gen,Thm3.2`` and ``τ_mem,Thm3.2``: Theorem 3.2's closed forms, from the d → ∞ support edges (§4.8).
+"""
 
 
 def first_crossing(tau, y, level: float, upward: bool) -> float:

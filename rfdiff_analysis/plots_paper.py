@@ -150,23 +150,26 @@ def _learning_curves(P, S, R):
         a2.semilogx(th.curves.tau, r.theory.curves.train_loss, color="k", ls=":", lw=0.8)
         a2.semilogx(th.curves.tau, th.curves.test_loss, color="k", ls="-.", lw=0.8)
         tm_s, tm_t = r.simulation.timescales.tau_mem, th.timescales.tau_mem
+        b1.semilogx(c.tau / pn, c.gen_gap / c.gen_gap[-1], color=col)
+        b1.semilogx(th.curves.tau / pn, th.curves.gen_gap / th.curves.gen_gap[-1], color=col, ls=":", lw=1)
         if _finite(tm_s):
-            b1.semilogx(c.tau / tm_s, c.gen_gap / c.gen_gap[-1], color=col)
+            b2.semilogx(c.tau / tm_s, c.gen_gap / c.gen_gap[-1], color=col)
         if _finite(tm_t):
-            b2.semilogx(c.tau / tm_t, c.gen_gap / c.gen_gap[-1], color=col)
             b2.semilogx(th.curves.tau / tm_t, th.curves.gen_gap / th.curves.gen_gap[-1], color=col, ls=":", lw=1)
     a1.set_ylabel(r"$E_{score}$ (— exact, ⋯ theory)")
     a2.set_ylabel("train (—) / test (--) loss; theory black")
     a2.set_ylim(0, 1.8)
     for a in (a1, a2):
         a.set_xlabel(r"training time $\tau$")
-    b1.set_xlabel(r"$\tau/\tau_{mem}$ (simulation's own $\tau_{mem}$)")
-    b2.set_xlabel(r"$\tau/\tau_{mem}$ (theory's $\tau_{mem}$, same rule)")
-    for b, sp in ((b1, S.collapse.by_simulation_tau_mem), (b2, S.collapse.by_theory_tau_mem)):
-        b.set_ylabel(r"$L_{gen}/L_{gen}(\tau_{max})$")
-        b.set_title("spread of log10 τ/τ_mem at 10 / 90 % of the final gap: "
-                    + " / ".join(f"{sp.get(k, math.nan):.2f}" for k in (0.1, 0.9)), fontsize=8)
-        b.set_xlim(1e-4, 1e3)
+    b1.set_xlabel(r"$\tau/\psi_n$ (the paper's rescaling: $\tau_{mem} \propto n$)")
+    b2.set_xlabel(r"$\tau/\tau_{mem}$ (each curve's own; zero spread at ½ by construction)")
+    col = S.collapse
+    for b, k in ((b1, "psi_n"), (b2, "own_tau_mem")):
+        b.set_ylabel(r"$L_{gen}/L_{gen}(\tau_{max})$ (— exact, ⋯ theory)")
+        b.set_title(f"spread (decades) at 90 % of the final gap: simulation (median over seeds) "
+                    f"{np.nanmedian(col.simulation[k][0.9]):.2f}, theory {col.theory[k][0.9]:.2f}; "
+                    f"unrescaled {np.nanmedian(col.simulation['none'][0.9]):.2f} / {col.theory['none'][0.9]:.2f}",
+                    fontsize=7)
     a1.legend(ncol=2)
     fig.suptitle(rf"RF score, tanh, $\psi_p$={L.psi_p:g}, t={L.t:g}, d={L.d} (seed {S.seeds[0]})")
     fig.tight_layout()
@@ -330,13 +333,19 @@ def _procedure(P, S, R):
     a1.semilogx(m.tau, m.train_loss, "k--", label="exact mean trajectory (same steps)")
     a1.semilogx(c.tau, c.test_loss, "C1", label="test, fresh-noise GD")
     a1.semilogx(m.tau, m.test_loss, "k:", label="test, mean trajectory")
-    a2.semilogx(c.tau, 100 * (c.train_loss - m.train_loss) / m.train_loss, "C3", label="measured")
+    a2.semilogx(S.tau, 100 * S.relative_train_excess, "C3",
+                label=f"measured (mean over {len(S.noise_seeds)} noise seeds)")
     a3.loglog(c.tau, c.score_error, "C3", label="fresh-noise GD")
     a3.loglog(m.tau, m.score_error, "k--", label="mean trajectory")
     fl = S.floor
     if fl is not None:
-        a2.semilogx(fl.tau, 100 * fl.predicted_train_excess / np.interp(fl.tau, m.tau, m.train_loss), "ko",
-                    mfc="none", label="predicted floor (gradient-noise covariance in U's eigenbasis)")
+        ref = np.interp(fl.tau, m.tau, m.train_loss)
+        a2.errorbar(fl.tau, 100 * fl.measured_train_excess / ref,
+                    yerr=100 * np.array([fl.measured_train_excess - fl.measured_train_excess_lo,
+                                         fl.measured_train_excess_hi - fl.measured_train_excess]) / ref,
+                    fmt="none", ecolor="C3", capsize=3, label="measured at the checkpoints (95 % interval)")
+        a2.semilogx(fl.tau, 100 * fl.predicted_train_excess / ref, "ko",
+                    mfc="none", label="predicted floor (noise covariance along the mean trajectory's history)")
         a3.loglog(fl.tau, np.interp(fl.tau, m.tau, m.score_error) + fl.predicted_score_excess, "ko",
                   mfc="none", label="mean + predicted excess")
     a1.set_ylabel("loss")
@@ -346,7 +355,8 @@ def _procedure(P, S, R):
         a.set_xlabel(r"$\tau = k\eta/d^2$")
         a.legend(fontsize=6)
     Rr = P.procedure
-    fig.suptitle(f"Fresh-noise GD at lr {Rr.lr_factor:g}·d/Δ_t vs the exact mean trajectory: d={Rr.d}, "
+    fig.suptitle(f"Fresh-noise GD at lr {Rr.lr_factor:g}·d/Δ_t vs the exact mean trajectory "
+                 f"({len(S.noise_seeds)} noise seeds, one drawn in the left and right panels): d={Rr.d}, "
                  f"ψ_p={Rr.psi_p:g}, ψ_n={Rr.psi_n:g}, t={Rr.t:g}, {Rr.steps} steps")
     fig.tight_layout()
     return fig

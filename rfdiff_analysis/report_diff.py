@@ -3,7 +3,7 @@
 
 Example: python -m rfdiff_analysis.report_diff old/REPORT.md new/REPORT.md
 Rows are matched by their claim text, else by that text with its numbers blanked out (then by
-position among equal texts). Every number of a row's cells is compared as printed, except in the
+position among equal texts); columns by their names in each table's header. Every number of a row's cells is compared as printed, except in the
 verdict, of which only the outcome (agree, disagree, inconclusive, …) is compared: its reason
 restates the numbers in the rule's own words. Prints one line per difference (claim, column,
 old → new) and the rows only one side has; exits 1 if anything differs.
@@ -15,11 +15,20 @@ import sys
 from pathlib import Path
 
 NUMBER = re.compile(r"[-−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-COLUMNS = ("claim", "paper", "theory", "simulation", "extrapolation", "verdict", "procedure")
+def claims_header(text: str) -> list[str]:
+    """The column names of the "## Claims" table (the first cell is "claim"; the verdict column is "verdict")."""
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Claims"
+            continue
+        if inside and line.startswith("| claim |"):
+            return [c.strip() for c in line.strip().strip("|").split(" | ")]
+    return []
 
 
 def claims_rows(text: str) -> list[list[str]]:
-    """The cells of every row of the "## Claims" table."""
+    """The cells of every row of the "## Claims" table, keyed by the header's column names."""
     rows, inside = [], False
     for line in text.splitlines():
         if line.startswith("## "):
@@ -45,6 +54,7 @@ def _outcome(cell: str) -> str:
 def diff(old_text: str, new_text: str) -> list[str]:
     """Lines describing every difference in the numbers (and verdict outcomes) of the two claims tables."""
     old, new = claims_rows(old_text), claims_rows(new_text)
+    cols_old, cols_new = claims_header(old_text), claims_header(new_text)
     exact: dict = {}
     shaped: dict = {}
     for i, row in enumerate(new):
@@ -67,12 +77,14 @@ def diff(old_text: str, new_text: str) -> list[str]:
         if j is None:
             out.append(f"only in the old report: {row[0]}")
             continue
-        for k, (a, b) in enumerate(zip(row, new[j])):
-            if k == 5:
+        cells_old, cells_new = dict(zip(cols_old, row)), dict(zip(cols_new, new[j]))
+        for k in [c for c in cols_old if c in cells_new]:
+            a, b = cells_old.get(k, ""), cells_new[k]
+            if k == "verdict":
                 if _outcome(a) != _outcome(b):
                     out.append(f"{row[0][:110]} | verdict: {_outcome(a)} → {_outcome(b)}")
             elif numbers(a) != numbers(b):
-                out.append(f"{row[0][:110]} | {COLUMNS[k] if k < len(COLUMNS) else k}: {a} → {b}")
+                out.append(f"{row[0][:110]} | {k.split(' (')[0]}: {a} → {b}")
     out += [f"only in the new report: {new[j][0]}" for j in range(len(new)) if j not in used]
     return out
 

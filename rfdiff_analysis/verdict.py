@@ -99,17 +99,21 @@ def judge(estimate: Estimate, reference: float, tolerance: float = 0.0, relative
     return Verdict(INCONCLUSIVE, estimate, r, tol, f"the interval [{lo:.4g}, {hi:.4g}] {why} {band}")
 
 
-def judge_power_law(local: LocalExponents, exponent: float, tolerance: float, *,
+def judge_power_law(local: LocalExponents, exponent, tolerance: float, *,
                     min_seeds: int = MIN_SEEDS) -> Verdict:
     """``y ∝ x^exponent`` over the range of ``local``: each local slope judged by :func:`judge` (docs/theory.md §6.4).
 
+    ``exponent``: one number (the paper's law), or one reference slope per point of ``local`` (e.g. the
+    theory's exact local slopes at the same x: simulation against theory, point by point).
     agree — every local slope agrees; disagree — some local slope disagrees; no verdict — some slope
     cannot be judged (a point, too few seeds, NaN); inconclusive — otherwise. ``estimate`` spans the
     slopes: value their mean, interval from the lowest ``lo`` to the highest ``hi``.
     """
-    pts = tuple(judge(e, exponent, tolerance, min_seeds=min_seeds) for e in local.estimates())
+    refs = np.broadcast_to(np.asarray(exponent, dtype=np.float64), np.shape(local.x))
+    pts = tuple(judge(e, float(r), tolerance, min_seeds=min_seeds) for e, r in zip(local.estimates(), refs))
     if not pts:
         raise ValueError("local must hold at least one point")
+    exponent = float(refs[0]) if np.all(refs == refs[0]) else "the reference slopes"
     s = np.asarray(local.slope, dtype=np.float64)
     span = Estimate(float(np.mean(s)), float(np.min(local.lo)), float(np.max(local.hi)), local.level,
                     int(np.min(local.seeds)), local.method)
@@ -118,19 +122,28 @@ def judge_power_law(local: LocalExponents, exponent: float, tolerance: float, *,
     tol = float(tolerance)
     bad = [i for i, v in enumerate(pts) if not v.judged]
     if bad:
-        return Verdict(pts[bad[0]].outcome, span, exponent, tol,
+        return Verdict(pts[bad[0]].outcome, span, _ref_value(refs), tol,
                        f"local slope at x = {x[bad[0]]:.4g}: {pts[bad[0]].reason}", pts)
     off = [i for i, v in enumerate(pts) if v.outcome == DISAGREE]
     if off:
-        return Verdict(DISAGREE, span, exponent, tol,
-                       f"local slope {s[off[0]]:.3g} at x = {x[off[0]]:.4g} is outside {exponent:g} ± {tol:g} "
+        return Verdict(DISAGREE, span, _ref_value(refs), tol,
+                       f"local slope {s[off[0]]:.3g} at x = {x[off[0]]:.4g} is outside {_ref(refs[off[0]])} ± {tol:g} "
                        f"({len(off)} of {len(pts)} points, {rng})", pts)
     if all(v.outcome == AGREE for v in pts):
-        return Verdict(AGREE, span, exponent, tol,
-                       f"every local slope ({s.min():.3g} … {s.max():.3g}) lies within {exponent:g} ± {tol:g}, {rng}",
+        return Verdict(AGREE, span, _ref_value(refs), tol,
+                       f"every local slope ({s.min():.3g} … {s.max():.3g}) lies within {_ref(exponent)} ± {tol:g}, {rng}",
                        pts)
     first = next(i for i, v in enumerate(pts) if v.outcome == INCONCLUSIVE)
-    return Verdict(INCONCLUSIVE, span, exponent, tol, f"local slope at x = {x[first]:.4g}: {pts[first].reason}", pts)
+    return Verdict(INCONCLUSIVE, span, _ref_value(refs), tol, f"local slope at x = {x[first]:.4g}: {pts[first].reason}", pts)
+
+
+def _ref(r) -> str:
+    return r if isinstance(r, str) else f"{float(r):.3g}"
+
+
+def _ref_value(refs: np.ndarray) -> float:
+    """The reference a power-law verdict records: the exponent, or the mean of per-point reference slopes."""
+    return float(np.mean(refs))
 
 
 def law_holds(local: LocalExponents, exponent: float, tolerance: float) -> np.ndarray:

@@ -13,11 +13,12 @@ import time
 
 from rfdiff_cli import common
 
-TABLE = [  # label, field of Timescales (or final curve value), printed for simulation | theory | theory d → ∞
-    ("τ_gen (E_score ≤ (1+{gen_frac:g})·min)", "tau_gen"), ("τ_mem (L_gen ≥ {mem_frac:g}·final)", "tau_mem"),
-    ("τ_mem (L_gen ≥ {mem_abs:g})", "tau_mem_abs"), ("λ_mem (quantile 1−n/p+1/2p)", "lambda_mem"),
-    ("τ_mem spectral ψ_p/(Δ_t λ_mem)", "tau_mem_spectral"), ("λ_pop (quantile 1−d/p+1/2p)", "lambda_pop"),
-    ("τ_gen spectral ψ_p/(Δ_t λ_pop)", "tau_gen_spectral"), ("min E_score", "min_score_error"),
+TABLE = [  # label, field of Timescales (or final curve value), printed for simulation | theory | theory d → ∞;
+    # the timescales' names are rfdiff.timescales.NAMES (one per definition, as in the report and the docs)
+    ("{tau_gen}: E_score ≤ (1+{gen_frac:g})·min", "tau_gen"), ("{tau_mem}: L_gen ≥ {mem_frac:g}·final", "tau_mem"),
+    ("{tau_mem_abs}: L_gen ≥ {mem_abs:g}", "tau_mem_abs"), ("λ_mem (quantile 1−n/p+1/2p)", "lambda_mem"),
+    ("{tau_mem_spectral} = ψ_p/(Δ_t λ_mem)", "tau_mem_spectral"), ("λ_pop (quantile 1−d/p+1/2p)", "lambda_pop"),
+    ("{tau_gen_spectral} = ψ_p/(Δ_t λ_pop)", "tau_gen_spectral"), ("min E_score", "min_score_error"),
     ("final L_gen", "final_gap"), ("final train loss", "train_loss"), ("final test loss", "test_loss")]
 
 
@@ -109,6 +110,7 @@ def grid_end_notes(named_sides) -> list[str]:
 
 
 def print_table(res) -> None:
+    from rfdiff.timescales import NAMES
     cfg, th = res.config, res.study.options.thresholds
     sides = [res.simulation, res.theory, res.theory_d_inf]
     print(f"\nRF score  d={cfg.d} p={cfg.p} n={cfg.n} t={cfg.t:g} {cfg.activation} {cfg.data.kind} seed={cfg.seed}"
@@ -123,11 +125,12 @@ def print_table(res) -> None:
                 cells.append(common.fmt(s.curves.final().get(key)))
             else:
                 cells.append(cell(s.timescales, key, getattr(s.timescales, key), s.curves.tau))
-        print(f"{label.format(**vars(th)):<36}" + "".join(f"{c:>13}" for c in cells))
+        print(f"{label.format(**vars(th), **NAMES):<36}" + "".join(f"{c:>13}" for c in cells))
     if res.prediction is not None:
         p = res.prediction
-        print(f"{'Theorem 3.2: τ_gen, τ_mem spectral':<36}{'':>13}{common.fmt(p.tau_gen_spectral):>13}"
-              f"{common.fmt(p.tau_mem_asymptotic):>13}")
+        for name, value in ((NAMES["tau_gen_thm32"] + " (support edge of ρ_2)", p.tau_gen_spectral),
+                            (NAMES["tau_mem_thm32"] + " (support edge of ρ_1)", p.tau_mem_asymptotic)):
+            print(f"{name:<36}{'':>13}{'':>13}{common.fmt(value):>13}")      # d → ∞ quantities: their column
     print("(every row read by the same rule from both sides; theory: finite-d norm correction for the train loss "
           "and spectrum, test loss and score error by the d → ∞ deterministic equivalent)")
     for line in grid_end_notes(zip(("simulation", "theory", "theory d→∞"), sides)):

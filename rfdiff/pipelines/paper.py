@@ -22,12 +22,12 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .. import dynamics, fluctuations, training
-from .._util import stream_key
+from .._util import check_fraction, stream_key
 from ..diffusion import delta
 from ..fluctuations import FloorPrediction
 from ..model import build_problem, DataSpec, RFConfig
 from ..results import Curves, register
-from ..stats import Estimate, fit_finite_size, fit_power_law, mean_ci, PowerLawFit
+from ..stats import Estimate, fit_finite_size, fit_power_law, local_exponents, LocalExponents, mean_ci, PowerLawFit
 from ..study import resolve, run_study, Study, StudyOptions, StudyResult, TauGrid
 from ..theory import classify_bulks, ge_constants, solve_spectrum
 from ..theory.asymptotics import tau_mem_asymptotic
@@ -41,7 +41,7 @@ __all__ = ["FIGURES", "PRESETS", "ACTIVATION", "Label", "Results", "MissingResul
            "MEMORISATION", "DYNAMICAL", "ARCHITECTURAL", "LadderPoint", "LadderBlock", "LadderSummary", "SpectrumEntry",
            "SpectrumSummary", "SeedTimescales", "Collapse", "CurvesSummary", "SeedSpread", "MinScoreSummary",
            "ExponentFits", "SigmaXSummary", "AdamSummary", "ScalingFits", "ScalingSummary", "HeatmapCell",
-           "HeatmapSummary", "PhaseSummary", "FloorComparison", "ProcedureSummary"]
+           "HeatmapSummary", "PhaseSummary", "FloorComparison", "ProcedureSummary", "SeedTable", "COLLAPSE_FRACTIONS"]
 
 FIGURES = ("finite_size_scaling", "spectrum", "learning_curves", "min_score", "sigma_x", "adam", "scaling",
            "heatmap", "phase", "procedure")
@@ -117,15 +117,17 @@ class Ladder:
 @register
 @dataclasses.dataclass(frozen=True)
 class SpectrumSizes:
-    """Fig. 4: isotropic data and ρ_Σ = ½δ_0.5 + ½δ_1.5 at each ψ_n, one draw, with the theory's densities."""
+    """Fig. 4: isotropic data and ρ_Σ = ½δ_0.5 + ½δ_1.5 at each ψ_n over ``seeds`` (the first drawn), with the
+    theory's densities."""
 
     d: int
     psi_p: float
     psi_ns: tuple
     t: float
+    seeds: tuple = (0,)
 
     def __post_init__(self):
-        _validate(self, ints=("d",), floats=("psi_p", "t"), float_seqs=("psi_ns",))
+        _validate(self, ints=("d",), floats=("psi_p", "t"), float_seqs=("psi_ns",), seed_seqs=("seeds",))
 
 
 @register
@@ -152,7 +154,7 @@ class MinScoreSizes(CurvesSizes):
 @register
 @dataclasses.dataclass(frozen=True)
 class SigmaXSizes:
-    """Fig. 12: τ_mem against ψ_n for each data scale σ_x."""
+    """Fig. 12: τ_mem against ψ_n for each data scale σ_x over ``seeds`` (the theory with the first)."""
 
     d: int
     psi_p: float
@@ -168,7 +170,8 @@ class SigmaXSizes:
 @register
 @dataclasses.dataclass(frozen=True)
 class AdamSizes:
-    """Fig. 15: Adam (step ``eta``, ``steps`` steps) on the exact loss; steps to L_gen = ``gap_level`` against n."""
+    """Fig. 15: Adam (step ``eta``, ``steps`` steps) on the exact loss; steps to L_gen = ``gap_fraction`` of its final
+    value against n (the claim's form: τ_mem by the report's rule), and to the absolute level ``gap_level``."""
 
     d: int
     psi_p: float
@@ -178,10 +181,12 @@ class AdamSizes:
     steps: int
     gap_level: float
     seeds: tuple
+    gap_fraction: float = 0.5
 
     def __post_init__(self):
         _validate(self, ints=("d", "steps"), floats=("psi_p", "t", "eta", "gap_level"), float_seqs=("psi_ns",),
                   seed_seqs=("seeds",))
+        object.__setattr__(self, "gap_fraction", check_fraction("gap_fraction", self.gap_fraction))
 
 
 @register
@@ -231,7 +236,9 @@ class PhaseSizes:
 @register
 @dataclasses.dataclass(frozen=True)
 class ProcedureSizes:
-    """Fresh-noise GD at the authors' learning rate ``lr_factor``·d/Δ_t against its mean trajectory."""
+    """Fresh-noise GD at the authors' learning rate ``lr_factor``·d/Δ_t against its mean trajectory: one draw of
+    (W, X), ``noise_seeds`` independent fresh-noise runs on it, the floor predicted with ``draws`` Monte Carlo
+    gradients per history node at ``checks`` checkpoints (docs/theory.md §7.2)."""
 
     d: int
     psi_p: float
@@ -242,9 +249,11 @@ class ProcedureSizes:
     n_log: int
     draws: int
     checks: int
+    noise_seeds: tuple = (0,)
 
     def __post_init__(self):
-        _validate(self, ints=("d", "steps", "n_log", "checks"), floats=("psi_p", "psi_n", "t", "lr_factor"))
+        _validate(self, ints=("d", "steps", "n_log", "checks"), floats=("psi_p", "psi_n", "t", "lr_factor"),
+                  seed_seqs=("noise_seeds",))
         object.__setattr__(self, "draws", _checks.integer("draws", self.draws, 0))
 
 
@@ -287,29 +296,29 @@ PRESETS: dict[str, Preset] = {
         "full",
         ladder=(Ladder((16, 24, 32, 48, 64, 100), 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2), (3, 4)),
                 Ladder((16, 24, 32, 48, 64, 100), 64.0, (8.0,), 0.01, (0, 1, 2), (3, 4))),
-        spectrum=SpectrumSizes(100, 64.0, (8.0, 32.0), 0.01),
+        spectrum=SpectrumSizes(100, 64.0, (8.0, 32.0), 0.01, (0, 1, 2, 3, 4)),
         learning_curves=CurvesSizes(100, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2, 3, 4)),
         min_score=MinScoreSizes(100, 32.0, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), 0.01, tuple(range(10))),
-        sigma_x=SigmaXSizes(100, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0.5, 2.0), (0,)),
+        sigma_x=SigmaXSizes(64, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0.5, 2.0), (0, 1, 2, 3, 4)),
         adam=AdamSizes(32, 32.0, (2.0, 4.0, 8.0, 16.0), 0.1, 1e-3, 60000, 0.3, (0, 1, 2, 3, 4)),
-        scaling=ScalingSizes(8, 8192, (12, 16, 24, 32, 64, 128, 256, 512), 0.1, (0, 1, 2), 64,
+        scaling=ScalingSizes(8, 8192, (12, 16, 24, 32, 64, 128, 256, 512), 0.1, (0, 1, 2, 3, 4), 64,
                              (1024, 2048, 4096, 8192)),
         heatmap=HeatmapSizes(12, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0), (4.0, 8.0, 16.0, 32.0, 64.0, 128.0), 0.1,
                              (1e3, 1e4)),
         phase=PhaseSizes((1e2, 1e3, 1e4, 1e5), 0.1),
-        procedure=ProcedureSizes(100, 64.0, 8.0, 0.1, 20000, 1e-2, 40, 64, 6)),
+        procedure=ProcedureSizes(32, 64.0, 8.0, 0.1, 20000, 1e-2, 40, 64, 6, tuple(range(8)))),
     "quick": Preset(
         "quick",
         ladder=(Ladder((8, 12, 16), 64.0, (4.0, 8.0), 0.1, (0, 1, 2), (3, 4)),),
-        spectrum=SpectrumSizes(16, 64.0, (8.0, 32.0), 0.01),
+        spectrum=SpectrumSizes(16, 64.0, (8.0, 32.0), 0.01, (0, 1, 2, 3, 4)),
         learning_curves=CurvesSizes(16, 64.0, (4.0, 8.0), 0.1, (0, 1, 2, 3, 4)),
         min_score=MinScoreSizes(16, 32.0, (1.0, 2.0, 4.0, 8.0, 16.0), 0.01, (0, 1, 2, 3, 4)),
-        sigma_x=SigmaXSizes(12, 64.0, (4.0, 8.0, 16.0), 0.1, (0.5, 2.0), (0,)),
+        sigma_x=SigmaXSizes(12, 64.0, (4.0, 8.0, 16.0), 0.1, (0.5, 2.0), (0, 1, 2, 3, 4)),
         adam=AdamSizes(8, 32.0, (2.0, 4.0, 8.0), 0.1, 1e-2, 8000, 0.3, (0, 1, 2, 3, 4)),
         scaling=ScalingSizes(8, 1024, (12, 16, 24, 32, 48, 64), 0.1, (0, 1, 2, 3, 4), 32, (256, 512, 1024)),
         heatmap=HeatmapSizes(8, (1.0, 2.0, 8.0, 32.0), (4.0, 16.0, 64.0), 0.1, (1e3, 1e4)),
         phase=PhaseSizes((1e2, 1e3, 1e4, 1e5), 0.1),
-        procedure=ProcedureSizes(16, 16.0, 4.0, 0.1, 2000, 1e-2, 16, 64, 4)),
+        procedure=ProcedureSizes(16, 16.0, 4.0, 0.1, 2000, 1e-2, 16, 64, 4, tuple(range(5)))),
 }
 
 
@@ -353,8 +362,9 @@ class TrainingUnit:
     eta: float = 1e-2
     steps: int = 10000
     n_log: int = 60
-    draws: int = 0          # Monte Carlo draws per checkpoint for the fluctuation floor (0: none)
+    draws: int = 0          # Monte Carlo draws per history node for the fluctuation floor (0: none)
     checks: int = 6         # checkpoints where the floor is predicted
+    noise_seed: int = 0     # the fresh-noise (and Adam) stream on the config's draw of (W, X)
 
 
 @register
@@ -381,14 +391,15 @@ def run_density(unit: DensityUnit) -> Density:
 
 
 def run_training(unit: TrainingUnit) -> TrainingOutcome:
-    """Train (key ``stream_key(seed, "training")``); for gradient descent add the exact mean trajectory and, with
-    ``draws``, the fluctuation floor at ``checks`` log-spaced checkpoints (key ``stream_key(seed, "fluctuations")``,
-    :func:`rfdiff.fluctuations.predict_floor`, docs/theory.md §7.2)."""
+    """Train (key ``stream_key(seed, "training", noise_seed)``); for gradient descent add the exact mean trajectory
+    and, with ``draws``, the fluctuation floor at ``checks`` log-spaced checkpoints, its noise covariance evaluated
+    along the mean trajectory's history (key ``stream_key(seed, "fluctuations")``,
+    :func:`rfdiff.fluctuations.predict_floor_history`, docs/theory.md §7.2)."""
     cfg = unit.config
     prob = build_problem(cfg)
     tc = training.TrainConfig(optimizer=unit.optimizer, eta=unit.eta, tau_max=unit.steps * unit.eta / cfg.d**2,
                               n_log=unit.n_log, noise=unit.noise, log_chunk=20)
-    res = training.train_problem(stream_key(cfg.seed, "training"), tc, prob)
+    res = training.train_problem(stream_key(cfg.seed, "training", unit.noise_seed), tc, prob)
     if unit.optimizer != "gd":
         return TrainingOutcome(res.curves, res.step)
     dyn = dynamics.from_problem(prob)
@@ -396,8 +407,9 @@ def run_training(unit: TrainingUnit) -> TrainingOutcome:
     if not unit.draws:
         return TrainingOutcome(res.curves, res.step, mean)
     idx = np.unique(np.round(np.geomspace(1, res.step.size, unit.checks)).astype(int) - 1)
-    floor = fluctuations.predict_floor(stream_key(cfg.seed, "fluctuations"), dyn, prob.pop.U, prob.W, prob.X,
-                                       res.curves.tau[idx], res.step[idx], unit.eta, unit.draws, cfg.activation)
+    floor = fluctuations.predict_floor_history(stream_key(cfg.seed, "fluctuations"), dyn, prob.pop.U, prob.W, prob.X,
+                                               res.curves.tau[idx], res.step[idx], unit.eta, unit.draws,
+                                               cfg.activation)
     return TrainingOutcome(res.curves, res.step, mean, floor)
 
 
@@ -534,7 +546,9 @@ def _plan_spectrum(P: Preset) -> dict:
         p, n = int(round(S.psi_p * S.d)), int(round(pn * S.d))
         for data, atoms in (("isotropic", None), ("spectrum", ATOMS_2)):
             lab = dict(t=S.t, psi_p=S.psi_p, psi_n=pn, data=data)
-            out[Label("study", d=S.d, **lab)] = _study(S.d, p, n, S.t, 0, data=data, atoms=atoms)
+            for s in S.seeds:
+                out[Label("study", d=S.d, seed=s, **lab)] = _study(S.d, p, n, S.t, s, data=data, atoms=atoms,
+                                                                   theory=(s == S.seeds[0]))
             out[Label("density", **lab)] = DensityUnit(S.t, S.psi_p, pn, atoms, None, DENSITY_GRID)
             out[Label("density_d", d=S.d, **lab)] = DensityUnit(S.t, S.psi_p, pn, atoms, S.d, DENSITY_GRID)
     return out
@@ -549,7 +563,7 @@ def _plan_seeds(S) -> dict:
 def _plan_sigma_x(P: Preset) -> dict:
     S = P.sigma_x
     return {Label("study", t=S.t, d=S.d, psi_p=S.psi_p, psi_n=pn, seed=s, sigma_x=sx):
-            _study(S.d, int(S.psi_p * S.d), int(pn * S.d), S.t, s, sigma_x=sx)
+            _study(S.d, int(S.psi_p * S.d), int(pn * S.d), S.t, s, sigma_x=sx, theory=(s == S.seeds[0]))
             for sx in S.sigma_x for pn in S.psi_ns for s in S.seeds}
 
 
@@ -582,11 +596,13 @@ def _plan_procedure(P: Preset) -> dict:
     d, t = R.d, R.t
     p, n = int(R.psi_p * d), int(R.psi_n * d)
     eta = p * R.lr_factor * d / delta(t)   # the authors' lr 1e-2·d/Δ_t acts on A/√p
-    lab = dict(t=t, d=d, psi_p=R.psi_p, psi_n=R.psi_n, seed=0)
-    return {Label("fresh_noise_gd", **lab): TrainingUnit(RFConfig(d=d, p=p, n=n, t=t, seed=0, n_emp=2048,
-                                                                  activation=ACTIVATION),
-                                                         "gd", "fresh", eta, R.steps, R.n_log, R.draws, R.checks),
-            Label("gradient_flow", **lab): _study(d, p, n, t, 0)}
+    lab = dict(t=t, d=d, psi_p=R.psi_p, psi_n=R.psi_n)
+    cfg = RFConfig(d=d, p=p, n=n, t=t, seed=0, n_emp=2048, activation=ACTIVATION)
+    out = {Label("fresh_noise_gd", seed=k, **lab):   # one (W, X); the floor predicted once, with the first noise seed
+           TrainingUnit(cfg, "gd", "fresh", eta, R.steps, R.n_log, R.draws if k == R.noise_seeds[0] else 0, R.checks, k)
+           for k in R.noise_seeds}
+    out[Label("gradient_flow", seed=0, **lab)] = _study(d, p, n, t, 0)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -635,6 +651,58 @@ def _fit(points) -> PowerLawFit:
 
 # ----------------------------------------------------------------------------------------------
 # summaries
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SeedTable:
+    """Per-seed values of quantities at the points ``x`` (``simulation[q][i][j]``: seed ``seeds[i]`` at ``x[j]``,
+    NaN where missing or excluded by :func:`rfdiff_analysis`'s stated degenerate-point rule) and the theory's exact
+    value per point (``theory[q][j]``): what the local-exponent verdicts read (docs/theory.md §6.4)."""
+
+    x: tuple
+    seeds: tuple
+    simulation: dict
+    theory: dict
+
+    def local(self, q: str, side: str) -> Optional[LocalExponents]:
+        """Local exponents d log q / d log x of one side ("simulation": seed means with delta-method intervals;
+        "theory": exact), over the points where that side has a value; None with fewer than two."""
+        y = np.asarray(self.simulation[q] if side == "simulation" else self.theory.get(q, ()), dtype=np.float64)
+        if y.size == 0:
+            return None
+        keep = np.isfinite(y).any(axis=0) if y.ndim == 2 else np.isfinite(y)
+        if keep.sum() < 2:
+            return None
+        x = np.asarray(self.x, dtype=np.float64)[keep]
+        return local_exponents(x, y[..., keep])
+
+
+def _seed_table(R: "Results", labels, x_of, quantities: dict, theory: dict) -> SeedTable:
+    """A :class:`SeedTable` from ``labels``: ``x_of(label)`` the point, ``quantities[q](result)`` the simulation's
+    value (or None: theory only), ``theory[q](result)`` the theory's (read from the seed that carries it)."""
+    xs = sorted({x_of(lab) for lab in labels})
+    seeds = sorted({lab.seed for lab in labels})
+    sim = {q: [[math.nan] * len(xs) for _ in seeds] for q, f in quantities.items() if f is not None}
+    th = {q: [math.nan] * len(xs) for q in theory}
+    for lab in labels:
+        r, j, i = R[lab], xs.index(x_of(lab)), seeds.index(lab.seed)
+        for q, f in quantities.items():
+            if f is not None:
+                sim[q][i][j] = float(f(lab, r))
+        if theory and _has_theory(r):
+            for q, f in theory.items():
+                th[q][j] = float(f(lab, r))
+    return SeedTable(tuple(xs), tuple(seeds), {q: tuple(map(tuple, v)) for q, v in sim.items()},
+                     {q: tuple(v) for q, v in th.items()})
+
+
+def _sim(q):
+    return lambda lab, r: _value(r, "simulation", q)
+
+
+def _th(q):
+    return lambda lab, r: _value(r, "theory_d_inf", q)
 
 
 @register
@@ -696,7 +764,8 @@ def _summarize_ladder(P: Preset, R: Results) -> LadderSummary:
 @register
 @dataclasses.dataclass(frozen=True)
 class SpectrumEntry:
-    """Fig. 4 at one (data, ψ_n): bulk edges and the atom at s_t² on both sides, with the labels drawn."""
+    """Fig. 4 at one (data, ψ_n): bulk edges and the atom at s_t² on both sides, the simulation's as means over
+    the seeds with their intervals (the same rule on each draw), with the labels drawn (``study``: first seed)."""
 
     data: str
     psi_n: float
@@ -708,12 +777,14 @@ class SpectrumEntry:
     atom_weight_formula: float
     atom_weight_asymptotic: float
     theory_atom_mass: float
-    simulation_atom_mass: float
+    simulation_atom_mass: Estimate
     atom_cut: float
     theory_nonconverged: Optional[int]
     study: Label
     density: Label
     density_d: Label
+    seeds: tuple = ()
+    simulation_mem_bulk_per_seed: tuple = ()
 
 
 @register
@@ -729,29 +800,39 @@ class SpectrumSummary:
 
 
 def _summarize_spectrum(P: Preset, R: Results) -> SpectrumSummary:
+    S = P.spectrum
     out = []
-    for lab in R.labels("study"):
-        r = R[lab]
-        pred = r.prediction_d_inf
-        lab_b = pred.bulk_labels or {}
-        pop = [pred.edges[k] for k in lab_b.get("population", [])]
-        mem_k = lab_b.get("memorisation")
-        first = min(e[0] for e in pred.edges) if pred.edges else math.nan
-        cut = math.sqrt(pred.atom_location * first) if pred.edges else math.nan   # between the atom and the first bulk
-        sim_sp, th_sp = r.simulation.spectrum, r.theory_d_inf.spectrum
-        atom_mass = lambda sp: float(sp.weights[sp.nodes < cut].sum())  # noqa: E731  the same rule on both sides
-        coords = dict(t=lab.t, psi_p=lab.psi_p, psi_n=lab.psi_n, data=lab.data)
-        nonconv = pred.diagnostics.get("n_nonconverged")
-        out.append(SpectrumEntry(
-            lab.data, lab.psi_n,
-            (min(e[0] for e in pop), max(e[1] for e in pop)) if pop else None,
-            (_value(r, "simulation", "lambda_pop"), float(sim_sp.nodes.max())),
-            None if mem_k is None else tuple(float(x) for x in pred.edges[mem_k]),
-            (_value(r, "simulation", "lambda_mem"), _value(r, "simulation", "lambda_mem_upper")),
-            (_value(r, "theory", "lambda_mem"), _value(r, "theory", "lambda_mem_upper")),
-            pred.atom_weight_formula, pred.atom_weight_asymptotic, atom_mass(th_sp), atom_mass(sim_sp), cut,
-            None if nonconv is None else int(nonconv),
-            lab, Label("density", **coords), Label("density_d", d=lab.d, **coords)))
+    for pn in S.psi_ns:
+        for data in ("isotropic", "spectrum"):
+            labs = R.labels("study", psi_n=pn, data=data)
+            first = next(lab for lab in labs if _has_theory(R[lab]))
+            r = R[first]
+            pred = r.prediction_d_inf
+            lab_b = pred.bulk_labels or {}
+            pop = [pred.edges[k] for k in lab_b.get("population", [])]
+            mem_k = lab_b.get("memorisation")
+            low = min(e[0] for e in pred.edges) if pred.edges else math.nan
+            cut = math.sqrt(pred.atom_location * low) if pred.edges else math.nan  # between the atom and the first bulk
+            atom_mass = lambda sp: float(sp.weights[sp.nodes < cut].sum())  # noqa: E731  the same rule on both sides
+            sims = [R[lab] for lab in labs]
+            per_seed = lambda f: mean_ci([f(x) for x in sims])  # noqa: E731
+            coords = dict(t=first.t, psi_p=first.psi_p, psi_n=pn, data=data)
+            nonconv = pred.diagnostics.get("n_nonconverged")
+            out.append(SpectrumEntry(
+                data, pn,
+                (min(e[0] for e in pop), max(e[1] for e in pop)) if pop else None,
+                (per_seed(lambda x: _value(x, "simulation", "lambda_pop")),
+                 per_seed(lambda x: float(x.simulation.spectrum.nodes.max()))),
+                None if mem_k is None else tuple(float(x) for x in pred.edges[mem_k]),
+                (per_seed(lambda x: _value(x, "simulation", "lambda_mem")),
+                 per_seed(lambda x: _value(x, "simulation", "lambda_mem_upper"))),
+                (_value(r, "theory", "lambda_mem"), _value(r, "theory", "lambda_mem_upper")),
+                pred.atom_weight_formula, pred.atom_weight_asymptotic, atom_mass(r.theory_d_inf.spectrum),
+                per_seed(lambda x: atom_mass(x.simulation.spectrum)), cut,
+                None if nonconv is None else int(nonconv),
+                first, Label("density", **coords), Label("density_d", d=first.d, **coords),
+                tuple(lab.seed for lab in labs),
+                tuple((_value(x, "simulation", "lambda_mem"), _value(x, "simulation", "lambda_mem_upper")) for x in sims)))
     for e in out:       # the densities are drawn with the study: a missing one is an error here, not in the plot
         for lab in (e.density, e.density_d):
             R[lab]
@@ -767,20 +848,31 @@ class SeedTimescales:
     tau_mem: Estimate
 
 
+COLLAPSE_FRACTIONS = (0.25, 0.5, 0.75, 0.9)
+"""Fractions of the final L_gen at which the collapse of Fig. 5A/B is measured."""
+RESCALINGS = ("none", "psi_n", "own_tau_mem")
+"""The collapse's rescalings of τ: none (the control: what no collapse gives), τ/ψ_n (the paper's, τ_mem ∝ n) and
+τ/τ_mem of each curve (zero spread at ½ by construction)."""
+
+
 @register
 @dataclasses.dataclass(frozen=True)
 class Collapse:
-    """Spread of log10 τ/τ_mem at fractions of the final gap (:func:`collapse_spread`), by which τ_mem rescales."""
+    """Spread (decades, max − min of log10) across the ψ_n's of the time at which L_gen reaches each fraction of
+    its final value (:func:`collapse_spread`), under each rescaling of :data:`RESCALINGS`: per seed for the
+    simulation (``simulation[rescaling][fraction]``: one value per seed) and for the theory's curves
+    (``theory[rescaling][fraction]``) (docs/theory.md §6.1)."""
 
-    by_simulation_tau_mem: dict
-    by_theory_tau_mem: dict
-    theory_by_theory_tau_mem: dict
+    fractions: tuple
+    simulation: dict
+    theory: dict
 
 
 @register
 @dataclasses.dataclass(frozen=True)
 class CurvesSummary:
-    """Fig. 5A/B: per ψ_n the timescales over seeds; τ_gen's power law in n on both sides; the collapse;
+    """Fig. 5A/B: per ψ_n the timescales over seeds; τ_gen's power law in n on both sides (a description); the
+    per-seed timescales of both definitions against n (``table``, what the verdicts read); the collapse;
     ``shown``: the study drawn per ψ_n (first seed, with the theory)."""
 
     seeds: tuple
@@ -789,29 +881,40 @@ class CurvesSummary:
     tau_gen_fit_theory: PowerLawFit
     collapse: Collapse
     shown: dict
+    table: Optional[SeedTable] = None
 
 
-def collapse_spread(curves: list, tau_mem: list, fractions=(0.1, 0.25, 0.75, 0.9)) -> dict:
-    """Spread (max − min of log10) across curves of the rescaled time τ/τ_mem at which each gap reaches a
+def collapse_spread(curves: list, scale: list, fractions=COLLAPSE_FRACTIONS) -> dict:
+    """Spread (max − min of log10) across curves of the rescaled time τ/scale at which each gap reaches a
     fraction of its final value; one number per fraction (the collapse of Fig. 5A/B, docs/theory.md §6.1).
-    Curves without a positive final gap or τ_mem do not take part."""
+    Curves without a positive final gap or scale do not take part."""
     out = {}
     for f in fractions:
         xs = []
-        for c, tm in zip(curves, tau_mem):
+        for c, sc in zip(curves, scale):
             gap = getattr(c, "gen_gap", None)
-            if not (tm > 0) or gap is None or not gap[-1] > 0:
+            if not (sc > 0) or gap is None or not gap[-1] > 0:
                 continue
             x = first_crossing(c.tau, gap, f * gap[-1], upward=True)
             if math.isfinite(x):
-                xs.append(math.log10(x / tm))
+                xs.append(math.log10(x / sc))
         out[float(f)] = float(np.ptp(xs)) if len(xs) >= 2 else math.nan
     return out
+
+
+def _collapse(curves: list, psi_ns: list, tau_mem: list) -> dict:
+    return {"none": collapse_spread(curves, [1.0] * len(curves)), "psi_n": collapse_spread(curves, psi_ns),
+            "own_tau_mem": collapse_spread(curves, tau_mem)}
+
+
+TAU_GEN_THM32 = lambda lab, r: r.prediction_d_inf.tau_gen_spectral      # noqa: E731  Theorem 3.2 (§4.8)
+TAU_MEM_THM32 = lambda lab, r: r.prediction_d_inf.tau_mem_asymptotic    # noqa: E731  Theorem 3.2 (§4.8)
 
 
 def _summarize_curves(P: Preset, R: Results) -> CurvesSummary:
     L = P.learning_curves
     sim_gen, th_gen, per, shown, rs = [], [], {}, {}, []
+    by_seed = {s: ([], [], []) for s in L.seeds}
     for pn in L.psi_ns:
         tg, tm = [], []
         for lab in R.labels("study", psi_n=pn):
@@ -819,16 +922,22 @@ def _summarize_curves(P: Preset, R: Results) -> CurvesSummary:
             tg.append(_value(r, "simulation", "tau_gen"))
             tm.append(_value(r, "simulation", "tau_mem"))
             sim_gen.append((pn * L.d, tg[-1]))
+            c, pns, tms = by_seed[lab.seed]
+            c.append(r.simulation.curves), pns.append(pn), tms.append(tm[-1])
             if _has_theory(r):
                 th_gen.append((pn * L.d, _value(r, "theory_d_inf", "tau_gen")))
                 shown[pn] = lab
                 rs.append(r)
         per[pn] = SeedTimescales(mean_ci(tg), mean_ci(tm))
-    th_tm = [_value(r, "theory_d_inf", "tau_mem") for r in rs]
-    col = Collapse(collapse_spread([r.simulation.curves for r in rs], [_value(r, "simulation", "tau_mem") for r in rs]),
-                   collapse_spread([r.simulation.curves for r in rs], th_tm),
-                   collapse_spread([r.theory_d_inf.curves for r in rs], th_tm))
-    return CurvesSummary(tuple(L.seeds), per, _fit(sim_gen), _fit(th_gen), col, shown)
+    sims = [_collapse(*by_seed[s]) for s in L.seeds]
+    sim = {k: {f: tuple(x[k][f] for x in sims) for f in COLLAPSE_FRACTIONS} for k in RESCALINGS}
+    th = _collapse([r.theory_d_inf.curves for r in rs], [lab.psi_n for lab in shown.values()],
+                   [_value(r, "theory_d_inf", "tau_mem") for r in rs])
+    qs = ("tau_gen", "tau_gen_spectral", "tau_mem", "tau_mem_spectral")
+    table = _seed_table(R, R.labels("study"), lambda lab: int(round(lab.psi_n * L.d)), {q: _sim(q) for q in qs},
+                        {**{q: _th(q) for q in qs}, "tau_gen_thm32": TAU_GEN_THM32, "tau_mem_thm32": TAU_MEM_THM32})
+    return CurvesSummary(tuple(L.seeds), per, _fit(sim_gen), _fit(th_gen), Collapse(COLLAPSE_FRACTIONS, sim, th),
+                         shown, table)
 
 
 @register
@@ -850,6 +959,7 @@ class MinScoreSummary:
     fit_theory: PowerLawFit
     points_simulation: tuple
     points_theory: tuple
+    table: Optional[SeedTable] = None
 
 
 def _summarize_min_score(P: Preset, R: Results) -> MinScoreSummary:
@@ -863,7 +973,9 @@ def _summarize_min_score(P: Preset, R: Results) -> MinScoreSummary:
             if _has_theory(r):
                 th.append((pn, _value(r, "theory_d_inf", "min_score_error")))
         per[pn] = SeedSpread(mean_ci(vals), float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
-    return MinScoreSummary(per, _fit(sim), _fit(th), tuple(sim), tuple(th))
+    table = _seed_table(R, R.labels("study"), lambda lab: lab.psi_n, {"min_score_error": _sim("min_score_error")},
+                        {"min_score_error": _th("min_score_error")})
+    return MinScoreSummary(per, _fit(sim), _fit(th), tuple(sim), tuple(th), table)
 
 
 @register
@@ -882,6 +994,7 @@ class SigmaXSummary:
 
     per_sigma_x: dict
     shown: dict
+    tables: Optional[dict] = None
 
 
 def _summarize_sigma_x(P: Preset, R: Results) -> SigmaXSummary:
@@ -893,38 +1006,49 @@ def _summarize_sigma_x(P: Preset, R: Results) -> SigmaXSummary:
         for lab in R.labels("study", sigma_x=sx):
             r = R[lab]
             sim.append((lab.psi_n, _value(r, "simulation", "tau_mem")))
-            th.append((lab.psi_n, _value(r, "theory_d_inf", "tau_mem")))
+            if _has_theory(r):
+                th.append((lab.psi_n, _value(r, "theory_d_inf", "tau_mem")))
             if lab.seed == S.seeds[0]:
                 shown[sx][lab.psi_n] = lab
         per[sx] = ExponentFits(_fit(sim), _fit(th))
-    return SigmaXSummary(per, shown)
+    tables = {sx: _seed_table(R, R.labels("study", sigma_x=sx), lambda lab: lab.psi_n, {"tau_mem": _sim("tau_mem")},
+                              {"tau_mem": _th("tau_mem"), "tau_mem_thm32": TAU_MEM_THM32}) for sx in S.sigma_x}
+    return SigmaXSummary(per, shown, tables)
 
 
 @register
 @dataclasses.dataclass(frozen=True)
 class AdamSummary:
-    """Fig. 15: Adam steps to L_gen = ``gap_level`` per n over seeds and their power law in n;
+    """Fig. 15: Adam steps to L_gen = ``gap_fraction`` of its final value per n over seeds (``per_n``, and per seed in
+    ``table``: "steps_fraction"; "steps_level" the steps to the absolute ``gap_level``, "level_fraction" that level as
+    a fraction of the final gap) and the power-law fit of the fraction steps in n (a description);
     ``shown[n]``: the run drawn (first seed)."""
 
     per_n: dict
     fit_steps_vs_n: PowerLawFit
     gap_level: float
     shown: dict
+    gap_fraction: float = 0.5
+    table: Optional[SeedTable] = None
 
 
 def _summarize_adam(P: Preset, R: Results) -> AdamSummary:
     A = P.adam
     pts, per, shown = [], {}, {}
+    rule = lambda r: tm_rule(r.step.astype(float), r.curves.gen_gap, A.gap_fraction, A.gap_level)  # noqa: E731
     for pn in A.psi_ns:
         vals = []
         for lab in R.labels("adam", psi_n=pn):
-            r = R[lab]
-            steps_at = tm_rule(r.step.astype(float), r.curves.gen_gap, 0.5, A.gap_level)["tau_mem_abs"]
+            steps_at = rule(R[lab])["tau_mem"]
             vals.append(steps_at)
             pts.append((lab.n, steps_at))
             shown.setdefault(lab.n, lab)
         per[int(pn * A.d)] = mean_ci(vals)
-    return AdamSummary(per, _fit(pts), A.gap_level, shown)
+    table = _seed_table(R, R.labels("adam"), lambda lab: lab.n,
+                        {"steps_fraction": lambda lab, r: rule(r)["tau_mem"],
+                         "steps_level": lambda lab, r: rule(r)["tau_mem_abs"],
+                         "level_fraction": lambda lab, r: A.gap_level / float(r.curves.gen_gap[-1])}, {})
+    return AdamSummary(per, _fit(pts), A.gap_level, shown, A.gap_fraction, table)
 
 
 @register
@@ -949,6 +1073,7 @@ class ScalingSummary:
     psi_p_over_psi_n_min: float
     d: int
     p: int
+    table_vs_n: Optional[SeedTable] = None
 
 
 def _summarize_scaling(P: Preset, R: Results) -> ScalingSummary:
@@ -969,7 +1094,13 @@ def _summarize_scaling(P: Preset, R: Results) -> ScalingSummary:
                 pts["tau_gen_theory"].append((x, _value(r, "theory_d_inf", "tau_gen")))
         fits = {k: (_fit(v) if len(v) >= 2 else None) for k, v in pts.items()}
         out[var] = ScalingFits(**fits, points={k: tuple(v) for k, v in pts.items()})
-    return ScalingSummary(out["vs_n"], out["vs_p"], S.p / max(S.ns), S.d, S.p)
+    def masked(q, side):            # the stated degenerate-point rule (n ≤ d: no memorisation bulk) on both sides
+        return lambda lab, r: _value(r, side, q) if not (q.startswith("tau_mem") and lab.n <= S.d) else math.nan
+    qs = ("tau_mem", "tau_mem_spectral", "tau_gen", "tau_gen_spectral")
+    table = _seed_table(R, R.labels("vs_n"), lambda lab: lab.n, {q: masked(q, "simulation") for q in qs},
+                        {**{q: masked(q, "theory_d_inf") for q in qs}, "tau_gen_thm32": TAU_GEN_THM32,
+                         "tau_mem_thm32": TAU_MEM_THM32})
+    return ScalingSummary(out["vs_n"], out["vs_p"], S.p / max(S.ns), S.d, S.p, table)
 
 
 @register
@@ -1071,48 +1202,73 @@ def _summarize_phase(P: Preset, R: Results) -> PhaseSummary:
 @register
 @dataclasses.dataclass(frozen=True, eq=False)
 class FloorComparison:
-    """At the floor's checkpoints: measured and predicted excess of fresh-noise GD over its mean trajectory."""
+    """At the floor's checkpoints: the measured excess of fresh-noise GD over its mean trajectory (mean over the
+    noise seeds, with its 95 % t-interval ``*_lo``, ``*_hi``) and the predicted one (docs/theory.md §7.2)."""
 
     tau: np.ndarray
+    steps: np.ndarray
     measured_train_excess: np.ndarray
+    measured_train_excess_lo: np.ndarray
+    measured_train_excess_hi: np.ndarray
     predicted_train_excess: np.ndarray
     measured_score_excess: np.ndarray
+    measured_score_excess_lo: np.ndarray
+    measured_score_excess_hi: np.ndarray
     predicted_score_excess: np.ndarray
+    noise_seeds: int
+
+    def estimate(self, which: str, i: int) -> Estimate:
+        """The measured excess (``which`` = "train" or "score") at checkpoint ``i`` as an :class:`Estimate`."""
+        m = getattr(self, f"measured_{which}_excess")
+        return Estimate(float(m[i]), float(getattr(self, f"measured_{which}_excess_lo")[i]),
+                        float(getattr(self, f"measured_{which}_excess_hi")[i]), 0.95, self.noise_seeds,
+                        f"mean over {self.noise_seeds} seeds, t-interval")
 
 
 @register
 @dataclasses.dataclass(frozen=True, eq=False)
 class ProcedureSummary:
-    """Fresh-noise GD against the exact mean trajectory: the relative train excess over τ, the minimal score
-    errors, the floor (None without Monte Carlo draws) and the gradient-flow study's minimal score error."""
+    """Fresh-noise GD against the exact mean trajectory over the noise seeds: the relative train excess over τ
+    (mean over seeds), the minimal score errors (fresh: mean over seeds with its interval), the floor (None
+    without Monte Carlo draws) and the gradient-flow study's minimal score error."""
 
     tau: np.ndarray
     relative_train_excess: np.ndarray
     max_relative_train_excess: float
     min_relative_train_excess_late: float
-    min_score_error_fresh: float
+    min_score_error_fresh: Estimate
     min_score_error_mean: float
     eta: float
     steps: int
     floor: Optional[FloorComparison]
     gradient_flow_min_score_error: float
     training: Label
+    noise_seeds: tuple = ()
 
 
 def _summarize_procedure(P: Preset, R: Results) -> ProcedureSummary:
-    lab_tr, lab_st = R.labels("fresh_noise_gd")[0], R.labels("gradient_flow")[0]
-    tr, st, unit = R[lab_tr], R[lab_st], R.unit(lab_tr)
-    c, m = tr.curves, tr.mean
-    rel = (c.train_loss - m.train_loss) / m.train_loss
+    labs, lab_st = R.labels("fresh_noise_gd"), R.labels("gradient_flow")[0]
+    runs, st = [R[lab] for lab in labs], R[lab_st]
+    lab_tr = next(lab for lab in labs if R.unit(lab).draws)
+    tr, unit = R[lab_tr], R.unit(lab_tr)
+    c, m = tr.curves, tr.mean                       # one (W, X): the mean trajectory is the same for every noise seed
+    train = np.array([r.curves.train_loss for r in runs])
+    rel = (train.mean(axis=0) - m.train_loss) / m.train_loss
     floor = None
     if unit.draws:
         f = tr.floor
         j = np.searchsorted(c.tau, f.tau)
-        floor = FloorComparison(f.tau, c.train_loss[j] - m.train_loss[j], f.train_excess,
-                                c.score_error[j] - m.score_error[j], f.score_excess)
+        ests = {}
+        for which, mean_curve, pred in (("train", m.train_loss, f.train_excess), ("score", m.score_error, f.score_excess)):
+            ex = [mean_ci([float(getattr(r.curves, "train_loss" if which == "train" else "score_error")[jj] -
+                                 mean_curve[jj]) for r in runs]) for jj in j]
+            ests[which] = (np.array([e.value for e in ex]), np.array([e.lo for e in ex]), np.array([e.hi for e in ex]),
+                           np.asarray(pred))
+        floor = FloorComparison(f.tau, f.steps, *ests["train"], *ests["score"], len(runs))
     return ProcedureSummary(c.tau, rel, float(np.max(rel)), float(np.min(rel[c.tau >= c.tau[-1] / 100])),
-                            float(np.min(c.score_error)), float(np.min(m.score_error)), unit.eta, unit.steps, floor,
-                            _value(st, "simulation", "min_score_error"), lab_tr)
+                            mean_ci([float(np.min(r.curves.score_error)) for r in runs]), float(np.min(m.score_error)),
+                            unit.eta, unit.steps, floor, _value(st, "simulation", "min_score_error"), lab_tr,
+                            tuple(lab.seed for lab in labs))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,14 +25,15 @@ def _entry(figure, preset, summary):
 
 def test_negative_extrapolation_is_flagged_not_judged():
     rows = report.rows_from({"finite_size_scaling": _entry("finite_size_scaling", "quick", _ladder(-300.0))})
-    (tm,) = [r for r in rows if r[0].startswith("tau_mem at")]
-    assert report.FAILED_EXTRAPOLATION in tm[5]
-    assert "agree" not in tm[5] and "inconclusive" not in tm[5]
-    others = [r for r in rows if not r[0].startswith("tau_mem at")]
-    assert others and all(report.FAILED_EXTRAPOLATION not in r[5] for r in others)
+    (tm,) = [r for r in rows if r.id.endswith("tau_mem.d_inf")]
+    assert report.FAILED_EXTRAPOLATION in tm.verdict_text
+    assert "agree" not in tm.verdict_text and "inconclusive" not in tm.verdict_text
+    others = [r for r in rows if not r.id.endswith("tau_mem.d_inf")]
+    assert others and all(report.FAILED_EXTRAPOLATION not in r.verdict_text for r in others)
     (ok,) = [r for r in report.rows_from({"finite_size_scaling": _entry("finite_size_scaling", "quick",
-                                                                        _ladder(1.02))}) if r[0].startswith("tau_mem at")]
-    assert report.FAILED_EXTRAPOLATION not in ok[5] and ok[5].startswith(("**agree**", "**disagree**", "*inconclusive*"))
+                                                                        _ladder(1.02))}) if r.id.endswith("tau_mem.d_inf")]
+    assert report.FAILED_EXTRAPOLATION not in ok.verdict_text
+    assert ok.verdict_text.startswith(("**agree**", "**disagree**", "*inconclusive*"))
 
 
 def test_report_refuses_mixed_presets_and_names_its_folder(tmp_path):
@@ -66,7 +67,8 @@ def test_rows_without_a_verdict_say_why_instead_of_inconclusive():
     from rfdiff_analysis import verdict
     v = verdict.judge(Estimate(0.36), 0.48, 0.02)
     assert not v.judged
-    row = report._row("claim", "p", "t", "s", "x", v)
-    assert row[5].startswith("*no verdict (point)*") and "inconclusive" not in row[5]
-    judged = report._row("claim", "p", "t", "s", "x", verdict.judge(Estimate(1.0, 0.99, 1.01), 1.0, 0.1))
-    assert judged[5].startswith("**agree**")
+    row = report.Row("x", "g", "claim", "p", "—", "t", "—", "s", v)
+    assert row.verdict_text.startswith("*no verdict (point)*") and "inconclusive" not in row.verdict_text
+    judged = report.Row("x", "g", "claim", "p", "—", "t", "—", "s",
+                        verdict.judge(Estimate(1.0, 0.99, 1.01, n=5, method="mean over 5 seeds"), 1.0, 0.1))
+    assert judged.verdict_text.startswith("**agree**")

@@ -111,3 +111,29 @@ def test_degenerate_points_by_rule():
     assert degenerate(4050, 64, 4096, "lambda_mem") is not None      # n + d ≥ p
     assert degenerate(512, 64, 4096, "tau_mem") is None
     assert degenerate(64, 64, 4096, "tau_gen") is None
+
+
+def test_power_law_against_per_point_reference_slopes():
+    """Simulation against theory slope by slope: each local slope judged against the reference slope at its x."""
+    n = np.geomspace(10, 448, 7)
+    L = np.log(n / 10)
+    theory = local_exponents(n, np.exp(1.3 * L - 0.06 * L**2))           # curved: slopes 1.3 → 0.84
+    rng = np.random.default_rng(2)
+    sim = local_exponents(n, np.exp(1.3 * L - 0.06 * L**2) * np.exp(0.005 * rng.standard_normal((8, n.size))))
+    assert judge_power_law(sim, theory.slope, 0.1).outcome == AGREE        # same curve: agrees point by point
+    assert judge_power_law(sim, 1.0, 0.1).outcome == DISAGREE             # but it is not ∝ n
+    shifted = theory.slope.copy()
+    shifted[3] += 0.5                                                     # one reference slope off: disagree
+    v = judge_power_law(sim, shifted, 0.1)
+    assert v.outcome == DISAGREE and [p.outcome for p in v.points].count(DISAGREE) == 1
+    with pytest.raises(ValueError):
+        judge_power_law(sim, np.ones(n.size + 1), 0.1)                  # one reference per point, or one number
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.floats(-2, 2), shift=st.floats(-1, 1), tol=st.floats(0.01, 0.5))
+def test_per_point_references_equal_the_scalar_rule_when_constant(a, shift, tol):
+    """A constant per-point reference gives exactly the verdict of the scalar exponent."""
+    n = np.geomspace(4, 64, 5)
+    le = local_exponents(n, n ** a)
+    assert judge_power_law(le, np.full(n.size, a + shift), tol).outcome == judge_power_law(le, a + shift, tol).outcome

@@ -74,8 +74,8 @@ def test_a_quick_run_never_mixes_into_a_full_report(tmp_path, capsys):
 
 
 def test_one_figure_end_to_end(tmp_path):
-    """``--quick --only procedure --serial`` (the smallest figure: 2 units, about 15 s on 2 idle cores) writes the
-    figure, its manifest entry and the report; a second run takes every unit from the cache."""
+    """``--quick --only procedure --serial`` (the smallest figure: 6 units, about 25 s on 2 idle cores) writes the
+    figure, its manifest entry, the report and its verdicts as data; a second run takes every unit from the cache."""
     proc = subprocess.run(_cmd(tmp_path, "--only", "procedure", "--serial"), capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -88,11 +88,14 @@ def test_one_figure_end_to_end(tmp_path):
     assert isinstance(summary, paper.ProcedureSummary) and entry["sizes"] == paper.PRESETS["quick"].procedure
     assert math.isfinite(summary.eta) and summary.gradient_flow_min_score_error > 0
     report = (figs / "REPORT.md").read_text()
-    assert "| claim |" in report and "procedure" in report
+    assert "| claim |" in report and "procedure" in report and "## In one screen" in report
+    rows = json.loads((figs / "VERDICTS.json").read_text())
+    assert {r["id"] for r in rows} >= {"procedure.floor.train", "procedure.floor.score"}
+    n_units = len(paper.plan("procedure", paper.PRESETS["quick"]))
     again = subprocess.run(_cmd(tmp_path, "--only", "procedure", "--serial", "--no-report", "--overwrite"), capture_output=True,
                            text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "0 computed, 2 from the cache" in again.stdout
+    assert f"0 computed, {n_units} from the cache" in again.stdout
 
 
 @pytest.mark.slow
