@@ -261,6 +261,14 @@ def _log_derivative_operator(lx: np.ndarray) -> np.ndarray:
     return np.gradient(np.eye(lx.size), lx, axis=0, edge_order=2 if lx.size >= 3 else 1)
 
 
+def _apply(D: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``D @ v`` where a NaN of ``v`` spoils only the rows whose stencil uses it (NaN · 0 would spoil every row)."""
+    bad = ~np.isfinite(v)
+    out = D @ np.where(bad, 0.0, v)
+    out[(np.abs(D[:, bad]) > 0).any(axis=1)] = np.nan
+    return out
+
+
 def local_exponents(x, y, level: float = 0.95) -> LocalExponents:
     """Local exponent ``a(x) = d log y / d log x`` at every point of ``x`` (docs/theory.md §6.4).
 
@@ -282,7 +290,7 @@ def local_exponents(x, y, level: float = 0.95) -> LocalExponents:
     if y.ndim == 1:
         with np.errstate(invalid="ignore", divide="ignore"):
             ly = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
-        s = D @ ly
+        s = _apply(D, ly)
         return LocalExponents(x, s, s.copy(), s.copy(), np.zeros(x.size, dtype=np.int64), level,
                               "exact (second-order finite differences of log y in log x)")
     ok = np.isfinite(y)
@@ -292,7 +300,7 @@ def local_exponents(x, y, level: float = 0.95) -> LocalExponents:
         var = np.where(k > 1, np.nansum(np.where(ok, (y - mean) ** 2, 0.0), axis=0) / np.maximum(k - 1, 1), np.nan)
         ly = np.where(mean > 0, np.log(np.where(mean > 0, mean, 1.0)), np.nan)
         var_ly = var / (np.maximum(k, 1) * mean ** 2)
-    s = D @ ly
+    s = _apply(D, ly)
     used = np.abs(D) > 0
     seeds = np.where(used, k[None, :], np.iinfo(np.int64).max).min(axis=1).astype(np.int64)
     with np.errstate(invalid="ignore"):

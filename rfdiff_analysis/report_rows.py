@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rfdiff.stats import Estimate, exact, mean_ci
+from rfdiff.stats import Estimate, exact, local_exponents, mean_ci
 from rfdiff.timescales import NAMES
 
 from rfdiff_analysis import verdict
@@ -184,6 +184,26 @@ def _extrapolation_failed(fit) -> bool:
     return math.isfinite(fit.a.value) and fit.a.value <= 0
 
 
+def _gap_row(blk, params: str):
+    """The relative train-loss gap of the exact model to the d → ∞ theory against n: does it close as 1/n?"""
+    th = blk.theory_d_inf.get("train_loss_inf", math.nan)
+    pts = blk.points["exact"]
+    if not pts or not math.isfinite(th):
+        return []
+    ns, seeds = sorted({pt.n for pt in pts}), sorted({pt.seed for pt in pts})
+    y = np.full((len(seeds), len(ns)), np.nan)
+    for pt in pts:
+        y[seeds.index(pt.seed), ns.index(pt.n)] = pt.values["train_loss_inf"] / th - 1
+    loc = local_exponents(np.asarray(ns, dtype=float), y)
+    tol, _ = _tol("exponent")
+    means = np.nanmean(y, axis=0)
+    ev = ", ".join(f"n = {n}: {100 * m:.2f} %" for n, m in zip(ns, means))
+    return [Row(f"ladder.t={blk.t:g},psi_n={blk.psi_n:g}.train_gap_exponent", "ladder: the gap closes as 1/n",
+                f"The exact model's relative train-loss gap to the d → ∞ theory closes as 1/n: its local slopes in n "
+                f"against −1 (tol {tol:g} on every slope; gap {ev})", params, "—", "—", "—", _slopes(loc),
+                verdict.judge_power_law(loc, -1.0, tol))]
+
+
 def ladder_rows(S, finite_d_column=None) -> list:
     rows = []
     for blk in S.blocks:
@@ -216,6 +236,7 @@ def ladder_rows(S, finite_d_column=None) -> list:
                                 f"model against the finite-d theory at the same d, {label} ({_tol_text(kind)})",
                                 f"{params}; judged at d = {dmax}", "—", f(th), f(ref), f"{f(est)} ({est.n} seeds)",
                                 _judge(est, ref, kind)))
+        rows += _gap_row(blk, params)
     return rows
 
 

@@ -137,3 +137,15 @@ def test_per_point_references_equal_the_scalar_rule_when_constant(a, shift, tol)
     n = np.geomspace(4, 64, 5)
     le = local_exponents(n, n ** a)
     assert judge_power_law(le, np.full(n.size, a + shift), tol).outcome == judge_power_law(le, a + shift, tol).outcome
+
+
+def test_a_non_positive_point_spoils_only_the_slopes_that_use_it():
+    """y ≤ 0 at one end (a gap that changes sign) leaves the far slopes finite (NaN · 0 once spoiled them all)."""
+    n = np.geomspace(8, 512, 7)
+    y = 1.0 / n
+    y[0] = -0.01
+    le = local_exponents(n, y)
+    assert np.isnan(le.slope[:2]).all() and np.allclose(le.slope[3:], -1.0)
+    seeds = np.vstack([y * (1 + 0.01 * k) for k in range(5)])
+    les = local_exponents(n, seeds)
+    assert np.isnan(les.slope[:2]).all() and np.isfinite(les.slope[3:]).all() and np.isfinite(les.lo[3:]).all()
