@@ -188,9 +188,9 @@ def _gap_row(blk, params: str):
     """The relative train-loss gap of the exact model to the d → ∞ theory against n: does it close as 1/n?"""
     th = blk.theory_d_inf.get("train_loss_inf", math.nan)
     pts = blk.points["exact"]
-    if not pts or not math.isfinite(th):
-        return []
     ns, seeds = sorted({pt.n for pt in pts}), sorted({pt.seed for pt in pts})
+    if len(ns) < 2 or not math.isfinite(th):
+        return []
     y = np.full((len(seeds), len(ns)), np.nan)
     for pt in pts:
         y[seeds.index(pt.seed), ns.index(pt.n)] = pt.values["train_loss_inf"] / th - 1

@@ -218,7 +218,7 @@ def _test_curves(taus, test_method, P, edges, activation, t, psi_p, psi_n, sx2_a
 def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float = 8.0, atoms=None,
             sigma_x2: Optional[float] = None, taus=None, test_loss: bool = True, ge_d: int = 64,
             ge_seeds: Sequence[int] = (0,), n_quad: int = 512, d: Optional[int] = None,
-            test_method: str = "auto") -> Prediction:
+            test_method: str = "auto", finite_d: bool = False) -> Prediction:
     """Theory predictions for one (activation, t, ρ_Σ, ψ_p, ψ_n): spectrum, spectral timescales, curves (docs/theory.md §4).
 
     ``d`` (optional) switches on the finite-d sample-norm correction of :func:`spectrum_params`
@@ -233,7 +233,21 @@ def predict(activation="tanh", t: float = 0.1, psi_p: float = 64.0, psi_n: float
     (§4.7; any ρ_Σ; d → ∞ equations even when ``d`` is given), or ``"ge"`` — the finite-d
     Gaussian-equivalent cross-check :func:`ge_finite_curves` at ``ge_d`` (its train curve in
     ``curves.extra["train_loss_ge"]``). Undefined values (e.g. no memorisation bulk) are NaN.
+
+    ``finite_d=True`` (needs ``d``; isotropic data) returns :func:`rfdiff.theory.finite_d.predict_finite_d`
+    instead: the train loss by the finite-d conditional kernel equivalent (docs/theory.md §8), every other
+    field as with ``d`` alone; ``diagnostics["finite_d_method"]`` and ``curves.method`` say which is which.
     """
+    if finite_d:
+        if d is None:
+            raise ValueError("d: finite_d=True needs the model's d")
+        if atoms is not None:
+            raise ValueError("atoms: the finite-d train loss (docs/theory.md §8) is for isotropic data; give sigma_x2")
+        if test_method not in ("auto", "de"):
+            raise ValueError(f"test_method: finite_d=True uses the deterministic equivalent, got {test_method!r}")
+        from .finite_d import predict_finite_d
+        return predict_finite_d(activation, t, psi_p, psi_n, d=d, sigma_x2=1.0 if sigma_x2 is None else sigma_x2,
+                                taus=taus, test_loss=test_loss)
     if test_method not in ("auto", "de", "ge"):
         raise ValueError(f"test_method must be 'auto', 'de' or 'ge', got {test_method!r}")
     if taus is not None:

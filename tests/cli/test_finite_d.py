@@ -30,3 +30,20 @@ def test_bad_flags_are_one_line_and_exit_2(flags, where, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and where in err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.filterwarnings("ignore:U. Mehler expansion not converged")
+def test_preset_rows_and_unaffordable_cells_say_size_and_cost(tmp_path, capsys, monkeypatch):
+    """--preset ingredient gives the documented rungs; a §8 cell above --max-dim-inf names n(d+1) and the cost, the τ column '—'."""
+    from rfdiff.pipelines import finite_d
+    monkeypatch.setattr(finite_d, "theory_curves", lambda rung: (np.full(6, 0.5), np.full(6, 0.6)))
+    monkeypatch.setattr(finite_d, "INGREDIENT_RUNGS", (finite_d.Rung(4, 4.0, 1.0, 0.1),))
+    argv = ["finite-d", "--preset", "ingredient", "--rung", "4,4,2,0.1", "--seeds", "1", "--cache", str(tmp_path / "c"),
+            "--max-dim", "0", "--max-dim-inf", "20"]
+    assert cli.main(argv) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split(" | ")[:3] for r in rows] == [["| 4", "4", "1"], ["| 4", "4", "2"]]
+    assert "τ → ∞ only" in rows[0] and "not computed" not in rows[0]          # n(d+1) = 20: the τ → ∞ route
+    assert "not computed: n(d+1) = 40" in rows[1] and "GiB per seed" in rows[1] and rows[1].endswith("| — |")
+    assert cli.main(argv[:1] + ["--seeds", "1", "--max-dim", "-1", "--preset", "ingredient"]) == 2
+    assert "--max-dim" in capsys.readouterr().err
