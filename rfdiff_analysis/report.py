@@ -76,18 +76,13 @@ FIGURE_ROWS = {"finite_size_scaling": rr.ladder_rows, "spectrum": rr.spectrum_ro
                "scaling": rr.scaling_rows, "phase": rr.phase_rows, "procedure": rr.procedure_rows}
 
 
-def rows_from(F: dict, finite_d_column=None) -> list:
+def rows_from(F: dict) -> list:
     """The report's rows (:class:`rfdiff_analysis.report_rows.Row`) from the manifest entries (each figure's typed
-    summary and sizes); ``finite_d_column(block, d)``: optional finite-d predictions for the ladder's third column."""
+    summary and sizes)."""
     rows = []
     for name, fn in FIGURE_ROWS.items():
-        if name not in F:
-            continue
-        entry = F[name]
-        if name == "finite_size_scaling":
-            rows += fn(entry["summary"], finite_d_column)
-        else:
-            rows += fn(entry["summary"], entry.get("sizes"))
+        if name in F:
+            rows += fn(F[name]["summary"], F[name].get("sizes"))
     return rows
 
 
@@ -136,7 +131,7 @@ def summary_table(rows: list) -> list:
     return lines
 
 
-def write_report(figdir, finite_d_column=None) -> Path:
+def write_report(figdir) -> Path:
     """Assemble ``figdir/REPORT.md``, ``figdir/VERDICTS.json`` and ``figdir/MANIFEST.json`` from ``figdir/manifest/``;
     :class:`MixedPresets` if the entries come from more than one preset."""
     figdir = Path(figdir)
@@ -144,7 +139,7 @@ def write_report(figdir, finite_d_column=None) -> Path:
     F = read_manifest(figdir)
     man = {k: {kk: _plain(vv) for kk, vv in v.items() if kk != "summary"} for k, v in F.items()}
     io.save_json(figdir / "MANIFEST.json", {"figures": man})
-    rows = rows_from(F, finite_d_column)
+    rows = rows_from(F)
     io.save_json(figdir / "VERDICTS.json", verdict_records(rows))
     modes = sorted({preset_of(v) for v in F.values()})
     tol_lines = [f"- **{k}**: {'±' if not why.startswith('relative') else ''}{tol:g}"

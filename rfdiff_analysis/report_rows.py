@@ -204,14 +204,13 @@ def _gap_row(blk, params: str):
                 verdict.judge_power_law(loc, -1.0, tol))]
 
 
-def ladder_rows(S, finite_d_column=None) -> list:
+def ladder_rows(S, sizes=None) -> list:
     rows = []
     for blk in S.blocks:
         params = _ladder_params(blk)
         key = f"t={blk.t:g},psi_n={blk.psi_n:g}"
         th_d = {int(k): v for k, v in blk.theory_finite_d.items()}
         dmax = max((pt.d for pt in blk.points["exact"]), default=None)
-        extra = finite_d_column(blk, dmax) if finite_d_column and dmax else {}
         for q, kind in LADDER_TOL.items():
             fe, fg = blk.fits[q]["exact"], blk.fits[q]["ge"]
             th = blk.theory_d_inf.get(q, math.nan)
@@ -230,12 +229,17 @@ def ladder_rows(S, finite_d_column=None) -> list:
             if dmax:
                 est = mean_ci([pt.values[q] for pt in blk.points["exact"] if pt.d == dmax])
                 ref, label = fd, "norm-corrected theory (docs/theory.md §4.5)"
-                if q in extra and math.isfinite(extra[q][0]):
-                    ref, label = extra[q]
                 rows.append(Row(f"ladder.{key}.{q}.finite_d", "ladder: finite-d theory", f"{q} at d = {dmax}: the exact "
                                 f"model against the finite-d theory at the same d, {label} ({_tol_text(kind)})",
                                 f"{params}; judged at d = {dmax}", "—", f(th), f(ref), f"{f(est)} ({est.n} seeds)",
                                 _judge(est, ref, kind)))
+        for d, (ref, source) in sorted(getattr(blk, "train_loss_section8", {}).items()):
+            est = mean_ci([pt.values["train_loss_inf"] for pt in blk.points["exact"] if pt.d == d])
+            rows.append(Row(f"ladder.{key}.train_loss_inf.section8.d={d}", "ladder: finite-d theory",
+                            f"train_loss_inf at d = {d}: the exact model against the finite-d theory of the train loss "
+                            f"(docs/theory.md §8: {source}) ({_tol_text('loss')})", f"{params}; judged at d = {d}", "—",
+                            f(blk.theory_d_inf.get("train_loss_inf", math.nan)), f(ref), f"{f(est)} ({est.n} seeds)",
+                            _judge(est, ref, "loss")))
         rows += _gap_row(blk, params)
     return rows
 

@@ -93,7 +93,8 @@ def _validate(obj, ints=(), floats=(), int_seqs=(), float_seqs=(), seed_seqs=())
 @dataclasses.dataclass(frozen=True)
 class Ladder:
     """One finite-size ladder: d over ``ds`` at fixed ψ_p and each ψ_n of ``psi_ns``, at t; ``seeds`` at every d,
-    ``extra_seeds`` added at the largest d; the theory rides with the first seed at every d (``theory="all_d"``)
+    ``extra_seeds`` added at the largest d and at the rungs ``full_seeds_at`` (where the finite-d theory of the
+    train loss is judged, docs/theory.md §8); the theory rides with the first seed at every d (``theory="all_d"``)
     or only at the largest (``"largest_d"``)."""
 
     ds: tuple
@@ -103,15 +104,19 @@ class Ladder:
     seeds: tuple
     extra_seeds: tuple = ()
     theory: str = "all_d"
+    full_seeds_at: tuple = ()
 
     def __post_init__(self):
         _validate(self, floats=("psi_p", "t"), int_seqs=("ds",), float_seqs=("psi_ns",), seed_seqs=("seeds",))
         object.__setattr__(self, "extra_seeds", tuple(_checks.seed(s, "extra_seeds") for s in self.extra_seeds))
+        object.__setattr__(self, "full_seeds_at", tuple(int(d) for d in self.full_seeds_at))
+        if not set(self.full_seeds_at) <= set(self.ds):
+            raise ValueError(f"full_seeds_at must be rungs of ds {self.ds}, got {self.full_seeds_at}")
         if self.theory not in ("all_d", "largest_d"):
             raise ValueError(f"theory must be 'all_d' or 'largest_d', got {self.theory!r}")
 
     def seeds_at(self, d: int) -> tuple:
-        return self.seeds + (self.extra_seeds if d == max(self.ds) else ())
+        return self.seeds + (self.extra_seeds if d == max(self.ds) or d in self.full_seeds_at else ())
 
 
 @register
@@ -294,7 +299,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "full": Preset(
         "full",
-        ladder=(Ladder((16, 24, 32, 48, 64, 100), 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2), (3, 4)),
+        ladder=(Ladder((16, 24, 32, 48, 64, 100), 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2), (3, 4),
+                       full_seeds_at=(32,)),
                 Ladder((16, 24, 32, 48, 64, 100), 64.0, (8.0,), 0.01, (0, 1, 2), (3, 4))),
         spectrum=SpectrumSizes(64, 64.0, (8.0, 32.0), 0.01, (0, 1, 2, 3, 4)),
         learning_curves=CurvesSizes(64, 64.0, (4.0, 8.0, 16.0, 32.0), 0.1, (0, 1, 2, 3, 4)),
@@ -309,7 +315,7 @@ PRESETS: dict[str, Preset] = {
         procedure=ProcedureSizes(32, 64.0, 8.0, 0.1, 20000, 1e-2, 40, 64, 6, tuple(range(8)))),
     "quick": Preset(
         "quick",
-        ladder=(Ladder((8, 12, 16), 64.0, (4.0, 8.0), 0.1, (0, 1, 2), (3, 4)),),
+        ladder=(Ladder((8, 12, 16), 64.0, (4.0, 8.0), 0.1, (0, 1, 2), (3, 4), full_seeds_at=(12,)),),
         spectrum=SpectrumSizes(16, 64.0, (8.0, 32.0), 0.01, (0, 1, 2, 3, 4)),
         learning_curves=CurvesSizes(16, 64.0, (4.0, 8.0), 0.1, (0, 1, 2, 3, 4)),
         min_score=MinScoreSizes(16, 32.0, (1.0, 2.0, 4.0, 8.0, 16.0), 0.01, (0, 1, 2, 3, 4)),
@@ -729,12 +735,25 @@ class LadderBlock:
     fits: dict
     theory_d_inf: dict
     theory_finite_d: dict
+    train_loss_section8: dict = dataclasses.field(default_factory=dict)
 
 
 @register
 @dataclasses.dataclass(frozen=True)
 class LadderSummary:
     blocks: tuple
+
+
+def _section8(L: Ladder, psi_n: float, ds: set) -> dict:
+    """The §8 finite-d train loss (docs/theory.md §8) at the rungs with the full seeds where it is affordable:
+    ``{d: (value, source)}`` (mean over the ladder's seeds' draws of X)."""
+    from ..theory.finite_d import MAX_DIM_INF, finite_d_column
+    out = {}
+    for d in sorted(ds & ({max(L.ds)} | set(L.full_seeds_at))):
+        if _checks.size(psi_n, d) * (d + 1) <= MAX_DIM_INF:
+            v = finite_d_column(ACTIVATION, L.t, L.psi_p, psi_n, d, seeds=L.seeds_at(d))["train_loss_inf"]
+            out[d] = (float(v.value), str(v.source))
+    return out
 
 
 def _summarize_ladder(P: Preset, R: Results) -> LadderSummary:
@@ -757,7 +776,8 @@ def _summarize_ladder(P: Preset, R: Results) -> LadderSummary:
             fits = {q: {m: fit_finite_size([pt.n for pt in points[m]], [pt.values[q] for pt in points[m]],
                                            exponents=FINITE_SIZE_EXPONENTS[q]) for m in points}
                     for q in LADDER_QUANTITIES}
-            blocks.append(LadderBlock(L.t, L.psi_p, pn, points, fits, theory_inf, theory_d))
+            blocks.append(LadderBlock(L.t, L.psi_p, pn, points, fits, theory_inf, theory_d,
+                                      _section8(L, pn, {pt.d for pt in points["exact"]})))
     return LadderSummary(tuple(blocks))
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
@@ -437,9 +437,11 @@ def finite_d_sources(n_sets: int) -> dict:
             "score_error": "d → ∞ deterministic equivalent (docs/theory.md §4.7): no finite-d score error (§8.5)"}
 
 
-@dataclasses.dataclass(frozen=True)
-class ColumnValue:
-    """One entry of the finite-d column: ``value`` (NaN where not predicted or not affordable) and its ``source``."""
+class ColumnValue(NamedTuple):
+    """One entry of the finite-d column: ``value`` (NaN where not predicted or not affordable) and its ``source``.
+
+    Immutable; unpacks as ``value, source = column[q]`` (a pair, as a report row takes it).
+    """
 
     value: float
     source: str

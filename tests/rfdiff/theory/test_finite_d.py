@@ -194,6 +194,8 @@ def test_finite_d_column_above_the_limit_is_nan_and_never_computed(monkeypatch):
     assert math.isnan(big["train_loss_inf"].value)
     assert "40400 > 6000" in big["train_loss_inf"].source and "GiB" in big["train_loss_inf"].source
     assert math.isfinite(big["lambda_mem"].value) and "§4.5" in big["lambda_mem"].source
+    value, source = big["lambda_mem"]                       # a (value, source) pair, as a report row unpacks it
+    assert (value, source) == (big["lambda_mem"].value, big["lambda_mem"].source) and big["lambda_mem"][0] == value
     for q in ("test_loss_inf", "tau_mem", "tau_gen", "min_score_error"):
         assert math.isnan(big[q].value) and "not predicted" in big[q].source
     with pytest.raises(ValueError, match="^seeds"):
