@@ -55,7 +55,7 @@ from .results import CURVE_FIELDS, Curves, Prediction, Spectrum, Thresholds, Tim
 from .timescales import extract
 
 __all__ = ["TauGrid", "StudyOptions", "Study", "Side", "StudyResult", "run", "run_study", "memory_estimate",
-           "available_memory", "choose_method", "choose_spectrum", "resolve", "route_cost", "theory_warnings",
+           "available_memory", "choose_method", "choose_spectrum", "resolve", "route_cost", "theory_sides", "theory_warnings",
            "METHODS", "MODELS", "NO_THEORY", "SPECTRA", "THEORY_MIN_D"]
 
 METHODS = ("auto", "lanczos", "dense", "streamed")
@@ -472,6 +472,20 @@ def _side(curves: Curves, spectrum: Optional[Spectrum], config: RFConfig, thresh
     return Side(grid, spectrum, ts, limit)
 
 
+def theory_sides(config: RFConfig, options: StudyOptions = StudyOptions()) -> tuple[Side, Side, Prediction, Prediction]:
+    """The theory columns of :func:`run` without the simulation: (finite-d side, d → ∞ side, and their
+    spectral predictions without curves), Theorem 3.1 with the norm correction of docs/theory.md §4.5.
+
+    The same curves on the same grid (``options.taus`` then τ = ∞) read by the same rule as in
+    :func:`run`, so a prediction made before a unit runs equals the theory column it will carry."""
+    taus = np.append(options.taus.values(), np.inf)
+    pred, pred_inf = _theory(config, data_law(config), taus)
+    theory = _side(pred.curves, pred.spectrum, config, options.thresholds)
+    theory_inf = _side(pred_inf.curves, pred_inf.spectrum, config, options.thresholds)
+    return (theory, theory_inf, dataclasses.replace(pred, curves=None, spectrum=None),
+            dataclasses.replace(pred_inf, curves=None, spectrum=None))
+
+
 def _fields(curves: Curves) -> dict:
     return {k: getattr(curves, k) for k in CURVE_FIELDS}
 
@@ -554,11 +568,7 @@ def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact
     theory = theory_inf = pred = pred_inf = None
     if options.theory and config.data.kind not in NO_THEORY:
         tell("theory")
-        pred, pred_inf = _theory(config, data_law(config), taus)
-        theory = _side(pred.curves, pred.spectrum, config, options.thresholds)
-        theory_inf = _side(pred_inf.curves, pred_inf.spectrum, config, options.thresholds)
-        pred = dataclasses.replace(pred, curves=None, spectrum=None)
-        pred_inf = dataclasses.replace(pred_inf, curves=None, spectrum=None)
+        theory, theory_inf, pred, pred_inf = theory_sides(config, options)
         lap("theory")
     return StudyResult(Study(config, options), sim, theory, theory_inf, pred, pred_inf, diag, warns, timings)
 

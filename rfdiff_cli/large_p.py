@@ -9,7 +9,8 @@ The exact model and its Gaussian-equivalent control at ψ_p = 256 (ψ_p = 512 ad
 (rfdiff.pipelines.large_p). The plan size and its estimated time are printed before anything runs
 (--estimate-only stops there); the units run small d first, one rung after the other, each cached
 in --out by a hash of its whole configuration, so an interrupted sweep resumes. --ds restricts the
-study to some rungs (the report then says what did not run and what it would take). Writes
+study to some rungs (the report then says what did not run and what it would take, and gives the
+theory's predictions for the rungs not all in the cache, written before they run). Writes
 <figdir>/<name>.png/.pdf (local exponent vs 1/d per ψ_n pair, fits, the theory at 0),
 <figdir>/REPORT_<name>.md and <figdir>/<name>_summary.json.
 """
@@ -38,6 +39,8 @@ def parse_args(argv=None):
     ap.add_argument("--estimate-only", action="store_true", help="print the plan size and time estimate, run nothing")
     ap.add_argument("--report-only", action="store_true",
                     help="run nothing: report on the seeds complete in the cache (every ψ_n and model of a rung)")
+    ap.add_argument("--no-predictions", action="store_true",
+                    help="skip the theory's predictions for the rungs not all in the cache (a section of the report)")
     ap.add_argument("--no-plot", action="store_true", help="skip the figure")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--no-compile-cache", action="store_true", help="do not use JAX's persistent compilation cache")
@@ -186,7 +189,13 @@ def main(argv=None) -> int:
     lines, not_run = _cost_lines(lp, full_plan, ran, lp.calibrate(list(ran.values())))
     command = "rfdiff large-p" + (f" --preset {args.preset}" if args.preset != "full" else "") + \
         (f" --ds {','.join(map(str, args.ds))}" if args.ds else "") + (" --report-only" if args.report_only else "")
-    text = report_large_p.section(summary, command=command, timing_lines=lines, not_run=not_run)
+    predicted = ()
+    if not args.no_predictions and lp.missing_rungs(full, got):
+        t_pred = time.perf_counter()
+        predicted = lp.predict_missing(full, got)
+        print(f"predictions for {len(predicted)} rung(s) not in the cache in {time.perf_counter() - t_pred:.1f} s",
+              file=sys.stderr, flush=True)
+    text = report_large_p.section(summary, command=command, timing_lines=lines, not_run=not_run, predicted=predicted)
     files = []
     if not args.no_plot:
         from rfdiff_analysis import plots_large_p

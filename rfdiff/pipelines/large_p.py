@@ -11,6 +11,9 @@ d → ∞) rides along with the first seed's exact unit.
   rung (the order a sweep should run them in: a sweep cut short has whole rungs and whole seeds).
 * :func:`estimate` — seconds for a plan from the route's operation count (:func:`unit_flops`) and
   rates measured on small units (:class:`Calibration`, :func:`calibrate`).
+* :func:`predict_missing` — the theory columns (d → ∞ and finite-d, with their local exponents, and
+  the §8 train loss where affordable) of every rung whose units are not all present, written
+  before the simulation runs (:class:`RungPrediction` per rung, :func:`predict_rung`).
 * :func:`summarize` — a :class:`LargePSummary`: for each d, τ_mem and τ_gen per ψ_n (seed means
   with 95 % intervals) and their excess over the d → ∞ theory; the local exponent between
   neighbouring ψ_n, per seed ``ln(τ(ψ_n')/τ(ψ_n)) / ln(ψ_n'/ψ_n)`` (paired: the same seed at both),
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -38,7 +42,8 @@ from ..timescales import extract
 __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", "Point", "LocalExponent",
            "Extrapolation", "LargePSummary", "QUANTITIES", "TOLERANCE", "plan", "unit_flops", "unit_seconds",
            "estimate", "calibrate", "peak_memory", "summarize", "local_exponents",
-           "overall_exponents"]
+           "overall_exponents", "PredictedPoint", "PredictedExponent", "RungPrediction", "predict_rung",
+           "predict_missing", "missing_rungs"]
 
 QUANTITIES = ("tau_mem", "tau_gen")
 TOLERANCE = 0.05
@@ -516,3 +521,120 @@ def summarize(results: Mapping[Label, StudyResult], preset: Optional[Preset] = N
                                               _d_within(fit, ref, TOLERANCE)))
     return LargePSummary(tuple(points), tuple(locs), tuple(exps), tuple(labels), TOLERANCE, tuple(routes),
                          tuple(overall))
+
+
+# ----------------------------------------------------------------------------------------------
+# predictions for the rungs not yet simulated
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PredictedPoint:
+    """One (ψ_p, d, ψ_n) and quantity before its units run: the d → ∞ theory's and the finite-d theory's
+    value, read by the rule of the summary's columns (the same fields as :class:`Point`)."""
+
+    psi_p: float
+    d: int
+    psi_n: float
+    quantity: str
+    theory: float
+    theory_finite_d: float
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PredictedExponent:
+    """The theories' local exponent between neighbouring ψ_n at one rung not yet simulated (fields of :class:`LocalExponent`)."""
+
+    psi_p: float
+    d: int
+    quantity: str
+    psi_n_lo: float
+    psi_n_hi: float
+    theory: float
+    theory_finite_d: float
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class RungPrediction:
+    """The predictions of one rung (ψ_p, d) written before it is simulated.
+
+    ``points``/``local_exponents``: the theory columns (:class:`PredictedPoint`, :class:`PredictedExponent`);
+    ``overall_exponents``: the least-squares exponent over the whole ψ_n range, per quantity
+    (``(quantity, d → ∞, finite-d)``); ``train_loss_inf``: per ψ_n ``(ψ_n, value, source)`` of the §8
+    finite-d train loss L_train(∞) (:func:`rfdiff.theory.finite_d.finite_d_column`; NaN with its cost
+    note above the size limit); ``seconds``: wall seconds of the theory columns and of the §8 column.
+    """
+
+    psi_p: float
+    d: int
+    t: float
+    points: tuple
+    local_exponents: tuple
+    overall_exponents: tuple
+    train_loss_inf: tuple
+    seconds_theory: float
+    seconds_train_loss: float
+
+    def point(self, psi_n: float, quantity: str) -> PredictedPoint:
+        for x in self.points:
+            if (x.psi_n, x.quantity) == (float(psi_n), quantity):
+                return x
+        raise KeyError(f"no predicted point psi_n={psi_n:g}, quantity={quantity} at d={self.d}")
+
+
+def predict_rung(preset: Preset, psi_p: float, d: int, train_loss: bool = True,
+                 train_loss_seeds: Sequence[int] = (0, 1, 2)) -> RungPrediction:
+    """The theory columns of rung (ψ_p, d) of ``preset`` before its units run (docs/theory.md §4.5, §8).
+
+    For each ψ_n, :func:`rfdiff.study.theory_sides` of the unit that will carry the theory (the first
+    seed's exact unit, :func:`plan`), τ_mem and τ_gen read as :func:`summarize` reads them; local
+    exponents ``ln(τ(ψ_n')/τ(ψ_n)) / ln(ψ_n'/ψ_n)`` (:func:`local_exponents`). With ``train_loss``,
+    the §8 equivalent of L_train(∞) averaged over the training sets of ``train_loss_seeds``.
+    """
+    from ..study import theory_sides            # looked up at call time (a test may stand in for the theory)
+    from ..theory.finite_d import finite_d_column
+    if not isinstance(preset, Preset):
+        raise ValueError(f"preset must be a Preset, got {type(preset).__name__}")
+    if not any(b.psi_p == float(psi_p) and d in b.ds for b in preset.blocks):
+        raise ValueError(f"d: no rung psi_p = {psi_p:g}, d = {d} in the preset")
+    pns = list(preset.psi_ns)
+    t0 = time.perf_counter()
+    th = {}
+    for pn in pns:
+        study = _study(preset, Label(d, float(psi_p), pn, "exact", preset.seeds[0]))
+        fin, inf, pred, pred_inf = theory_sides(study.config, study.options)
+        r = StudyResult(study, None, fin, inf, pred, pred_inf)
+        th[pn] = {q: (_read(r, "theory_d_inf", q), _read(r, "theory", q)) for q in QUANTITIES}
+    t1 = time.perf_counter()
+    points, locs, overall = [], [], []
+    for q in QUANTITIES:
+        ti = [th[pn][q][0] for pn in pns]
+        tf = [th[pn][q][1] for pn in pns]
+        points += [PredictedPoint(float(psi_p), d, pn, q, ti[j], tf[j]) for j, pn in enumerate(pns)]
+        li, lf = local_exponents(pns, ti), local_exponents(pns, tf)
+        locs += [PredictedExponent(float(psi_p), d, q, pns[j], pns[j + 1], float(li[j]), float(lf[j]))
+                 for j in range(len(pns) - 1)]
+        overall.append((q, float(overall_exponents(pns, ti)), float(overall_exponents(pns, tf))))
+    tl = []
+    if train_loss:
+        cfg = _study(preset, Label(d, float(psi_p), pns[0], "exact", preset.seeds[0])).config
+        for pn in pns:
+            col = finite_d_column(cfg.activation, preset.t, float(psi_p), pn, d, seeds=tuple(train_loss_seeds))
+            tl.append((pn, float(col["train_loss_inf"].value), col["train_loss_inf"].source))
+    t2 = time.perf_counter()
+    return RungPrediction(float(psi_p), d, preset.t, tuple(points), tuple(locs), tuple(overall), tuple(tl),
+                          t1 - t0, t2 - t1)
+
+
+def missing_rungs(preset: Preset, present) -> list[tuple[float, int]]:
+    """The rungs (ψ_p, d) of ``preset`` some of whose units (:func:`plan`) are not among the labels ``present``."""
+    have = set(present)
+    return sorted({(lab.psi_p, lab.d) for lab in plan(preset) if lab not in have})
+
+
+def predict_missing(preset: Preset, present, train_loss: bool = True,
+                    train_loss_seeds: Sequence[int] = (0, 1, 2)) -> tuple:
+    """:func:`predict_rung` for every rung of :func:`missing_rungs` (small d first)."""
+    return tuple(predict_rung(preset, pp, d, train_loss, train_loss_seeds) for pp, d in missing_rungs(preset, present))

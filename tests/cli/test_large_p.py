@@ -53,13 +53,22 @@ def test_command_end_to_end_from_the_cache(capsys, tmp_path):
     assert "--name:" in capsys.readouterr().err
 
 
-def test_partial_study_reports_what_did_not_run(capsys, tmp_path):
+def test_partial_study_reports_what_did_not_run(capsys, tmp_path, monkeypatch):
+    """The rung not run is costed and predicted (a stand-in theory: the real one costs seconds per ψ_n)."""
+    import large_p_fakes
+    from rfdiff import study
+    from rfdiff.theory import finite_d
     from rfdiff_cli import large_p as cmd
+    monkeypatch.setattr(study, "theory_sides", large_p_fakes.theory_sides)
+    monkeypatch.setattr(finite_d, "finite_d_column", lambda *a, **k: {"train_loss_inf": finite_d.ColumnValue(0.5, "x")})
     fill_cache(tmp_path / "c", lp.PRESETS["quick"].restrict(ds=(8,)))
     assert cmd.main(["--quick", "--ds", "8", "--serial", "--no-plot", "--out", str(tmp_path / "c"),
                      "--figdir", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT_large_p.md").read_text()
     assert "**Not in this summary:** 12 of 24 units (not run, or of a seed not complete; rungs ψ_p = 16, d = 12)" in text
+    pred = text.split("## Predictions for the rungs not yet simulated")[1]
+    assert "| 16 | 12 | 2 | 2000 | " in pred and "| 16 | 8 |" not in pred
+    assert "predictions for 1 rung(s) not in the cache" in capsys.readouterr().err
 
 
 def test_report_only_summarizes_the_complete_seeds(capsys, tmp_path):
@@ -67,7 +76,7 @@ def test_report_only_summarizes_the_complete_seeds(capsys, tmp_path):
     from rfdiff_cli import large_p as cmd
     fill_cache(tmp_path / "c", lp.PRESETS["quick"],
                keep=lambda lab: lab.d == 8 or lab.seed < 2 or (lab.model == "ge" and lab.psi_n == 2.0))
-    assert cmd.main(["--quick", "--report-only", "--no-plot", "--out", str(tmp_path / "c"),
+    assert cmd.main(["--quick", "--report-only", "--no-plot", "--no-predictions", "--out", str(tmp_path / "c"),
                      "--figdir", str(tmp_path)]) == 0
     S = results.load(tmp_path / "large_p_summary")
     assert sorted({(lab.d, lab.seed) for lab in S.labels}) == [(8, 0), (8, 1), (8, 2), (12, 0), (12, 1)]

@@ -37,3 +37,12 @@ def result(label, study, alpha: float = 1.0, b: float = 0.0, theory_alpha: float
     th = side(study, 1000.0 * label.psi_n ** theory_alpha, 10.0 * label.psi_n ** 0.3) if study.options.theory else None
     return StudyResult(study, side(study, tm, tg), th, th, diagnostics={"method": "dense"},
                        timings={"matrices": 1.0, "dynamics": 2.0})
+
+
+def theory_sides(config, options, alpha: float = 1.0, alpha_finite_d: float = 1.1):
+    """Stand-in for :func:`rfdiff.study.theory_sides`: d → ∞ τ_mem = 1000 ψ_n^alpha, finite-d 1000 ψ_n^alpha_finite_d (1 + 1/d)."""
+    from rfdiff.study import Study
+    study = Study(config, options)
+    pn = config.n / config.d
+    fin = side(study, 1000.0 * pn ** alpha_finite_d * (1.0 + 1.0 / config.d), 10.0 * pn ** 0.3)
+    return fin, side(study, 1000.0 * pn ** alpha, 10.0 * pn ** 0.3), None, None

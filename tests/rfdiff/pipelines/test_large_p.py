@@ -172,3 +172,56 @@ def test_report_and_figure_from_a_summary(tmp_path):
     assert "At the largest d that ran (d = 32; rungs d ∈ {8, 16, 32})" in text and "do not say" not in text
     files = plots_large_p.draw(S, tmp_path)
     assert sorted(p.name for p in files) == ["large_p.pdf", "large_p.png"]
+
+
+
+def test_predictions_section_for_a_rung_not_in_the_cache(monkeypatch):
+    """A rung missing from the results gets the predictions (the library's numbers, §8 cost note printed);
+    a complete one does not. The theory is a stand-in here (its cost does not shrink with size)."""
+    import large_p_fakes
+    from rfdiff import study
+    from rfdiff.theory import finite_d
+    from rfdiff_analysis import report_large_p as rep
+    monkeypatch.setattr(study, "theory_sides", large_p_fakes.theory_sides)
+    note = "not computed: the §8 kernel has size n(d+1) = 624 > 500"
+    monkeypatch.setattr(finite_d, "finite_d_column", lambda act, t, psi_p, psi_n, d, seeds: {"train_loss_inf": (
+        finite_d.ColumnValue(0.5, "mean") if psi_n < 3 else finite_d.ColumnValue(math.nan, note))})
+    pre = lp.Preset(blocks=(lp.Block(16.0, (8, 12)),), psi_ns=(2.0, 4.0), seeds=(0,), models=("exact",),
+                    taus=TauGrid(1e-1, 1e8, 161))
+    done = fake(pre.restrict(ds=(8,)))
+    assert lp.missing_rungs(pre, done) == [(16.0, 12)]
+    pred = lp.predict_missing(pre, done)
+    assert [(r.psi_p, r.d) for r in pred] == [(16.0, 12)]
+    r = pred[0]
+    assert r.point(4.0, "tau_mem").theory == pytest.approx(4000.0, rel=0.02)          # read back by the summary's rule
+    assert r.point(4.0, "tau_mem").theory_finite_d == pytest.approx(1000 * 4 ** 1.1 * (1 + 1 / 12), rel=0.02)
+    text = rep.section(lp.summarize(done), command="test", predicted=pred)
+    before, part = text.split("## Predictions for the rungs not yet simulated")
+    assert "Written before the simulation" in part and "| 16 | 12 |" not in before
+    for q in lp.QUANTITIES:
+        for pn in pre.psi_ns:
+            x = r.point(pn, q)
+            assert f"| 16 | 12 | {pn:g} | {rep._g(x.theory)} | {rep._g(x.theory_finite_d)} |" in part
+        ex = [x for x in r.local_exponents if x.quantity == q]
+        assert len(ex) == 1 and ex[0].theory_finite_d == pytest.approx(
+            lp.local_exponents(pre.psi_ns, [r.point(pn, q).theory_finite_d for pn in pre.psi_ns])[0])
+        assert f"| 16 | 12 | 2 → 4 | {rep._f(ex[0].theory)} | {rep._f(ex[0].theory_finite_d)} |" in part
+    assert [x[:2] for x in r.train_loss_inf][0] == (2.0, 0.5) and f"| 16 | 12 | 4 | — | {note} |" in part
+    assert "| 16 | 8 |" not in part                                      # the complete rung is not predicted
+    full = fake(pre)
+    assert lp.missing_rungs(pre, full) == [] and lp.predict_missing(pre, full) == ()
+    assert "## Predictions" not in rep.section(lp.summarize(full, pre), command="test", predicted=())
+
+
+@pytest.mark.slow
+def test_prediction_equals_the_theory_column_its_unit_carries():
+    """predict_rung before the run = the theory columns summarize reads after it (real theory, tiny sizes)."""
+    from rfdiff.study import run_study
+    pre = lp.Preset(blocks=(lp.Block(16.0, (8,)),), psi_ns=(2.0, 4.0), seeds=(0,), models=("exact",),
+                    taus=TauGrid(1e-1, 1e7, 81))
+    r = lp.predict_rung(pre, 16.0, 8, train_loss=False)
+    S = lp.summarize({lab: run_study(u) for lab, u in lp.plan(pre).items()}, pre)
+    for q in lp.QUANTITIES:
+        for pn in pre.psi_ns:
+            x = S.point("exact", 16.0, 8, pn, q)
+            assert (r.point(pn, q).theory, r.point(pn, q).theory_finite_d) == (x.theory, x.theory_finite_d)
