@@ -262,10 +262,11 @@ def _log_derivative_operator(lx: np.ndarray) -> np.ndarray:
 
 
 def _apply(D: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``D @ v`` where a NaN of ``v`` spoils only the rows whose stencil uses it (NaN · 0 would spoil every row)."""
+    """``D @ v`` where a NaN of ``v`` spoils its own row and the rows whose stencil uses it, and no other (NaN · 0
+    in the product would spoil every row)."""
     bad = ~np.isfinite(v)
     out = D @ np.where(bad, 0.0, v)
-    out[(np.abs(D[:, bad]) > 0).any(axis=1)] = np.nan
+    out[(np.abs(D[:, bad]) > 0).any(axis=1) | bad] = np.nan
     return out
 
 
