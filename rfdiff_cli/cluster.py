@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -192,8 +193,18 @@ class _Watchdog(threading.Thread):
                         return
                     self.fired = (f"no Dask worker at {self.where} for {self.timeout:g} s (--no-workers-timeout): "
                                   f"sweep stopped; finished units are cached, a rerun resumes")
-                    _thread.interrupt_main()
+                    _interrupt_main()
                 return
+
+
+def _interrupt_main() -> None:
+    """KeyboardInterrupt in the main thread, even while it is blocked in a lock wait (Dask's as_completed):
+    a real SIGINT to that thread interrupts the wait, where ``_thread.interrupt_main`` only sets a flag that a
+    blocked thread never reads."""
+    if hasattr(signal, "pthread_kill") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    else:
+        _thread.interrupt_main()
 
 
 class _Connected:

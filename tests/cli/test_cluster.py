@@ -173,3 +173,19 @@ def test_scheduler_lost_mid_sweep_is_one_line(tmp_path, capsys):
     assert stop.value.code == cluster.EXIT_NO_WORKERS and len(err) == 1
     assert err[0].startswith(f"error: lost the connection to the Dask scheduler at {address}")
     assert 0 in [m["unit"]["x"] for m in sweep.read_manifest(tmp_path)]
+
+
+def test_watchdog_interrupt_reaches_a_main_thread_blocked_in_a_wait():
+    """The no-workers watchdog must interrupt a main thread blocked in a lock wait (as Dask's as_completed is):
+    ``_thread.interrupt_main`` alone only set a flag such a thread never reads, and the sweep hung."""
+    import threading
+    import time
+
+    blocked = threading.Event()
+    threading.Timer(0.2, cluster._interrupt_main).start()
+    threading.Timer(10.0, blocked.set).start()          # the old behaviour: only this wakes the wait
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        blocked.wait()
+        raise AssertionError("the wait ended without an interrupt")
+    assert time.monotonic() - t0 < 5.0
