@@ -187,6 +187,11 @@ def run_sweep(fn: Callable, units: Sequence, *, cache: Cache, client=None,
                        time.perf_counter() - t_start, runtimes, cache.kind, keys, backend, n_workers, sorted(said))
 
 
+_POLL_S = 0.05
+"""How often the sweep looks for finished Dask tasks: it polls rather than blocks in a lock wait, which a
+``_thread.interrupt_main`` from the no-workers watchdog cannot interrupt."""
+
+
 def _run_on_dask(client, fn: Callable, cache: Cache, tasks: dict, record: Callable) -> None:
     """One task per key, each outcome to ``record`` as it completes; on any interruption cancel the rest, re-raise."""
     from distributed import as_completed
@@ -199,14 +204,21 @@ def _run_on_dask(client, fn: Callable, cache: Cache, tasks: dict, record: Callab
             fut = client.submit(_run_unit, fn, unit, cache, key, key=f"rfdiff-sweep-{cache.kind}-{key}-{token}",
                                 pure=False, retries=0)
             futures[fut] = key
-        for fut in as_completed(list(futures), loop=client.loop):
-            key = futures.pop(fut)
-            try:
-                out = fut.result()
-            except (Exception, FutureCancelledError) as err:  # KilledWorker, fn not importable, cancelled
-                out = _Outcome(False, None, None, f"{type(err).__name__}: {err}", "".join(_traceback.format_exception(err)))
-            fut.release()
-            record(key, out)
+        pending = as_completed(list(futures), loop=client.loop)
+        while not pending.is_empty():
+            batch = pending.next_batch(block=False)
+            if not batch:       # poll, never block: a watchdog's interrupt (or Ctrl-C) is then always seen
+                time.sleep(_POLL_S)
+                continue
+            for fut in batch:
+                key = futures.pop(fut)
+                try:
+                    out = fut.result()
+                except (Exception, FutureCancelledError) as err:  # KilledWorker, fn not importable, cancelled
+                    out = _Outcome(False, None, None, f"{type(err).__name__}: {err}",
+                                   "".join(_traceback.format_exception(err)))
+                fut.release()
+                record(key, out)
     except BaseException:
         if futures:
             client.cancel(list(futures), force=True)
