@@ -198,13 +198,15 @@ class _Watchdog(threading.Thread):
 
 
 def _interrupt_main() -> None:
-    """KeyboardInterrupt in the main thread, even while it is blocked in a lock wait (Dask's as_completed):
-    a real SIGINT to that thread interrupts the wait, where ``_thread.interrupt_main`` only sets a flag that a
-    blocked thread never reads."""
+    """KeyboardInterrupt in the main thread: a real SIGINT to it where Python handles SIGINT; otherwise (SIGINT
+    ignored, as in a background job, where ``_thread.interrupt_main`` does nothing) the exception is raised
+    in the main thread directly, which sees it at its next bytecode (the sweep polls, never blocks)."""
+    main = threading.main_thread().ident
     if hasattr(signal, "pthread_kill") and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        signal.pthread_kill(main, signal.SIGINT)
     else:
-        _thread.interrupt_main()
+        import ctypes
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(main), ctypes.py_object(KeyboardInterrupt))
 
 
 class _Connected:
