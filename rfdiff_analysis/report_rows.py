@@ -107,19 +107,15 @@ def f(x, nd=3) -> str:
     return f"{x:.{nd}g}" if isinstance(x, (int, float, np.floating)) else str(x)
 
 
-def _tol(kind: str) -> tuple:
-    return TOLERANCES[kind]
-
-
 def _judge(estimate: Estimate, reference: float, kind: str, relative: Optional[bool] = None):
     """Every number verdict of the report goes through here (the rule of rfdiff_analysis/verdict.py)."""
-    tol, why = _tol(kind)
+    tol, why = TOLERANCES[kind]
     rel = why.startswith("relative") if relative is None else relative
     return verdict.judge(estimate, reference, tol, relative=rel)
 
 
 def _tol_text(kind: str) -> str:
-    tol, why = _tol(kind)
+    tol, why = TOLERANCES[kind]
     return f"tol {100 * tol:g} %" if why.startswith("relative") else f"tol {tol:g}"
 
 
@@ -141,7 +137,7 @@ def _power_rows(group: str, rid: str, claim: str, params: str, table, q: str, la
                 paper: str, q_theory: Optional[str] = None, sim: bool = True, fits=(None, None)) -> list:
     """A power law ``q ∝ x^law`` judged on local slopes: the simulation against the law, the theory against the law,
     and the simulation against the theory point by point (docs/theory.md §6.4)."""
-    tol, _ = _tol(kind)
+    tol, _ = TOLERANCES[kind]
     loc_t = table.local(q_theory or q, "theory") if (q_theory or q) in table.theory else None
     loc_s = table.local(q, "simulation") if sim and q in table.simulation else None
     seeds = len(table.seeds)
@@ -195,7 +191,7 @@ def _gap_row(blk, params: str):
     for pt in pts:
         y[seeds.index(pt.seed), ns.index(pt.n)] = pt.values["train_loss_inf"] / th - 1
     loc = local_exponents(np.asarray(ns, dtype=float), y)
-    tol, _ = _tol("exponent")
+    tol, _ = TOLERANCES["exponent"]
     means = np.nanmean(y, axis=0)
     ev = ", ".join(f"n = {n}: {100 * m:.2f} %" for n, m in zip(ns, means))
     return [Row(f"ladder.t={blk.t:g},psi_n={blk.psi_n:g}.train_gap_exponent", "ladder: the gap closes as 1/n",
@@ -289,30 +285,28 @@ def spectrum_rows(S, sizes=None) -> list:
 
 def _collapse_row(S, params) -> list:
     col = S.collapse
-    tol, _ = _tol("collapse")
-    rows = []
-    for k, what in (("psi_n", "τ/ψ_n (the paper's rescaling: τ_mem ∝ n)"),):
-        sims = []
-        for i in range(len(S.seeds)):
-            ratios = [col.simulation[k][fr][i] / col.simulation["none"][fr][i] for fr in col.fractions
-                      if col.simulation["none"][fr][i] > 0]
-            sims.append(max(ratios) if ratios else math.nan)
-        th = max(col.theory[k][fr] / col.theory["none"][fr] for fr in col.fractions if col.theory["none"][fr] > 0)
-        est = mean_ci(sims)
-        spread = lambda side, kk: ", ".join(  # noqa: E731
-            f"{int(100 * fr)} %: {np.nanmedian(side[kk][fr]) if side is col.simulation else side[kk][fr]:.2f}"
-            for fr in col.fractions)
-        ev = (f"spreads (decades) under {what}: {spread(col.simulation, k)} (simulation, median over seeds), "
-              f"{spread(col.theory, k)} (theory); unrescaled (the control): {spread(col.simulation, 'none')} / "
-              f"{spread(col.theory, 'none')}; under each curve's own τ_mem: {spread(col.simulation, 'own_tau_mem')} / "
-              f"{spread(col.theory, 'own_tau_mem')} (zero at 50 % by construction)")
-        claim = (f"Loss curves for the ψ_n's collapse under {what} (Fig. 5A/B): the largest spread over 25–90 % of the final "
-                 f"gap, as a fraction of the unrescaled spread (tol {tol:g}; {ev})")
-        rows.append(Row("curves.collapse.theory", "Fig. 5A/B: collapse", claim + " — theory", params, "collapse",
-                        f(th), "—", "—", verdict.judge(exact(th), 0.0, tol)))
-        rows.append(Row("curves.collapse.simulation", "Fig. 5A/B: collapse", claim + " — simulation",
-                        f"{params}, {len(S.seeds)} seeds", "collapse", "—", "—", f(est), verdict.judge(est, 0.0, tol)))
-    return rows
+    tol, _ = TOLERANCES["collapse"]
+    k, what = "psi_n", "τ/ψ_n (the paper's rescaling: τ_mem ∝ n)"   # judged; "own_tau_mem" only shown
+    sims = []
+    for i in range(len(S.seeds)):
+        ratios = [col.simulation[k][fr][i] / col.simulation["none"][fr][i] for fr in col.fractions
+                  if col.simulation["none"][fr][i] > 0]
+        sims.append(max(ratios) if ratios else math.nan)
+    th = max(col.theory[k][fr] / col.theory["none"][fr] for fr in col.fractions if col.theory["none"][fr] > 0)
+    est = mean_ci(sims)
+    spread = lambda side, kk: ", ".join(  # noqa: E731
+        f"{int(100 * fr)} %: {np.nanmedian(side[kk][fr]) if side is col.simulation else side[kk][fr]:.2f}"
+        for fr in col.fractions)
+    ev = (f"spreads (decades) under {what}: {spread(col.simulation, k)} (simulation, median over seeds), "
+          f"{spread(col.theory, k)} (theory); unrescaled (the control): {spread(col.simulation, 'none')} / "
+          f"{spread(col.theory, 'none')}; under each curve's own τ_mem: {spread(col.simulation, 'own_tau_mem')} / "
+          f"{spread(col.theory, 'own_tau_mem')} (zero at 50 % by construction)")
+    claim = (f"Loss curves for the ψ_n's collapse under {what} (Fig. 5A/B): the largest spread over 25–90 % of the final "
+             f"gap, as a fraction of the unrescaled spread (tol {tol:g}; {ev})")
+    return [Row("curves.collapse.theory", "Fig. 5A/B: collapse", claim + " — theory", params, "collapse",
+                f(th), "—", "—", verdict.judge(exact(th), 0.0, tol)),
+            Row("curves.collapse.simulation", "Fig. 5A/B: collapse", claim + " — simulation",
+                f"{params}, {len(S.seeds)} seeds", "collapse", "—", "—", f(est), verdict.judge(est, 0.0, tol))]
 
 
 def curves_rows(S, sizes=None) -> list:
@@ -418,7 +412,7 @@ def procedure_rows(S, sizes=None) -> list:
               f"one (W, X), {k} noise seeds, floor from {R.draws} gradients per history node" if R is not None else "")
     rows = []
     if fl is not None:
-        tol, _ = _tol("floor")
+        tol, _ = TOLERANCES["floor"]
         for which, name in (("train", "train loss"), ("score", "score error")):
             idx = [i for i in range(len(fl.tau)) if fl.steps[i] >= 5]   # after the first steps (§7.2: not a steady state)
             ests = [fl.estimate(which, i) for i in idx]
@@ -430,7 +424,7 @@ def procedure_rows(S, sizes=None) -> list:
                             f"The authors' fresh-noise GD sits above the exact mean trajectory by the predicted floor: "
                             f"{name} excess, measured (mean over noise seeds) against predicted at every checkpoint "
                             f"(tol {100 * tol:g} %)", params, "—", "—",
-                            ev.split("; ")[-1].split(" vs ")[-1] + " (predicted on the same draw, last checkpoint; §7.2)",
+                            f"{pred[-1]:.4g} (predicted on the same draw, last checkpoint; §7.2)",
                             ev, v, FRESH_PROCEDURE))
     rows.append(Row("procedure.min_score", "Procedure: fresh-noise GD", "Minimal score error of fresh-noise GD against the "
                     "mean trajectory's", params, "—", f"{S.min_score_error_mean:.4g} (mean trajectory)", "—",
