@@ -40,20 +40,29 @@ def gemm_rate(repeats: int = 3) -> float:
     return 2 * 4096 * 4096 * 1024 / sorted(ts)[len(ts) // 2]
 
 
-def measure(p: int, n: int, d: int, n_tau: int, seed: int) -> dict:
+def measure(p: int, n: int, d: int, n_tau: int, seed: int, spectrum: str = "auto", steps: int = 64) -> dict:
     from rfdiff import study
     from rfdiff.model import RFConfig
     from rfdiff.resources import peak_rss_bytes
 
     cfg = RFConfig(d=d, p=p, n=n, seed=seed)
-    opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, n_tau), theory=False)
+    opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, n_tau), theory=False, spectrum=spectrum,
+                              lanczos_max_steps=steps)
     prior = study.route_cost(cfg, opts)
     print(f"route {prior['method']} / {prior['spectrum_method']}: ≈ {prior['total']:.3g} flops, "
           f"≈ {prior['bytes'] / 1e9:.1f} GB (a priori)", file=sys.stderr, flush=True)
     rate0 = gemm_rate()
+    marks = []          # (stage starting, peak RSS so far): the peak within a stage is the mark at the next one
+
+    def mark(stage):
+        marks.append((stage, peak_rss_bytes() / 1e9))
+        print(f"{time.strftime('%H:%M:%S')} {stage} (peak RSS so far {marks[-1][1]:.2f} GB)", file=sys.stderr, flush=True)
+
     t0 = time.perf_counter()
-    res = study.run(cfg, opts)
+    res = study.run(cfg, opts, progress=mark)
     wall = time.perf_counter() - t0
+    mark("end")
+    stage_peak = {a[0]: b[1] for a, b in zip(marks, marks[1:])}
     rate1 = gemm_rate()
     rate = 0.5 * (rate0 + rate1)
     dg = res.diagnostics
@@ -65,7 +74,7 @@ def measure(p: int, n: int, d: int, n_tau: int, seed: int) -> dict:
     return {
         "p": p, "n": n, "d": d, "n_tau": n_tau, "seed": seed, "route": dg["method"], "spectrum": dg["spectrum_method"],
         "wall_s": wall, "stages_s": {k: v for k, v in res.timings.items()},
-        "peak_rss_gb": peak_rss_bytes() / 1e9, "memory_estimate_gb": dg["memory_estimate_bytes"] / 1e9,
+        "peak_rss_gb": peak_rss_bytes() / 1e9, "peak_rss_gb_by_end_of_stage": stage_peak, "memory_estimate_gb": dg["memory_estimate_bytes"] / 1e9,
         "gemm_gflops_before_after": [rate0 / 1e9, rate1 / 1e9],
         "flops": {k: cost[k] for k in ("matrices", "dynamics", "spectrum", "curves", "total")},
         "flops_a_priori": prior["total"],
@@ -110,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, default=100)
     ap.add_argument("--n-tau", type=int, default=161)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--spectrum", default="auto", help="the route's spectrum (rfdiff.study.SPECTRA; default auto)")
+    ap.add_argument("--lanczos-steps", type=int, default=64, help="at most this many Krylov blocks for the curves")
     ap.add_argument("--estimate-only", action="store_true", help="print the a-priori cost; run nothing")
     ap.add_argument("--rate-gflops", type=float, default=127.0,
                     help="GEMM rate for --estimate-only's floor (default: the quiet 2-core rate of bench_main.json)")
@@ -118,9 +129,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.exists() else {}
-    key = f"p{args.p}_n{args.n}_d{args.d}" + ("_estimate" if args.estimate_only else "")
+    key = f"p{args.p}_n{args.n}_d{args.d}" + ("_estimate" if args.estimate_only else "") + \
+        ("" if args.spectrum == "auto" else f"_{args.spectrum}") + ("" if args.lanczos_steps == 64 else f"_steps{args.lanczos_steps}")
     row = estimate(args.p, args.n, args.d, args.n_tau, rows, args.rate_gflops, args.note) if args.estimate_only else \
-        measure(args.p, args.n, args.d, args.n_tau, args.seed)
+        measure(args.p, args.n, args.d, args.n_tau, args.seed, args.spectrum, args.lanczos_steps)
     rows[key] = row
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

@@ -26,7 +26,8 @@ Spectra (``spectrum``): ``"exact"`` (all p eigenvalues), ``"edges"`` (the top ei
 :func:`rfdiff.lanczos.top_eigenvalues`; the rest of the mass is not resolved and sits in one node at 0),
 ``"slq"`` (stochastic Lanczos quadrature: a smooth picture of the bulk that cannot resolve single
 eigenvalues, so the spectral rows λ_mem, λ_pop and their τ are NaN, with the reason in
-``diagnostics["spectral_rows"]``). :func:`resolve` turns ``"auto"`` into the route and spectrum
+``diagnostics["spectral_rows"]``), ``"none"`` (not computed: the spectral rows are NaN with that reason; for
+studies that need only the curves). :func:`resolve` turns ``"auto"`` into the route and spectrum
 actually used (what a cache key must name); :func:`route_cost` gives its bytes and operations.
 
 ``model="ge"`` replaces the exact model by its Gaussian equivalent on the same W and X
@@ -60,7 +61,7 @@ __all__ = ["TauGrid", "StudyOptions", "Study", "Side", "StudyResult", "run", "ru
 
 METHODS = ("auto", "lanczos", "dense", "streamed")
 MODELS = ("exact", "ge")
-SPECTRA = ("auto", "exact", "edges", "slq")
+SPECTRA = ("auto", "exact", "edges", "slq", "none")
 THEORY_MIN_D = 8           # below it the d → ∞ theory is not a meaningful comparison (a warning is recorded)
 EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); its top eigenvalues by block Lanczos beyond
 EDGE_MAX_STEPS = 16          # at most this many blocks of the top-eigenvalue Lanczos ("edges" spectrum)
@@ -126,7 +127,7 @@ class StudyOptions:
     eta: Optional[float] = None               # discrete GD step (None: gradient flow)
     thresholds: Thresholds = Thresholds()
     theory: bool = True
-    spectrum: str = "auto"                    # "exact" eigenvalues, top "edges" by Lanczos, "slq", or auto (resolve)
+    spectrum: str = "auto"                    # "exact" eigenvalues, top "edges" by Lanczos, "slq", "none", or auto (resolve)
     lanczos_tol: float = 1e-8
     lanczos_max_steps: int = 64
     slq_probes: int = 16
@@ -247,8 +248,10 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
         _, b = _edge_sizes(p, n, d)
         m_e = min(p, EDGE_BLOCKS * b)
         spec = 8 * (p * m_e + m_e * m_e + 2 * p * b + p * n)
-    else:
+    elif spectrum == "slq":
         spec = 8 * p * slq_columns
+    else:
+        spec = 0
     stages = max(3 * 8 * p * m, 8 * p * m + spec, 8 * p * m + grid(m))
     if method == "lanczos":
         return 8 * p * p + max(g, 8 * p * n + stages)
@@ -349,6 +352,7 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
       + 2 p² m + 2 p² d (Ũ streamed through the Ritz basis) + 2 p m² (its projection) + 9 m³;
     * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"``:
       2 p² m_e + 2 p m_e² + (4/3) m_e³ per checked block (≈ 4 of them) ; ``"slq"``: 2 p² · probes · steps;
+      ``"none"``: 0;
     * curves: 2 n_tau r² (fᵀ H f for r modes) + O(n_tau r).
 
     On the streamed route every product with U also rebuilds its rows: (K + 1) 2 p² n + 2 p² d per product.
@@ -380,8 +384,10 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
             out["spectrum"] = 0.0 if o.method == "dense" else 4 / 3 * p ** 3
         elif o.spectrum == "edges":
             out["spectrum"] = 2 * p * p * m_e + 2 * p * m_e * m_e + 4 * 4 / 3 * m_e ** 3 + rebuild * m_e / b
-        else:
+        elif o.spectrum == "slq":
             out["spectrum"] = 2 * p * p * o.slq_probes * o.slq_steps + rebuild * o.slq_steps
+        else:
+            out["spectrum"] = 0.0
         out["curves"] = 2 * n_tau * r * r
     out["total"] = sum(out.values())
     out["bytes"] = 0 if o.model == "ge" else memory_estimate(config.p, config.n, config.d, o.method,
@@ -599,6 +605,8 @@ def _spectrum(problem: RFProblem, dyn, method: str, options: StudyOptions, kind:
         return Spectrum.from_eigenvalues(dynamics.eigvalsh(U), "exact eigenvalues"), {"kind": kind}
     if kind == "edges":
         return _edges(problem, U, G0, options)
+    if kind == "none":
+        return None, {"kind": kind, "unresolved": "not computed (spectrum='none': the study needs the curves only)"}
     key = stream_key(problem.config.seed, "slq")
     nodes, w = lanczos.slq_spectrum(U, p, key, options.slq_probes, options.slq_steps)
     why = (f"stochastic Lanczos quadrature ({options.slq_probes} probes × {options.slq_steps} steps) gives nodes of "

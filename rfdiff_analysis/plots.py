@@ -78,10 +78,13 @@ def main_job_figure(res):
         a.legend(fontsize=7)
     ax = axes[2]
     sp = sim.spectrum
-    keep = sp.nodes > 0
-    lam, w = sp.nodes[keep], sp.weights[keep]
-    bins = np.logspace(np.log10(lam.min()) - 0.05, np.log10(lam.max()) + 0.05, 120)
-    ax.hist(lam, bins=bins, weights=w * cfg.p, color="C0", alpha=0.7, label=f"eigenvalues of U ({sp.method})")
+    if sp is not None:
+        keep = sp.nodes > 0
+        lam, w = sp.nodes[keep], sp.weights[keep]
+        bins = np.logspace(np.log10(lam.min()) - 0.05, np.log10(lam.max()) + 0.05, 120)
+        ax.hist(lam, bins=bins, weights=w * cfg.p, color="C0", alpha=0.7, label=f"eigenvalues of U ({sp.method})")
+    else:
+        ax.text(0.5, 0.5, "spectrum not computed", transform=ax.transAxes, ha="center")
     if th is not None and res.prediction is not None:
         pred = res.prediction
         where = f"finite d = {pred.d}" if pred.d is not None else "d → ∞"

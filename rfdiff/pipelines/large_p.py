@@ -36,7 +36,7 @@ from ..model import RFConfig
 from . import _checks
 from ..results import register
 from ..stats import Estimate, FiniteSizeFit, fit_finite_size, mean_ci
-from ..study import StudyOptions, Study, StudyResult, TauGrid, choose_method, memory_estimate
+from ..study import EXACT_SPECTRUM_MAX_P, StudyOptions, Study, StudyResult, TauGrid, choose_method, memory_estimate
 from ..timescales import extract
 
 __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", "Point", "LocalExponent",
@@ -167,9 +167,13 @@ class Label:
 
 
 def _study(preset: Preset, lab: Label) -> Study:
+    """The unit of ``lab``. The study reads τ_mem and τ_gen off the curves; the spectrum of U rides along
+    where it is cheap (its eigenvalues, p ≤ EXACT_SPECTRUM_MAX_P) and is not computed beyond, where the
+    top-eigenvalue Lanczos would cost more than the rest of the unit."""
     theory = lab.model == "exact" and lab.seed == preset.seeds[0]
+    extra = {"spectrum": "none"} if lab.model == "exact" and lab.p > EXACT_SPECTRUM_MAX_P else {}
     return Study(RFConfig(d=lab.d, p=lab.p, n=lab.n, t=preset.t, seed=lab.seed, n_emp=N_EMP),
-                 StudyOptions(taus=preset.taus, model=lab.model, theory=theory))
+                 StudyOptions(taus=preset.taus, model=lab.model, theory=theory, **extra))
 
 
 def plan(preset: Preset) -> dict[Label, Study]:
@@ -214,7 +218,8 @@ def unit_flops(study: Study, memory: Optional[int] = None, route: Optional[str] 
     dynamics 13 p³ on the dense route (eigenvectors and QᵀŨQ), 4 p² m + 2 p² d + 4 p m² + 9 m³ by
     block Krylov (m = min(p, steps · d) basis vectors; on the streamed route each of the m/d
     products with U also rebuilds its rows, 18 p² n + 2 p² d); spectrum (4/3) p³ for the eigenvalues
-    alone (Krylov route, p ≤ 8192), else 8 p² m_e for the top eigenvalues (m_e = 7 (n + d + 32)).
+    alone (Krylov route, p ≤ 8192), else 8 p² m_e for the top eigenvalues (m_e = 7 (n + d + 32)), 0 when
+    the unit does not compute it (``spectrum="none"``, :func:`plan` beyond p = 8192).
     GE control: p (n + 2d)². ``route``: the route taken (default: the one
     :func:`rfdiff.study.choose_method` takes with ``memory``).
     """
@@ -222,14 +227,16 @@ def unit_flops(study: Study, memory: Optional[int] = None, route: Optional[str] 
     p, n, d = float(c.p), float(c.n), float(c.d)
     if o.model == "ge":
         return {"ge": p * (n + 2 * d) ** 2}
-    route = route or choose_method(c, o.method, memory=memory, max_steps=o.lanczos_max_steps)
+    route = route or choose_method(c, o.method, memory=memory, max_steps=o.lanczos_max_steps, spectrum=o.spectrum)
     if route == "dense":
         return {"matrices": 9 * p * p * n + 3 * p * p * d, "dynamics": 13 * p ** 3}
     m = min(p, o.lanczos_max_steps * d)
     rebuild = (18 * p * p * n + 2 * p * p * d) * m / d if route == "streamed" else 0.0
     out = {"matrices": 0.0 if route == "streamed" else 9 * p * p * n + p * p * d,
            "dynamics": 4 * p * p * m + 2 * p * p * d + 4 * p * m * m + 9 * m ** 3 + rebuild}
-    if route == "lanczos" and c.p <= 8192:
+    if o.spectrum == "none":
+        out["spectrum"] = 0.0
+    elif route == "lanczos" and c.p <= 8192:
         out["spectrum"] = 4 / 3 * p ** 3
     else:
         out["spectrum"] = 8 * p * p * 7 * (n + d + 32)
@@ -266,8 +273,9 @@ def peak_memory(units: Mapping[Label, Study], memory: int) -> tuple[int, dict]:
         if u.options.model == "ge":
             peak = max(peak, 4 * 8 * c.p * (c.n + 2 * c.d))
             continue
-        routes[lab] = choose_method(c, u.options.method, memory=memory, max_steps=u.options.lanczos_max_steps)
-        peak = max(peak, memory_estimate(c.p, c.n, c.d, routes[lab]))
+        routes[lab] = choose_method(c, u.options.method, memory=memory, max_steps=u.options.lanczos_max_steps,
+                                    spectrum=u.options.spectrum)
+        peak = max(peak, memory_estimate(c.p, c.n, c.d, routes[lab], spectrum=u.options.spectrum))
     return peak, routes
 
 

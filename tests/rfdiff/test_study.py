@@ -125,14 +125,22 @@ def test_curves_on_a_long_grid_are_evaluated_in_slices():
         np.testing.assert_allclose(getattr(sliced, k), getattr(whole, k), rtol=1e-13, atol=0)
 
 
-def test_slq_spectrum_leaves_the_spectral_rows_empty_with_a_reason():
-    """No quantity from a route that cannot resolve it: with SLQ the spectral rows are NaN and the reason is recorded."""
+@pytest.mark.parametrize("kind, why", [("slq", "cannot resolve"), ("none", "not computed")])
+def test_unresolving_spectrum_leaves_the_spectral_rows_empty_with_a_reason(kind, why):
+    """No quantity from a route that cannot resolve it: with SLQ (or no spectrum) the spectral rows are NaN and
+    the reason is recorded; the curves' timescales are unchanged."""
     cfg = RFConfig(d=8, p=256, n=32, n_emp=256)
-    r = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e6, 21), method="lanczos", spectrum="slq",
+    taus = study.TauGrid(0.1, 1e6, 21)
+    r = study.run(cfg, study.StudyOptions(taus=taus, method="lanczos", spectrum=kind,
                                           theory=False, slq_probes=4, slq_steps=20))
     ts = r.simulation.timescales
     assert all(math.isnan(getattr(ts, k)) for k in study.SPECTRAL_ROWS)
-    assert math.isfinite(ts.tau_mem) and "cannot resolve" in r.diagnostics["spectral_rows"]
+    assert math.isfinite(ts.tau_mem) and why in r.diagnostics["spectral_rows"]
+    if kind == "none":
+        assert r.simulation.spectrum is None
+        assert study.route_cost(cfg, study.StudyOptions(taus=taus, method="lanczos", spectrum=kind))["spectrum"] == 0
+        ref = study.run(cfg, study.StudyOptions(taus=taus, method="lanczos", spectrum="exact", theory=False))
+        assert ts.tau_mem == ref.simulation.timescales.tau_mem and ts.tau_gen == ref.simulation.timescales.tau_gen
 
 
 def test_theory_warnings():

@@ -28,6 +28,8 @@ def test_plan_labels_units_and_order():
         assert isinstance(u, Study) and u.config.d == lab.d and u.config.p == 256 * lab.d
         assert u.config.n == lab.n and u.config.seed == lab.seed and u.options.model == lab.model
         assert u.options.theory == (lab.model == "exact" and lab.seed == 0)
+        # the spectrum rides along where its eigenvalues are cheap, and is skipped beyond (the study reads the curves)
+        assert u.options.spectrum == ("none" if lab.model == "exact" and lab.p > 8192 else "auto")
     # the exact model and its control share the draw: same configuration, different model
     assert pl[lp.Label(16, 256.0, 2.0, "exact", 3)].config == pl[lp.Label(16, 256.0, 2.0, "ge", 3)].config
     p512 = lp.plan(lp.PRESETS["full_512"])
@@ -65,8 +67,8 @@ def test_peak_memory_sizes_workers_by_the_route():
         assert peak <= gb * 2**30 and len(routes) == len(pl) // 2
         top = lp.Label(100, 256.0, 16.0, "exact", 0)
         c = pl[top].config
-        assert routes[top] == choose_method(c, memory=gb * 2**30)
-        assert peak >= memory_estimate(c.p, c.n, c.d, routes[top])
+        assert routes[top] == choose_method(c, memory=gb * 2**30, spectrum="none")
+        assert peak >= memory_estimate(c.p, c.n, c.d, routes[top], spectrum="none")
     with pytest.raises(ValueError, match=r"^p=\d+: the streamed route needs"):
         lp.peak_memory(pl, 2**30)
 
