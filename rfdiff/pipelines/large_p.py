@@ -409,6 +409,20 @@ class LargePSummary:
         raise KeyError(f"no extrapolation model={model}, psi_p={psi_p:g}, quantity={quantity}, psi_n_lo={psi_n_lo:g}")
 
 
+def _route(method: str, diagnostics: Sequence[dict]) -> str:
+    """The exact model's route on one rung, with the Krylov basis and whether it met its tolerance on every unit."""
+    dyn = [g.get("dynamics", {}) for g in diagnostics]
+    kry = [x for x in dyn if "blocks" in x]
+    if not kry:
+        return str(method)
+    bad = [x for x in kry if not x.get("converged", False)]
+    size = f"{max(x['blocks'] for x in kry)} blocks, basis {max(x['basis_size'] for x in kry)}"
+    if not bad:
+        return f"{method}, {size}, converged"
+    return (f"{method}, {size}, not converged to {bad[0]['tol']:.0e} on {len(bad)} of {len(kry)} units "
+            f"(last-block change ≤ {max(x['change_last_block'] for x in bad):.1e})")
+
+
 def _read(res: StudyResult, side: str, q: str) -> float:
     """Quantity ``q`` of one side, re-read from its stored curves by the current rule."""
     s = getattr(res, side)
@@ -490,8 +504,9 @@ def summarize(results: Mapping[Label, StudyResult], preset: Optional[Preset] = N
             if r is None or r.theory_d_inf is None or r.theory is None:
                 raise KeyError(f"no theory for {lab} (the first seed's exact unit carries it)")
             th[pn] = {q: (_read(r, "theory_d_inf", q), _read(r, "theory", q)) for q in QUANTITIES}
-            if pn == pns[-1]:
-                routes.append((d, pp, str(r.diagnostics.get("method", ""))))
+        routes.append((d, pp, _route(r.diagnostics.get("method", ""),
+                                     [results[x].diagnostics for x in labels
+                                      if (x.psi_p, x.d, x.model) == (pp, d, "exact")])))
         for m in models:
             for q in QUANTITIES:
                 vals = np.array([[_read(results[Label(d, pp, pn, m, s)], "simulation", q) for pn in pns]

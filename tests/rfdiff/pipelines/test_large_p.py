@@ -127,6 +127,19 @@ def test_summary_recovers_a_known_law():
     assert tg == pytest.approx(10 * 2 ** 0.3 * GEN_SHIFT, rel=0.02)
 
 
+def test_summary_route_says_whether_the_krylov_basis_met_its_tolerance():
+    """The route per rung names the Krylov basis and how many exact units stopped short of the tolerance."""
+    res = fake(TINY)
+    for lab in res:
+        if lab.model == "exact" and lab.d == 32:
+            ok = lab.seed != 1
+            res[lab] = dataclasses.replace(res[lab], diagnostics={"method": "lanczos", "dynamics": {
+                "blocks": 64, "basis_size": 2048, "converged": ok, "tol": 1e-8, "change_last_block": 1e-9 if ok else 3e-3}})
+    routes = {d: r for d, _, r in lp.summarize(res, TINY).routes}
+    assert routes[8] == "dense"
+    assert routes[32] == "lanczos, 64 blocks, basis 2048, not converged to 1e-08 on 3 of 9 units (last-block change ≤ 3.0e-03)"
+
+
 def test_summary_extrapolates_a_finite_size_approach():
     """τ_mem ∝ ψ_n^α(d) with α(d) = 1 + 8/d: the fitted d → ∞ exponent is 1 and the fit says from which d it is within 0.05."""
     res = {}
