@@ -54,6 +54,7 @@ def parse_args(argv=None):
 
 def build(args):
     from rfdiff.model import DataSpec, RFConfig
+    from rfdiff.resources import gemm_rate
     from rfdiff.study import StudyOptions, TauGrid, available_memory, route_cost
     cfg = RFConfig(d=args.d, p=args.p, n=args.n, t=args.t, activation=args.activation,
                    data=DataSpec(kind=args.data, sigma_x=args.sigma_x), seed=args.seed, tol=args.tol)
@@ -62,11 +63,17 @@ def build(args):
                         spectrum=args.spectrum, lanczos_tol=args.lanczos_tol, lanczos_max_steps=args.lanczos_steps,
                         slq_probes=args.slq_probes, slq_steps=args.slq_steps)
     cost = route_cost(cfg, opts)               # resolves the route; refuses what does not fit, up front
+    rate = gemm_rate()
     print(f"route: {cost['method']}, spectrum: {cost['spectrum_method']}, peak memory ≈ {cost['bytes'] / 1e9:.2g} GB "
           f"with the τ grid ({available_memory() / 1e9:.0f} GB available), ≈ {cost['total']:.2g} flops "
-          f"(matrices {cost['matrices']:.2g}, dynamics {cost['dynamics']:.2g}, spectrum {cost['spectrum']:.2g})",
+          f"(matrices {cost['matrices']:.2g}, dynamics {cost['dynamics']:.2g}, spectrum {cost['spectrum']:.2g}): "
+          f"≥ {_seconds(cost['total'] / rate)} at this machine's GEMM rate ({rate / 1e9:.0f} GFLOP/s now)",
           file=sys.stderr)
     return cfg, opts
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.2g} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
 def default_name(cfg, opts) -> str:

@@ -61,6 +61,17 @@ def test_outputs_and_determinism(tmp_path):
     assert not _same(res, results.load(tmp_path / "c"))
 
 
+def test_route_and_its_estimate_are_printed_first_and_a_run_without_spectrum_plots(tmp_path, capsys):
+    """The route, its memory and operation count and the time they take at this machine's GEMM rate come first;
+    ``--spectrum none`` leaves the spectral rows empty and still draws the figure."""
+    rc, stem = run(tmp_path, "--method", "lanczos", "--spectrum", "none", name="s")
+    first = capsys.readouterr().err.strip().splitlines()[0]
+    assert rc == 0 and first.startswith("route: lanczos, spectrum: none, peak memory ≈") and "GEMM rate" in first
+    res = results.load(stem)
+    assert res.simulation.spectrum is None and math.isnan(res.simulation.timescales.lambda_mem)
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize("bad,word", [(["--p", "0"], "p"), (["--n", "-3"], "n"), (["--d", "0"], "d"),
                                       (["--t", "0"], "t"), (["--t", "nan"], "t"),
                                       (["--activation", "softsign"], "activation"), (["--data", "cubes"], "data")])
