@@ -91,6 +91,16 @@ def _cost_lines(lp, full_plan, ran, calib) -> tuple[list[str], str]:
         pred = [lp.unit_seconds(full_plan[lab], calib) for lab in ran if (lab.psi_p, lab.d, lab.model) == key]
         lines.append(f"| {key[0]:g} | {key[1]} | {key[2]} | {len(v)} | {sum(v) / len(v):.1f} ({min(v):.1f}–{max(v):.1f}) "
                      f"| {sum(pred) / len(pred):.1f} |")
+    sizing = []
+    for gb in (16, 8):          # worker memory, 80 % of it to the unit (docs/finite_size.md, "On a cluster")
+        try:
+            peak, routes = lp.peak_memory(full_plan, int(0.8 * gb * 2**30))
+            sizing.append(f"{gb} GB workers: largest unit {peak / 2**30:.1f} GiB, exact-model routes "
+                          f"{', '.join(sorted(set(routes.values())))}")
+        except ValueError as err:
+            sizing.append(f"{gb} GB workers: {err}")
+    lines += ["", "Worker sizing for the whole plan (`rfdiff.pipelines.large_p.peak_memory`, 80 % of a worker's memory "
+              "to the unit): " + "; ".join(sizing) + "."]
     rest = {lab: u for lab, u in full_plan.items() if lab not in ran}
     if not rest:
         return lines, ""

@@ -69,6 +69,8 @@ def test_partial_study_reports_what_did_not_run(capsys, tmp_path, monkeypatch):
     pred = text.split("## Predictions for the rungs not yet simulated")[1]
     assert "| 16 | 12 | 2 | 2000 | " in pred and "| 16 | 8 |" not in pred
     assert "predictions for 1 rung(s) not in the cache" in capsys.readouterr().err
+    # workers sized for the whole plan, by the routes' memory estimates
+    assert "Worker sizing for the whole plan" in text and "16 GB workers: largest unit" in text
 
 
 def test_report_only_summarizes_the_complete_seeds(capsys, tmp_path):
