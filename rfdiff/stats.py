@@ -101,6 +101,7 @@ class FiniteSizeFit:
     f_test_p: float            # p-value of adding the second term (NaN when too few points)
     gamma: float = 1.0
     gamma2: Optional[float] = None
+    lack_of_fit_p: float = math.nan   # p-value of the form against the seeds' scatter at each size (NaN: not testable)
 
     def predict(self, n) -> np.ndarray:
         """The fitted model at ``n``: ``a + b n^{-γ} (+ c n^{-γ'})``, exactly the terms the fit kept
@@ -229,7 +230,27 @@ def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
     return FiniteSizeFit(_est(coef[0], se[0], dof1, level, int(n.size), method),
                          _est(coef[1], se[1], dof1, level, int(n.size), method), c_est,
                          (float(n.min()), float(n.max())), int(n.size),
-                         math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val, gamma, gamma2)
+                         math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val, gamma, gamma2,
+                         _lack_of_fit(n, y, rss1, n.size - dof1))
+
+
+def _lack_of_fit(n: np.ndarray, y: np.ndarray, rss: float, n_params: int) -> float:
+    """p-value of the lack-of-fit F-test (docs/theory.md §6.3): the residual sum of squares split into the seeds'
+    scatter about each size's mean (pure error, N − k dof) and the rest (lack of fit, k − n_params dof), k sizes.
+
+    F = (SS_lof/(k − n_params)) / (SS_pe/(N − k)); a small p says the form cannot describe how the size means
+    move, whatever its parameters. NaN without replicates or without more sizes than parameters."""
+    sizes, inverse = np.unique(n, return_inverse=True)
+    k, N = sizes.size, n.size
+    if not (k > n_params and N > k):
+        return math.nan
+    means = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    ss_pe = float(np.sum((y - means[inverse]) ** 2))
+    ss_lof = max(float(rss) - ss_pe, 0.0)
+    if ss_pe <= 0:
+        return 0.0 if ss_lof > 0 else 1.0
+    F = (ss_lof / (k - n_params)) / (ss_pe / (N - k))
+    return float(_scipy_stats().f.sf(F, k - n_params, N - k))
 
 
 @register

@@ -172,12 +172,18 @@ def section(summary, *, command: str, timing_lines: Sequence[str] = (), not_run:
                             key=lambda x: (x.model != "exact", x.psi_n_lo)):
                 v = verdict(x.fit.a, x.theory, x.tolerance)
                 few = " (2 d: the form of the correction is not tested)" if len(x.ds) == 2 else ""
+                if x.form_rejected:
+                    outcome = (f"**no verdict** (the form is rejected: lack-of-fit p = {x.fit.lack_of_fit_p:.1g}; "
+                               f"{v.outcome} if it held)")
+                else:
+                    outcome = f"**{v.outcome}**{few}"
                 fit = (f"γ = {x.fit.gamma:g}" + (f" + γ₂ = {x.fit.gamma2:g}" if x.fit.gamma2 else "") +
-                       f", {x.fit.n_points} pts, d ∈ [{x.fit.n_range[0]:g}, {x.fit.n_range[1]:g}]") \
+                       f", {x.fit.n_points} pts, d ∈ [{x.fit.n_range[0]:g}, {x.fit.n_range[1]:g}]"
+                       + (f", lack-of-fit p = {x.fit.lack_of_fit_p:.2g}" if math.isfinite(x.fit.lack_of_fit_p) else "")) \
                     if math.isfinite(x.fit.a.value) else f"no fit ({len(x.ds)} d)"
                 out.append(f"| {x.model} | {x.psi_n_lo:g} → {x.psi_n_hi:g} | {_ci(x.fit.a)} | {fit} | "
-                           f"{_f(x.theory)} | **{v.outcome}**{few} | {x.d_within if x.d_within is not None else 'not reached'} | "
-                           f"{_within(x.d_within_fit)} |")
+                           f"{_f(x.theory)} | {outcome} | {x.d_within if x.d_within is not None else 'not reached'} | "
+                           f"{'— (form rejected)' if x.form_rejected else _within(x.d_within_fit)} |")
             out.append("")
     out += predictions(tuple(predicted))
     return "\n".join(out) + "\n"

@@ -40,6 +40,7 @@ from ..study import EXACT_SPECTRUM_MAX_P, StudyOptions, Study, StudyResult, TauG
 from ..timescales import extract
 
 __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", "Point", "LocalExponent",
+           "LACK_OF_FIT_ALPHA",
            "Extrapolation", "LargePSummary", "QUANTITIES", "TOLERANCE", "plan", "unit_flops", "unit_seconds",
            "estimate", "calibrate", "peak_memory", "summarize", "local_exponents",
            "overall_exponents", "PredictedPoint", "PredictedExponent", "RungPrediction", "predict_rung",
@@ -48,6 +49,8 @@ __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", 
 QUANTITIES = ("tau_mem", "tau_gen")
 TOLERANCE = 0.05
 """How close a local exponent must come to the theory's to count as the law (absolute)."""
+LACK_OF_FIT_ALPHA = 0.01
+"""Below this lack-of-fit p-value the extrapolation's form a + b d^-γ is rejected (docs/theory.md §6.3)."""
 TAUS = TauGrid(1e-2, 1e8, 161)
 N_EMP = 2048
 
@@ -367,7 +370,9 @@ class Extrapolation:
 
     ``d_within``: the smallest measured d from which every larger measured seed mean is within
     ``tolerance`` of the theory (None: none is). ``d_within_fit``: the d from which the fitted curve
-    stays within ``tolerance`` (inf when its limit is farther; NaN without a fit).
+    stays within ``tolerance`` (inf when its limit is farther; NaN without a fit). ``form_rejected``: the
+    lack-of-fit test rejects a + b d^-γ against the seeds' scatter (p < ``LACK_OF_FIT_ALPHA``): the fit's
+    limit is then no test of the law (docs/theory.md §6.3).
     """
 
     model: str
@@ -381,6 +386,10 @@ class Extrapolation:
     tolerance: float
     d_within: Optional[int]
     d_within_fit: float
+
+    @property
+    def form_rejected(self) -> bool:
+        return bool(self.fit.lack_of_fit_p < LACK_OF_FIT_ALPHA)
 
 
 @register

@@ -57,6 +57,20 @@ def test_finite_size_extrapolation_recovers_a_and_b():
     assert isinstance(flat.a, Estimate) and flat.n_points == n.size
 
 
+def test_lack_of_fit_rejects_a_correction_that_turns_back():
+    """Size means that fall then rise (not a + b n^-γ for any a, b) are rejected against the seeds' scatter; the
+    same scatter about a true a + b/n is not (at about the test's 1 % rate over repeats); no replicates: NaN."""
+    rng = np.random.default_rng(7)
+    n = np.repeat([8, 12, 16, 32, 64], 5)
+    rejected = kept = 0
+    for _ in range(100):
+        noise = 0.02 * rng.standard_normal(n.size)
+        rejected += fit_finite_size(n, 1.0 + 0.3 * np.sin(np.log(n) * 2.5) + noise).lack_of_fit_p < 0.01
+        kept += fit_finite_size(n, 1.0 + 2.0 / n + noise).lack_of_fit_p >= 0.01
+    assert rejected >= 95 and kept >= 95
+    assert math.isnan(fit_finite_size([8, 12, 16], [1.0, 0.9, 0.8]).lack_of_fit_p)
+
+
 def test_finite_size_second_term_only_when_the_data_ask():
     """The next order c n^-2γ enters only when an F-test asks for it, and then recovers a."""
     rng = np.random.default_rng(5)

@@ -155,6 +155,24 @@ def test_summary_extrapolates_a_finite_size_approach():
     assert 140 < e.d_within_fit < 180                           # 8/d ≤ 0.05 from d = 160
 
 
+def test_a_correction_that_turns_back_gets_no_verdict():
+    """Local exponent 1.0, 1.3, 1.0 at d = 8, 16, 32 (seed scatter 1 %): a + b d^-γ cannot follow it, the
+    lack-of-fit test says so, and the report gives the extrapolation no verdict."""
+    from large_p_fakes import side
+    from rfdiff_analysis import report_large_p
+    res = {}
+    for lab, u in lp.plan(TINY).items():
+        alpha = 1.3 if lab.d == 16 else 1.0
+        tm = 1000.0 * lab.psi_n ** alpha * (1 + 0.01 * math.sin(1.7 * lab.seed + lab.psi_n))
+        res[lab] = dataclasses.replace(result(lab, u), simulation=side(u, tm, 10.0))
+    S = lp.summarize(res, TINY)
+    e = S.extrapolation("exact", 64.0, "tau_mem", 2.0)
+    assert e.fit.lack_of_fit_p < lp.LACK_OF_FIT_ALPHA and e.form_rejected
+    assert not S.extrapolation("exact", 64.0, "tau_gen", 2.0).form_rejected
+    text = report_large_p.section(S, command="test")
+    assert "**no verdict** (the form is rejected: lack-of-fit p = " in text and "— (form rejected)" in text
+
+
 def test_summarize_refuses_a_missing_label():
     res = fake(TINY)
     gone = lp.Label(16, 64.0, 4.0, "ge", 1)
