@@ -25,7 +25,7 @@ from ._util import check_fraction
 from .results import register
 
 __all__ = ["Estimate", "PowerLawFit", "FiniteSizeFit", "LocalExponents", "mean_ci", "exact", "fit_power_law",
-           "fit_finite_size", "local_exponents"]
+           "fit_finite_size", "forecast_finite_size", "local_exponents"]
 
 
 def _scipy_stats():
@@ -232,6 +232,32 @@ def fit_finite_size(n, y, level: float = 0.95, f_test_alpha: float = 0.01,
                          (float(n.min()), float(n.max())), int(n.size),
                          math.sqrt(rss1 / dof1) if dof1 > 0 else nan, p_val, gamma, gamma2,
                          _lack_of_fit(n, y, rss1, n.size - dof1))
+
+
+def forecast_finite_size(fit: FiniteSizeFit, n, y, at: float) -> Estimate:
+    """The mean of ``y`` at size ``at`` predicted by ``fit`` (refitted on its points ``n``, ``y`` with its exponents),
+    with the t-interval of that prediction at the fit's level (docs/theory.md §6.3).
+
+    ``x₀ = (1, at^-γ[, at^-γ₂])``; value ``x₀ᵀβ``, standard error ``√(x₀ᵀ Cov(β) x₀)``, Cov(β) = s² (XᵀX)⁻¹. Used to
+    hold out a size: fitted on the others, the forecast is set beside what that size measured.
+    """
+    n = np.asarray(n, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    ok = np.isfinite(n) & np.isfinite(y) & (n > 0)
+    n, y = n[ok], y[ok]
+    if not (isinstance(at, (int, float)) and at > 0):
+        raise ValueError(f"at must be a positive size, got {at!r}")
+    level = fit.a.level
+    exps = [fit.gamma] + ([fit.gamma2] if fit.gamma2 is not None else [])
+    if not math.isfinite(fit.a.value) or n.size <= len(exps) + 1:
+        return Estimate(math.nan, level=level)
+    X = np.stack([np.ones_like(n)] + [n ** -g for g in exps], axis=1)
+    coef, _, rss, dof = _ols(X, y)
+    x0 = np.array([1.0] + [float(at) ** -g for g in exps])
+    value = float(x0 @ coef)
+    cov = rss / dof * np.linalg.pinv(X.T @ X)
+    return _est(value, math.sqrt(max(float(x0 @ cov @ x0), 0.0)), dof, level, int(n.size),
+                f"forecast at {at:g} of OLS in n^-{fit.gamma:g}, t-interval")
 
 
 def _lack_of_fit(n: np.ndarray, y: np.ndarray, rss: float, n_params: int) -> float:

@@ -40,6 +40,18 @@ def _ci(e, fmt=_f) -> str:
     return f"{fmt(e.value)} [{fmt(e.lo)}, {fmt(e.hi)}]"
 
 
+def _holdout(S, x) -> str:
+    """The forecast of the largest d's local exponent from the smaller d, beside its measured seed mean."""
+    f = x.holdout_forecast
+    if f is None or not math.isfinite(f.value):
+        return "—"
+    top = max(x.ds)
+    got = [y for y in S.local_exponents if (y.model, y.psi_p, y.quantity, y.psi_n_lo, y.d) ==
+           (x.model, x.psi_p, x.quantity, x.psi_n_lo, top)][0].value
+    overlap = f.lo <= got.hi and got.lo <= f.hi
+    return f"d = {top}: {_ci(f)}, {_ci(got)} ({'intervals overlap' if overlap else 'missed'})"
+
+
 def answer(summary, quantity: str = "tau_mem") -> list[str]:
     """The answer as far as the data go: at the largest d of each ψ_p, exact and control against the theory."""
     S, name, out = summary, QUANTITY_NAMES[quantity], []
@@ -72,8 +84,31 @@ def answer(summary, quantity: str = "tau_mem") -> list[str]:
     return out
 
 
-def predictions(rungs) -> list[str]:
-    """The section "Predictions for the rungs not yet simulated" from :func:`rfdiff.pipelines.large_p.predict_missing`'s rungs."""
+def forecasts(summary, rungs) -> list[str]:
+    """The extrapolations' forecast of each local exponent at the rungs not yet simulated (from the rungs that ran)."""
+    from rfdiff.pipelines.large_p import forecast
+    S, out = summary, []
+    fitted = {(x.model, x.psi_p, x.quantity, x.psi_n_lo, x.psi_n_hi) for x in S.extrapolations
+              if x.fit.a is not None and math.isfinite(x.fit.a.value)}
+    if not fitted or not rungs:
+        return out
+    out += ["The extrapolations' forecast of the local exponents at those rungs (`rfdiff.pipelines.large_p.forecast`: "
+            "the fit a + b d^-γ of the rungs that ran, evaluated at the new d, with its 95 % interval), beside the "
+            "theory's; when a rung lands its measured exponent is set against this:", "",
+            "| quantity | model | ψ_p | d | ψ_n pair | forecast | theory d → ∞ |", "|---|---|---|---|---|---|---|"]
+    for q in ("tau_mem", "tau_gen"):
+        for m, pp, q2, lo, hi in sorted(k for k in fitted if k[2] == q):
+            x = S.extrapolation(m, pp, q, lo)
+            for r in rungs:
+                if r.psi_p == pp:
+                    out.append(f"| {QUANTITY_NAMES[q]} | {m} | {pp:g} | {r.d} | {lo:g} → {hi:g} | "
+                               f"{_ci(forecast(S, m, pp, q, lo, r.d))} | {_f(x.theory)} |")
+    return out + [""]
+
+
+def predictions(rungs, summary=None) -> list[str]:
+    """The section "Predictions for the rungs not yet simulated" from :func:`rfdiff.pipelines.large_p.predict_missing`'s
+    rungs (and, with ``summary``, the extrapolations' forecasts for them: :func:`forecasts`)."""
     if not rungs:
         return []
     out = ["## Predictions for the rungs not yet simulated", "",
@@ -108,6 +143,8 @@ def predictions(rungs) -> list[str]:
             for pn, v, src in r.train_loss_inf:
                 out.append(f"| {r.psi_p:g} | {r.d} | {pn:g} | {_g(v, 5)} | {src} |")
         out.append("")
+    if summary is not None:
+        out += forecasts(summary, rungs)
     out += ["Cost of these predictions (wall seconds when this report was written, on whatever else that machine was running): "
             + "; ".join(f"d = {r.d}: theory columns {r.seconds_theory:.1f} s"
                         + (f", L_train(∞) {r.seconds_train_loss:.1f} s" if r.train_loss_inf else "") for r in rungs)
@@ -166,8 +203,9 @@ def section(summary, *, command: str, timing_lines: Sequence[str] = (), not_run:
             out += ["", f"Extrapolation in d (`fit_finite_size`, a + b d^-γ over every (d, seed)), against the "
                         f"theory's local exponent; verdict by the report's rule with tolerance {S.tolerance:g}:", "",
                     "| model | ψ_n pair | d → ∞ (a) | fit | theory | verdict | measured within "
-                    f"{S.tolerance:g} from d | fit within {S.tolerance:g} from d |",
-                    "|---|---|---|---|---|---|---|---|"]
+                    f"{S.tolerance:g} from d | fit within {S.tolerance:g} from d | largest d: forecast from the "
+                    "smaller d, measured |",
+                    "|---|---|---|---|---|---|---|---|---|"]
             for x in sorted((x for x in S.extrapolations if x.quantity == q and x.psi_p == pp),
                             key=lambda x: (x.model != "exact", x.psi_n_lo)):
                 v = verdict(x.fit.a, x.theory, x.tolerance)
@@ -183,7 +221,8 @@ def section(summary, *, command: str, timing_lines: Sequence[str] = (), not_run:
                     if math.isfinite(x.fit.a.value) else f"no fit ({len(x.ds)} d)"
                 out.append(f"| {x.model} | {x.psi_n_lo:g} → {x.psi_n_hi:g} | {_ci(x.fit.a)} | {fit} | "
                            f"{_f(x.theory)} | {outcome} | {x.d_within if x.d_within is not None else 'not reached'} | "
-                           f"{'— (form rejected)' if x.form_rejected else _within(x.d_within_fit)} |")
+                           f"{'— (form rejected)' if x.form_rejected else _within(x.d_within_fit)} | "
+                           f"{_holdout(S, x)} |")
             out.append("")
-    out += predictions(tuple(predicted))
+    out += predictions(tuple(predicted), S)
     return "\n".join(out) + "\n"

@@ -213,6 +213,11 @@ def main(argv=None) -> int:
     from rfdiff import io
     report = figdir / f"REPORT_{args.name}.md"
     io.atomic_write(report, lambda fh: fh.write(text.encode()))
+    if args.name == "large_p":                       # the copy the main report embeds follows
+        from rfdiff_analysis.report import embed_side_reports
+        main_report = embed_side_reports(figdir)
+        if main_report is not None:
+            files.append(main_report)
     meta = common.run_metadata()
     files += results.save(summary, figdir / f"{args.name}_summary",
                           meta={"command": command, "git_commit": meta.get("git_commit")}, overwrite=True)

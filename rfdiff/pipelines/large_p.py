@@ -35,12 +35,12 @@ import numpy as np
 from ..model import RFConfig
 from . import _checks
 from ..results import register
-from ..stats import Estimate, FiniteSizeFit, fit_finite_size, mean_ci
+from ..stats import Estimate, FiniteSizeFit, fit_finite_size, forecast_finite_size, mean_ci
 from ..study import EXACT_SPECTRUM_MAX_P, StudyOptions, Study, StudyResult, TauGrid, choose_method, memory_estimate
 from ..timescales import extract
 
 __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", "Point", "LocalExponent",
-           "LACK_OF_FIT_ALPHA",
+           "LACK_OF_FIT_ALPHA", "forecast",
            "Extrapolation", "LargePSummary", "QUANTITIES", "TOLERANCE", "plan", "unit_flops", "unit_seconds",
            "estimate", "calibrate", "peak_memory", "summarize", "local_exponents",
            "overall_exponents", "PredictedPoint", "PredictedExponent", "RungPrediction", "predict_rung",
@@ -372,7 +372,10 @@ class Extrapolation:
     ``tolerance`` of the theory (None: none is). ``d_within_fit``: the d from which the fitted curve
     stays within ``tolerance`` (inf when its limit is farther; NaN without a fit). ``form_rejected``: the
     lack-of-fit test rejects a + b d^-γ against the seeds' scatter (p < ``LACK_OF_FIT_ALPHA``): the fit's
-    limit is then no test of the law (docs/theory.md §6.3).
+    limit is then no test of the law (docs/theory.md §6.3). ``holdout_forecast``: the fit of the rungs below
+    the largest d (at least two), evaluated at the largest, to set beside its measured seed mean — a test of
+    the fit's form on a rung it did not see (:func:`rfdiff.stats.forecast_finite_size`, with its interval; None
+    with fewer than three rungs).
     """
 
     model: str
@@ -386,6 +389,7 @@ class Extrapolation:
     tolerance: float
     d_within: Optional[int]
     d_within_fit: float
+    holdout_forecast: Optional[Estimate] = None   # the same fit on the rungs below the largest d, evaluated at it
 
     @property
     def form_rejected(self) -> bool:
@@ -548,11 +552,27 @@ def summarize(results: Mapping[Label, StudyResult], preset: Optional[Preset] = N
                     ref = sel[-1].theory               # the d → ∞ theory: the same at every rung
                     close = [abs(x.value.value - ref) <= TOLERANCE for x in sel]
                     first = next((k for k in range(len(sel)) if all(close[k:])), None)
+                    forecast = None
+                    if len(sel) >= 3:
+                        below_d, below_y = zip(*[(x.d, v) for x in sel[:-1] for v in x.per_seed])
+                        forecast = forecast_finite_size(fit_finite_size(below_d, below_y), below_d, below_y,
+                                                        float(sel[-1].d))
                     exps.append(Extrapolation(m, pp, q, pns[j], pns[j + 1], fit, ref, tuple(ds), TOLERANCE,
                                               None if first is None else sel[first].d,
-                                              _d_within(fit, ref, TOLERANCE)))
+                                              _d_within(fit, ref, TOLERANCE), forecast))
     return LargePSummary(tuple(points), tuple(locs), tuple(exps), tuple(labels), TOLERANCE, tuple(routes),
                          tuple(overall))
+
+
+def forecast(summary: LargePSummary, model: str, psi_p: float, quantity: str, psi_n_lo: float, d: int) -> Estimate:
+    """The extrapolation's forecast of one local exponent at rung ``d`` (:func:`rfdiff.stats.forecast_finite_size`
+    on every (d, seed) point the summary fitted), with its interval; written before that rung runs."""
+    x = summary.extrapolation(model, psi_p, quantity, psi_n_lo)
+    sel = [y for y in summary.local_exponents if (y.model, y.psi_p, y.quantity, y.psi_n_lo) ==
+           (model, float(psi_p), quantity, float(psi_n_lo))]
+    ds = [y.d for y in sel for _ in y.per_seed]
+    ys = [v for y in sel for v in y.per_seed]
+    return forecast_finite_size(x.fit, ds, ys, float(_d("d", d)))
 
 
 # ----------------------------------------------------------------------------------------------

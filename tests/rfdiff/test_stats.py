@@ -71,6 +71,22 @@ def test_lack_of_fit_rejects_a_correction_that_turns_back():
     assert math.isnan(fit_finite_size([8, 12, 16], [1.0, 0.9, 0.8]).lack_of_fit_p)
 
 
+def test_forecast_of_a_held_out_size_covers_the_truth():
+    """Fitted on n = 8 … 32 (5 seeds each) of y = 1 + 3/n + noise, the forecast at n = 64 covers 1 + 3/64 at ≈ 95 %;
+    a forecast needs a positive size."""
+    from rfdiff.stats import forecast_finite_size
+    rng = np.random.default_rng(11)
+    n = np.repeat([8, 12, 16, 32], 5)
+    cover = 0
+    for _ in range(200):
+        y = 1 + 3.0 / n + 0.02 * rng.standard_normal(n.size)
+        f = forecast_finite_size(fit_finite_size(n, y, exponents=(1.0,)), n, y, 64.0)
+        cover += f.lo <= 1 + 3 / 64 <= f.hi
+    assert 0.9 <= cover / 200 <= 0.99
+    with pytest.raises(ValueError, match="^at"):
+        forecast_finite_size(fit_finite_size(n, y), n, y, 0.0)
+
+
 def test_finite_size_second_term_only_when_the_data_ask():
     """The next order c n^-2γ enters only when an F-test asks for it, and then recovers a."""
     rng = np.random.default_rng(5)

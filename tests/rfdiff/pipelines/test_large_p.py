@@ -153,6 +153,9 @@ def test_summary_extrapolates_a_finite_size_approach():
     assert e.fit.a.value == pytest.approx(1.0, abs=0.02)
     assert e.d_within is None                                   # 1 + 8/32 = 1.25 at the largest d
     assert 140 < e.d_within_fit < 180                           # 8/d ≤ 0.05 from d = 160
+    # held out: the fit of d = 8, 16 forecasts d = 32 (exact law, to the grid reading); forecast at a new rung
+    assert e.holdout_forecast.value == pytest.approx(1 + 8 / 32, abs=1e-3)
+    assert lp.forecast(S, "exact", 64.0, "tau_mem", 2.0, 64).value == pytest.approx(1 + 8 / 64, abs=1e-3)
 
 
 def test_a_correction_that_turns_back_gets_no_verdict():
@@ -171,6 +174,7 @@ def test_a_correction_that_turns_back_gets_no_verdict():
     assert not S.extrapolation("exact", 64.0, "tau_gen", 2.0).form_rejected
     text = report_large_p.section(S, command="test")
     assert "**no verdict** (the form is rejected: lack-of-fit p = " in text and "— (form rejected)" in text
+    assert "(missed) |" in text                                    # d = 8, 16 cannot foresee d = 32's turn
 
 
 def test_summarize_refuses_a_missing_label():
