@@ -48,8 +48,20 @@ def parse_args(argv=None):
     a("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (streamed route)")
     a("--no-theory", action="store_true", help="skip the theory")
     a("--no-plot", action="store_true", help="skip the figure")
+    a("--scheduler", default=None,
+      help="run on a worker of this Dask scheduler (tcp://host:8786) instead of this process: the worker picks the "
+           "route by its own memory; the result comes back here to be printed and saved")
+    a("--connect-timeout", type=float, default=5.0, help="seconds to reach --scheduler (default 5)")
     common.add_output_flags(ap)
     return ap.parse_args(argv)
+
+
+def run_remote(scheduler: str, cfg, opts, connect_timeout: float):
+    """``rfdiff.study.run`` of (cfg, opts) on a worker of ``scheduler``; its StudyResult comes back over the wire."""
+    from rfdiff.study import Study, run_study
+    from rfdiff_cli import cluster
+    with cluster.ClusterSpec(scheduler=scheduler, connect_timeout=connect_timeout).client() as client:
+        return client.submit(run_study, Study(cfg, opts), pure=False).result()
 
 
 def build(args):
@@ -155,19 +167,29 @@ def print_table(res) -> None:
 def main(argv=None) -> int:
     t_all = time.perf_counter()
     args = parse_args(argv)
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise common.UsageError("--scheduler must be an address such as tcp://host:8786")
+    if not args.connect_timeout > 0:
+        raise common.UsageError(f"--connect-timeout must be positive, got {args.connect_timeout}")
     cfg, opts = common.configs(lambda: build(args))
     stem = common.output_stem(args.out, args.name or default_name(cfg, opts), args.overwrite)
     common.setup(args)
     from rfdiff import io, resources, study
     stages = ["matrices", "dynamics", "spectrum", "curves"] + \
         ([] if args.no_theory or cfg.data.kind in study.NO_THEORY else ["theory"])
-    with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
-        res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
-        bar.update(1)
+    if args.scheduler:
+        print(f"running on a worker of {args.scheduler} (the route above is this machine's; the worker resolves "
+              "its own from its memory)", file=sys.stderr)
+        res = run_remote(args.scheduler, cfg, opts, args.connect_timeout)
+    else:
+        with common.progress_bar(args, len(stages), "rf_timescales", "stage") as bar:
+            res = study.run(cfg, opts, progress=lambda s: (bar.set_postfix_str(s), bar.update(0 if s == "matrices" else 1)))
+            bar.update(1)
     res.timings["total"] = time.perf_counter() - t_all
     print_table(res)                                   # first: a full disk or a failed plot loses no number
     meta = {"command": "rfdiff run " + " ".join(argv if argv is not None else sys.argv[1:]),
             "memory": {"peak_rss_bytes": resources.peak_rss_bytes(), "device": resources.device_memory()},
+            **({"scheduler": args.scheduler} if args.scheduler else {}),
             **common.run_metadata()}
     files = []
     try:

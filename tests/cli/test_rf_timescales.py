@@ -72,6 +72,22 @@ def test_route_and_its_estimate_are_printed_first_and_a_run_without_spectrum_plo
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
+def test_the_same_run_on_a_dask_scheduler(tmp_path, capsys):
+    """--scheduler runs the study on a worker of that cluster: the same numbers as in this process, saved here;
+    an unreachable scheduler is one line, before anything is computed."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      scheduler_port=0, dashboard_address=None) as sched:
+        rc, stem = run(tmp_path, "--scheduler", sched.scheduler_address, "--no-plot", name="remote")
+    assert rc == 0 and "running on a worker of tcp://127.0.0.1" in capsys.readouterr().err
+    assert run(tmp_path, "--no-plot", name="here")[0] == 0
+    remote, meta = results.load(stem, with_meta=True)
+    assert _same(remote, results.load(tmp_path / "here")) and meta["scheduler"].startswith("tcp://")
+    assert run(tmp_path, "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0.5", name="gone")[0] == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith("error: --scheduler: cannot reach") and not (tmp_path / "gone.json").exists()
+
+
 @pytest.mark.parametrize("bad,word", [(["--p", "0"], "p"), (["--n", "-3"], "n"), (["--d", "0"], "d"),
                                       (["--t", "0"], "t"), (["--t", "nan"], "t"),
                                       (["--activation", "softsign"], "activation"), (["--data", "cubes"], "data")])
