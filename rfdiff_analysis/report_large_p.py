@@ -40,6 +40,34 @@ def _ci(e, fmt=_f) -> str:
     return f"{fmt(e.value)} [{fmt(e.lo)}, {fmt(e.hi)}]"
 
 
+def approach_section(summary, quantity: str = "tau_mem") -> list[str]:
+    """The section "What sets the approach": each pair's excess over the theory's local exponent against n of its
+    smaller ψ_n (:func:`rfdiff.pipelines.large_p.approach`), and where the last measured slope would carry it."""
+    from rfdiff.pipelines.large_p import approach
+    rows = approach(summary, "exact", quantity)
+    if not rows or max(len(a.ds) for a in rows) < 2:
+        return []
+    name = QUANTITY_NAMES[quantity]
+    out = [f"## What sets the approach ({name}, exact model)", "",
+           f"The exact model's local exponent minus the d → ∞ theory's, for each ψ_n pair, against n = ψ_n d of the "
+           f"pair's smaller ψ_n (sorted by n: pairs at the same n and different d sit together). 95 % intervals.", "",
+           "| n | ψ_n pair | d | exponent − theory's |", "|---|---|---|---|"]
+    cells = sorted(((n, a.psi_n_lo, a.psi_n_hi, d, e) for a in rows for n, d, e in zip(a.ns, a.ds, a.excess)),
+                   key=lambda r: (r[0], r[1]))
+    for n, lo, hi, d, e in cells:
+        out.append(f"| {n:g} | {lo:g} → {hi:g} | {d} | {_ci(e)} |")
+    out += ["", f"Carried on from the two largest d at the last measured slope d ln(excess)/d ln n (an extrapolation of "
+                f"one slope, not a fit), the excess reaches the tolerance {summary.tolerance:g} at:", "",
+            "| ψ_n pair | last slope | n | d |", "|---|---|---|---|"]
+    for a in rows:
+        if math.isnan(a.n_within):
+            out.append(f"| {a.psi_n_lo:g} → {a.psi_n_hi:g} | — | — | — |")
+        else:
+            out.append(f"| {a.psi_n_lo:g} → {a.psi_n_hi:g} | {_f(a.last_slope, 2)} | {_g(a.n_within, 3)} | "
+                       f"{_g(a.d_within, 3)} |")
+    return out + [""]
+
+
 def _holdout(S, x) -> str:
     """The forecast of the largest d's local exponent from the smaller d, beside its measured seed mean."""
     f = x.holdout_forecast
@@ -224,5 +252,6 @@ def section(summary, *, command: str, timing_lines: Sequence[str] = (), not_run:
                            f"{'— (form rejected)' if x.form_rejected else _within(x.d_within_fit)} | "
                            f"{_holdout(S, x)} |")
             out.append("")
+    out += approach_section(S)
     out += predictions(tuple(predicted), S)
     return "\n".join(out) + "\n"

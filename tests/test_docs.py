@@ -229,6 +229,30 @@ def test_every_study_number_in_the_docs_is_one_a_report_prints():
                          "figures/VERDICTS.json, docs/finite_size.md tables):\n" + "\n".join(missing))
 
 
+LARGE_P_SECTION = "## The large-p study: τ_mem ∝ n on the finite network as d grows"
+
+
+def test_the_large_p_answer_quotes_only_numbers_a_report_prints():
+    """docs/finite_size.md's large-p section (the answer to the paper's headline on the finite network) quotes,
+    outside code, only numbers that figures/REPORT*.md, docs/results.md's generated block, finite_size.md's
+    tables or the benchmark results print."""
+    printed = _printed_numbers()
+    bench = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "benchmarks" / "results").glob("*.json")))
+    printed = sorted(printed + [(_value(t), _half_unit(t)) for t in PRINTED.findall(bench)])
+    path = ROOT / "docs" / "finite_size.md"
+    lines = []
+    inside = False
+    for lineno, line in _prose_lines(path):
+        if line.startswith("## "):
+            inside = line.strip() == LARGE_P_SECTION
+        if inside and not line.lstrip().startswith("|"):
+            lines.append((lineno, line))
+    assert len(lines) > 20, "the large-p section is missing"
+    allowed = {**NOT_STUDY_NUMBERS, "80": "80 % of a worker's memory to the unit, a sizing convention"}
+    missing = _unbacked("docs/finite_size.md", lines, printed, allowed)
+    assert not missing, "numbers in the large-p section that no report prints:\n" + "\n".join(missing)
+
+
 def test_the_number_check_can_fail():
     printed = sorted([(8.41, 0.005), (1.62, 0.0005), (3.22e5, 500.0), (0.2389123, 0.0)])
     text = ("exponent 1.620 and 1.6 at ψ_n = 8.41, τ = 3.22e5, slope −0.239 (§6.4, Fig. 13, Theorem 3.1, 10⁴, "

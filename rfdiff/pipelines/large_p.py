@@ -40,7 +40,7 @@ from ..study import EXACT_SPECTRUM_MAX_P, StudyOptions, Study, StudyResult, TauG
 from ..timescales import extract
 
 __all__ = ["Block", "Preset", "PRESETS", "Label", "Calibration", "CALIBRATION", "Point", "LocalExponent",
-           "LACK_OF_FIT_ALPHA", "forecast",
+           "LACK_OF_FIT_ALPHA", "forecast", "Approach", "approach",
            "Extrapolation", "LargePSummary", "QUANTITIES", "TOLERANCE", "plan", "unit_flops", "unit_seconds",
            "estimate", "calibrate", "peak_memory", "summarize", "local_exponents",
            "overall_exponents", "PredictedPoint", "PredictedExponent", "RungPrediction", "predict_rung",
@@ -562,6 +562,61 @@ def summarize(results: Mapping[Label, StudyResult], preset: Optional[Preset] = N
                                               _d_within(fit, ref, TOLERANCE), forecast))
     return LargePSummary(tuple(points), tuple(locs), tuple(exps), tuple(labels), TOLERANCE, tuple(routes),
                          tuple(overall))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Approach:
+    """How one ψ_n pair's local exponent approaches the theory's, set against n = ψ_n d of the pair's smaller ψ_n.
+
+    ``ns``/``ds``: the rungs; ``excess``: local exponent − the d → ∞ theory's at each (seed mean, its interval
+    shifted); ``last_slope``: d ln(excess) / d ln n between the two largest rungs (NaN unless both excesses are
+    positive); ``n_within``: the n at which that slope, carried on, brings the excess to ``tolerance`` (the last
+    n if it is already there, inf if the slope does not fall); ``d_within`` = n_within / ψ_n. An extrapolation of
+    one measured slope, labelled as such in the report.
+    """
+
+    model: str
+    psi_p: float
+    quantity: str
+    psi_n_lo: float
+    psi_n_hi: float
+    ds: tuple
+    ns: tuple
+    excess: tuple
+    tolerance: float
+    last_slope: float
+    n_within: float
+
+    @property
+    def d_within(self) -> float:
+        return self.n_within / self.psi_n_lo
+
+
+def approach(summary: LargePSummary, model: str = "exact", quantity: str = "tau_mem") -> tuple:
+    """One :class:`Approach` per (ψ_p, ψ_n pair) of ``model``'s local exponents of ``quantity``: the excess over the
+    theory's exponent against n (the data say whether the approach is set by n or by d: pairs at the same n
+    against pairs at the same d)."""
+    out = []
+    keys = sorted({(x.psi_p, x.psi_n_lo, x.psi_n_hi) for x in summary.local_exponents
+                   if (x.model, x.quantity) == (model, quantity)})
+    for pp, lo, hi in keys:
+        sel = sorted((x for x in summary.local_exponents if (x.model, x.quantity, x.psi_p, x.psi_n_lo) ==
+                      (model, quantity, pp, lo)), key=lambda x: x.d)
+        exc = tuple(Estimate(x.value.value - x.theory, x.value.lo - x.theory, x.value.hi - x.theory,
+                             x.value.level, x.value.n, "local exponent − theory's") for x in sel)
+        ns = tuple(float(lo * x.d) for x in sel)
+        slope, n_in = math.nan, math.nan
+        if len(sel) >= 2:
+            (n1, e1), (n2, e2) = [(ns[k], exc[k].value) for k in (-2, -1)]
+            if abs(e2) <= summary.tolerance:
+                n_in = n2
+            elif e1 > 0 and e2 > 0:
+                slope = math.log(e2 / e1) / math.log(n2 / n1)
+                n_in = n2 * (summary.tolerance / e2) ** (1.0 / slope) if slope < 0 else math.inf
+        out.append(Approach(model, pp, quantity, lo, hi, tuple(x.d for x in sel), ns, exc, summary.tolerance,
+                            slope, n_in))
+    return tuple(out)
 
 
 def forecast(summary: LargePSummary, model: str, psi_p: float, quantity: str, psi_n_lo: float, d: int) -> Estimate:

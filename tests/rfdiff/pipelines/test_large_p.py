@@ -177,6 +177,26 @@ def test_a_correction_that_turns_back_gets_no_verdict():
     assert "(missed) |" in text                                    # d = 8, 16 cannot foresee d = 32's turn
 
 
+def test_approach_in_n_of_an_excess_set_by_n():
+    """Local exponent 1 + 10/n (n = ψ_n d of the pair's smaller ψ_n) against a theory ∝ ψ_n: every pair's excess is
+    10/n, its last slope −1, and it reaches 0.05 at n = 200 (d = 200/ψ_n); the report tabulates it by n."""
+    from large_p_fakes import side
+    from rfdiff_analysis import report_large_p
+    res = {}
+    for lab, u in lp.plan(TINY).items():
+        tm = 1000.0 * lab.psi_n * math.exp(-2 * 10.0 * math.log(2) / (lab.psi_n * lab.d))
+        res[lab] = dataclasses.replace(result(lab, u), simulation=side(u, tm, 10.0))
+    S = lp.summarize(res, TINY)
+    rows = lp.approach(S)
+    assert [(a.psi_n_lo, a.psi_n_hi) for a in rows] == [(2.0, 4.0), (4.0, 8.0)]
+    for a in rows:
+        assert [e.value for e in a.excess] == pytest.approx([10.0 / n for n in a.ns], abs=2e-3)
+        assert a.last_slope == pytest.approx(-1.0, abs=0.05) and a.n_within == pytest.approx(200.0, rel=0.05)
+        assert a.d_within == pytest.approx(200.0 / a.psi_n_lo, rel=0.05)
+    text = report_large_p.section(S, command="test")
+    assert "## What sets the approach (τ_mem, exact model)" in text and "| 64 | 2 → 4 | 32 |" in text
+
+
 def test_summarize_refuses_a_missing_label():
     res = fake(TINY)
     gone = lp.Label(16, 64.0, 4.0, "ge", 1)
