@@ -10,7 +10,8 @@ from .plots import pyplot, save
 
 
 def large_p_figure(summary):
-    """One panel per quantity (τ_mem, τ_gen) and ψ_p: the local exponent of each ψ_n pair against 1/d.
+    """Per ψ_p: one panel per quantity (τ_mem, τ_gen), the local exponent of each ψ_n pair against 1/d, and a third
+    panel, the exact model's excess over the theory's τ_mem exponent against n (:func:`_approach_panel`).
 
     Points: seed means with 95 % intervals (exact model: filled, GE control: open); lines: the fitted
     ``a + b d^-γ`` of the exact model, extended to 1/d = 0; stars at 1/d = 0: the d → ∞ theory's local
@@ -20,7 +21,7 @@ def large_p_figure(summary):
     S = summary
     pps = sorted({x.psi_p for x in S.local_exponents})
     qs = ("tau_mem", "tau_gen")
-    fig, axes = plt.subplots(len(pps), 2, figsize=(11, 4.2 * len(pps)), squeeze=False)
+    fig, axes = plt.subplots(len(pps), 3, figsize=(16, 4.2 * len(pps)), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, pp in enumerate(pps):
         for j, q in enumerate(qs):
@@ -60,9 +61,34 @@ def large_p_figure(summary):
             ax.set_xlim(-0.01 * max(xmax, 0.05), 1.08 * max(xmax, 0.05))
             ax.set_xlabel("1/d  (n = ψ_n d, p = ψ_p d)")
             ax.set_ylabel(f"local exponent of {name} in n")
-            ax.set_title(f"{name}, ψ_p = {pp:g} (★ theory d → ∞, ◆ fit at d → ∞, band ± tolerance)")
+            ax.set_title(f"{name}, ψ_p = {pp:g}\n(★ theory d → ∞, ◆ fit at d → ∞, band ± tolerance)", fontsize=9)
             ax.legend(fontsize=6, ncol=2)
+        _approach_panel(axes[i][2], S, pp, colors)
     return fig
+
+
+def _approach_panel(ax, S, pp: float, colors) -> None:
+    """The exact model's excess over the theory's τ_mem exponent against n of each pair's smaller ψ_n (log-log),
+    with the tolerance: the report's "What sets the approach" (:func:`rfdiff.pipelines.large_p.approach`)."""
+    from rfdiff.pipelines.large_p import approach
+    for k, a in enumerate(x for x in approach(S) if x.psi_p == pp):
+        ok = [i for i, e in enumerate(a.excess) if e.value > 0]
+        if not ok:
+            continue
+        ns = np.array([a.ns[i] for i in ok])
+        e = [a.excess[i] for i in ok]
+        y = np.array([x.value for x in e])
+        lo = np.array([x.lo if math.isfinite(x.lo) and x.lo > 0 else x.value for x in e])
+        hi = np.array([x.hi if math.isfinite(x.hi) else x.value for x in e])
+        ax.errorbar(ns, y, yerr=[y - lo, hi - y], fmt="o-", color=colors[k % len(colors)], ms=5, capsize=2, lw=1,
+                    label=f"ψ_n {a.psi_n_lo:g}→{a.psi_n_hi:g} (d = {', '.join(str(d) for d, i in zip(a.ds, range(len(a.ds))) if i in ok)})")
+    ax.axhline(S.tolerance, color="gray", ls="--", lw=1, label=f"tolerance {S.tolerance:g}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n = ψ_n d of the pair's smaller ψ_n")
+    ax.set_ylabel("exact local exponent − theory's (τ_mem)")
+    ax.set_title(f"What sets the approach, ψ_p = {pp:g}:\nthe excess over the theory's exponent against n", fontsize=9)
+    ax.legend(fontsize=6)
 
 
 def draw(summary, figdir, name: str = "large_p", overwrite: bool = True) -> list[Path]:
