@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""The large-p route (U formed once, Ũ streamed, curves by block Krylov from V, the top max(n, d + 1) eigenvalues
-by block Lanczos) against its flop floor, measured in one process on this machine.
+"""The large-p route (U formed once, Ũ streamed, curves by block Krylov from V, the spectral edges: the top d + 1
+eigenvalues by block Lanczos and the n-th by one LDLᵀ of U − σI) against its flop floor, measured in one process.
 
 Example: nice -n 19 python benchmarks/bench_large_p.py --p 25600 --n 1600 --d 100
          python benchmarks/bench_large_p.py --p 51200 --n 3200 --d 200 --estimate-only

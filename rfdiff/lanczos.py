@@ -323,3 +323,91 @@ def kolmogorov_distance(nodes: np.ndarray, weights: np.ndarray, eigenvalues: np.
     F1 = np.concatenate([[0.0], cw])[np.searchsorted(nodes, grid, side="right")]
     F2 = np.searchsorted(ev, grid, side="right") / ev.size
     return float(np.max(np.abs(F1 - F2)))
+
+
+def _inertia_above(ldu: np.ndarray, ipiv: np.ndarray) -> int:
+    """Number of positive eigenvalues of D in LAPACK's Bunch–Kaufman A = U D Uᵀ (``dsytrf``, upper): by Sylvester's
+    law of inertia, the number of positive eigenvalues of A. 1 × 1 pivots where ipiv[k] > 0; a 2 × 2 block at
+    (k, k + 1) where ipiv[k] = ipiv[k + 1] < 0 (its two eigenvalues' signs from its trace and determinant)."""
+    p = ldu.shape[0]
+    diag = np.diagonal(ldu)
+    pos, k = 0, 0
+    while k < p:
+        if ipiv[k] > 0 or k == p - 1:
+            pos += int(diag[k] > 0)
+            k += 1
+        else:
+            a, b, c = diag[k], ldu[k, k + 1], diag[k + 1]
+            det, tr = a * c - b * b, a + c
+            pos += 1 if det < 0 else (2 if tr > 0 else 0)
+            k += 2
+    return pos
+
+
+def _restore_lower(U: np.ndarray, diag: np.ndarray, block: int = ROW_BLOCK) -> None:
+    """U (C order) whose lower triangle was overwritten: copied back from the upper one, and the diagonal set."""
+    p = U.shape[0]
+    for r0 in range(0, p, block):
+        r1 = min(p, r0 + block)
+        U[r0:r1, :r0] = U[:r0, r0:r1].T
+        blk = U[r0:r1, r0:r1]
+        low = np.tril_indices(r1 - r0, -1)
+        blk[low] = blk.T[low]
+    U[np.diag_indices(p)] = diag
+
+
+def ranked_eigenvalue(U: np.ndarray, rank: int, shift: float, *, tol: float = 1e-10, max_window: int = 256,
+                      max_steps: int = 16) -> tuple[float, float, dict]:
+    """The ``rank``-th largest eigenvalue of a dense symmetric U: one LDLᵀ factorisation of U − σI and
+    shift-invert block Lanczos (docs/theory.md §3.4).
+
+    ``U − σI = L D Lᵀ`` (Bunch–Kaufman, LAPACK ``dsytrf``, σ = ``shift``) gives ν = #{λ > σ} exactly (Sylvester's
+    law of inertia). On M = (U − σI)⁻¹ the eigenvalues nearest σ are the largest |θ|, θ = 1/(λ − σ): the j-th
+    largest θ > 0 is the j-th eigenvalue above σ, of rank ν − j + 1; the j-th largest −θ is the j-th below σ, of
+    rank ν + j. So the wanted eigenvalue is the top j = |ν − rank| (+1 above σ) of ±M by
+    :func:`top_eigenvalues`, λ = σ + 1/θ, with the bound r/θ² from θ's residual r (first order).
+    The factorisation overwrites U's lower triangle in place (no second p × p array); U is restored before
+    returning. Returns ``(λ, bound, info)``; ``info["window"]`` = j; ValueError (naming ``shift``) when
+    j > ``max_window`` (the shift is too far from the wanted eigenvalue), with U restored.
+    Cost: p³/3 (factorisation) + 2 p² per column solved (``dsytrs``, about j + 32 columns per block).
+    """
+    import scipy.linalg.lapack as lapack
+
+    U = check_array("U", U, ndim=2)
+    p = U.shape[0]
+    rank = check_positive_int("rank", rank)
+    if rank > p or U.shape != (p, p) or not U.flags.c_contiguous:
+        raise ValueError(f"rank must be <= p = {p} and U a C-contiguous square array, got rank={rank}, U {U.shape}")
+    if not math.isfinite(shift):
+        raise ValueError(f"shift must be finite, got {shift!r}")
+    diag = np.diagonal(U).copy()
+    U[np.diag_indices(p)] = diag - shift
+    F = U.T                                   # the same memory in Fortran order: dsytrf works in place
+    try:
+        lwork = int(lapack.dsytrf_lwork(p)[0])
+        ldu, ipiv, info_f = lapack.dsytrf(F, lower=0, lwork=lwork, overwrite_a=1)
+        if info_f < 0:
+            raise ValueError(f"dsytrf: argument {-info_f} invalid")
+        nu = _inertia_above(ldu, ipiv)
+        above = nu >= rank
+        j = nu - rank + 1 if above else rank - nu
+        if j > max_window:
+            raise ValueError(f"shift {shift:.6g} is {j} eigenvalues from the {rank}-th largest (> max_window "
+                             f"{max_window}): choose a shift nearer it")
+        sign = 1.0 if above else -1.0
+
+        def solve(X):
+            Y, inf = lapack.dsytrs(ldu, ipiv, X, lower=0)
+            return sign * Y
+
+        b = min(p, j + 32)
+        X0 = np.random.default_rng(rank).standard_normal((p, b))
+        theta, resid, info = top_eigenvalues(solve, X0, j, tol=tol, max_steps=max_steps)
+    finally:
+        _restore_lower(U, diag)
+    th = sign * theta[j - 1]
+    lam = shift + 1.0 / th
+    bound = float(resid[j - 1] / th ** 2)
+    return float(lam), bound, {**info, "method": f"LDLᵀ of U − σI (σ = {shift:.6g}: {nu} eigenvalues above) and "
+                                                 f"shift-invert block Lanczos ({info['method']})",
+                               "shift": float(shift), "above_shift": int(nu), "window": int(j)}

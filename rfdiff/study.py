@@ -12,8 +12,9 @@ Routes (``method``):
 * ``"dense"`` — U formed and fully eigendecomposed; curves in its eigenbasis; spectrum exact.
 * ``"lanczos"`` — U formed, Ũ formed up to p = 8192 and streamed beyond; curves from block Lanczos in the Ritz basis (adaptive,
   a-posteriori change below ``lanczos_tol``); spectrum from the eigenvalues of U alone (LAPACK, no
-  vectors) up to p = 8192 on CPU, beyond it the top max(n, d + 1) eigenvalues by block Lanczos
-  (``spectrum="edges"``: every spectral quantity read off the top n, with residual bounds).
+  vectors) up to p = 8192 on CPU, beyond it ``spectrum="edges"``: the top d + 1 eigenvalues by block Lanczos and
+  the n-th by one LDLᵀ of U − σI and shift-invert Lanczos (the top n by block Lanczos when the shift is too far;
+  every spectral quantity with a residual bound).
 * ``"streamed"`` — neither U nor Ũ is formed (their Mehler rows are streamed through every
   product); spectrum ``"edges"``. For p beyond memory.
 * ``"auto"`` — ``"dense"`` up to p = 3000 on CPU (and on an accelerator while it fits), then
@@ -65,6 +66,7 @@ SPECTRA = ("auto", "exact", "edges", "slq", "none")
 THEORY_MIN_D = 8           # below it the d → ∞ theory is not a meaningful comparison (a warning is recorded)
 EXACT_SPECTRUM_MAX_P = 8192  # CPU: eigenvalues of U up to this p (O(p³)); its top eigenvalues by block Lanczos beyond
 EDGE_MAX_STEPS = 16          # at most this many blocks of the top-eigenvalue Lanczos ("edges" spectrum)
+EDGE_INVERSE_COLUMNS = 768   # columns the shift-invert Lanczos of λ_mem is budgeted (a window of ~64, 8 blocks)
 EDGE_BLOCKS = 7              # blocks the memory and operation estimates assume (measured 5–7 to 1e-8)
 DENSE_MAX_P = 3000           # CPU: the "auto" route eigendecomposes U up to this p, then Krylov
 POP_DENSE_MAX_P = 8192       # the Krylov route forms Ũ up to this p (8 p² bytes), then streams it (≈ 2 p² d flops more
@@ -251,6 +253,13 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
         # blocks and G₀; beside the Krylov stage's three p × m arrays, still held (measured at p = 25600, n = 1600,
         # d = 100: 17.3 GB peak against 16.5 GB from this count, 11.3 GB from the count without them)
         spec = 8 * (p * m_e + 4 * m_e * m_e + 2 * p * b + p * n) + 2 * 8 * p * m
+        if method != "streamed" and d + 1 < n:
+            # U formed: the top d + 1 by Lanczos, then λ_mem by LDLᵀ in U's own memory (_edges_ldl): the largest of
+            # the top-(d+1) basis with its T copies, the two-block Ritz basis of n columns with U times it, and
+            # the inverse Lanczos basis (EDGE_INVERSE_COLUMNS), beside G₀ and the Krylov arrays still held
+            m_t = min(p, EDGE_BLOCKS * (d + 1 + 32))
+            spec = 8 * (max(p * m_t + 4 * m_t * m_t, 4 * p * n + 4 * (2 * n) ** 2, p * EDGE_INVERSE_COLUMNS)
+                        + p * n) + 2 * 8 * p * m
     elif spectrum == "slq":
         spec = 8 * p * slq_columns
     else:
@@ -353,7 +362,9 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
     * matrices: (K + 1) p² n + p² d (U) + (K̃ + 1) p² (+ 2 p² d on the dense route, Ũ formed);
     * dynamics, dense: 9 p³ (eigenvectors) + 4 p³ (QᵀŨQ); Krylov: 2 p² m (U·K) + 2 p m² (reorthogonalisation)
       + 2 p² m + 2 p² d (Ũ streamed through the Ritz basis) + 2 p m² (its projection) + 9 m³;
-    * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"``:
+    * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"`` with U formed:
+      the top d + 1 by Lanczos (as below with m_t = 7 blocks of d + 33), 4 p² n + 8 p n² for the shift, p³/3 for
+      the LDLᵀ and 2 p² per solved column (768 budgeted); ``"edges"`` streamed:
       2 p² m_e + 2 p m_e² + (4/3) m_e³ per checked block (≈ 4 of them) ; ``"slq"``: 2 p² · probes · steps;
       ``"none"``: 0;
     * curves: 2 n_tau r² (fᵀ H f for r modes) + O(n_tau r).
@@ -385,6 +396,11 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
             r = m
         if o.spectrum == "exact":
             out["spectrum"] = 0.0 if o.method == "dense" else 4 / 3 * p ** 3
+        elif o.spectrum == "edges" and o.method != "streamed" and config.d + 1 < config.n:
+            # _edges_ldl: top d + 1 by Lanczos, two blocks of n from G₀ for the shift, LDLᵀ of U − σI, inverse solves
+            m_t = float(min(config.p, EDGE_BLOCKS * (config.d + 1 + 32)))
+            out["spectrum"] = 2 * p * p * m_t + 2 * p * m_t * m_t + 4 * 4 / 3 * m_t ** 3 + 4 * p * p * n \
+                + 2 * p * (2 * n) ** 2 + p ** 3 / 3 + 2 * p * p * EDGE_INVERSE_COLUMNS
         elif o.spectrum == "edges":
             out["spectrum"] = 2 * p * p * m_e + 2 * p * m_e * m_e + 4 * 4 / 3 * m_e ** 3 + rebuild * m_e / b
         elif o.spectrum == "slq":
@@ -619,7 +635,8 @@ def _spectrum(problem: RFProblem, dyn, method: str, options: StudyOptions, kind:
 
 
 def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOptions) -> tuple[Spectrum, dict]:
-    """The top k = max(n, d + 1) eigenvalues of U by block Lanczos (:func:`rfdiff.lanczos.top_eigenvalues`).
+    """The spectral edges of U: by :func:`_edges_ldl` where U is formed, else (or when its shift is refused) the top
+    k = max(n, d + 1) eigenvalues of U by block Lanczos (:func:`rfdiff.lanczos.top_eigenvalues`).
 
     Start block [G₀, V, Z]: the k = 0 Mehler factor G₀ (p × n, the mean features of the training
     points, which span most of the memorisation bulk), V (the population bulk) and o Gaussian columns
@@ -629,6 +646,13 @@ def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOption
     """
     c = problem.config
     p, n, d = c.p, c.n, c.d
+    if isinstance(U, np.ndarray) and G0 is not None and d + 1 < n < p:
+        try:
+            return _edges_ldl(problem, U, G0, options)
+        except ValueError as err:             # the shift is too far from λ_mem: the top-n Lanczos below
+            fallback = str(err)
+    else:
+        fallback = None
     k, b = _edge_sizes(p, n, d)
     V = np.asarray(problem.train.V, dtype=np.float64)
     first = G0 if G0 is not None else None
@@ -649,4 +673,44 @@ def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOption
     for name, i in (("lambda_pop", d), ("lambda_mem_upper", d + 1), ("lambda_mem", n)):
         if 1 <= i <= k:
             edges[name] = {"value": float(vals[i - 1]), "residual_bound": float(resid[i - 1])}
+    return sp, {"kind": "edges", **info, "edges": edges, **({"ldl_fallback": fallback} if fallback else {})}
+
+
+def _edges_ldl(problem: RFProblem, U: np.ndarray, G0: np.ndarray, options: StudyOptions) -> tuple[Spectrum, dict]:
+    """λ_pop, λ_mem_upper (the d-th, (d+1)-th largest) by block Lanczos, λ_mem (the n-th) by one LDLᵀ of U − σI
+    (docs/theory.md §3.4; :func:`rfdiff.lanczos.ranked_eigenvalue`).
+
+    The shift σ is the n-th Ritz value of two Lanczos blocks from G₀ (the mean features of the training points):
+    below λ_mem by interlacing, and close to it because G₀ spans most of the memorisation bulk. The spectrum
+    holds the top d + 1 and λ_mem with weight 1/p each, the ranks d + 2 … n − 1 (not resolved) in one node at
+    λ_mem and the other p − n at 0, so the mid-point quantiles of λ_pop, λ_mem_upper and λ_mem are exact (§6.2).
+    ValueError when σ is more than ``max_window`` eigenvalues from λ_mem (the caller then takes the top n).
+    """
+    c = problem.config
+    p, n, d = c.p, c.n, c.d
+    k = d + 1
+    b = min(p, k + 32)
+    V = np.asarray(problem.train.V, dtype=np.float64)
+    with jax.enable_x64(True):
+        Z = np.asarray(jax.random.normal(stream_key(c.seed, "edges"), (p, max(b - d, 0)), dtype=jnp.float64))
+    top, r_top, i_top = lanczos.top_eigenvalues(U, np.concatenate([V, Z], axis=1)[:, :b], k, tol=options.lanczos_tol,
+                                                max_steps=EDGE_MAX_STEPS)
+    ritz, _, _ = lanczos.top_eigenvalues(U, G0, n, tol=options.lanczos_tol, max_steps=2)
+    lam, bound, i_mem = lanczos.ranked_eigenvalue(U, n, float(ritz[n - 1]), tol=options.lanczos_tol)
+    if not i_top["converged"]:
+        warn(f"top-eigenvalue Lanczos stopped at {i_top['blocks']} blocks with the top {k} Ritz values still changing "
+             f"by {i_top['change']:.2e} > tol {options.lanczos_tol:.2e}")
+    lump = n - d - 2                           # ranks d + 2 … n − 1: not resolved, put at λ_mem
+    nodes = np.concatenate([[0.0, lam], [lam] if lump else [], top[::-1]])
+    weights = np.concatenate([[(p - n) / p, 1.0 / p], [lump / p] if lump else [], np.full(k, 1.0 / p)])
+    sp = Spectrum(nodes, weights, f"top {k} eigenvalues by block Lanczos and the {n}-th by LDLᵀ and shift-invert "
+                                  f"Lanczos; ranks {k + 1}–{n - 1} not resolved (at λ_mem), the other {p - n} at 0")
+    edges = {"lambda_pop": {"value": float(top[d - 1]), "residual_bound": float(r_top[d - 1])},
+             "lambda_mem_upper": {"value": float(top[d]), "residual_bound": float(r_top[d])},
+             "lambda_mem": {"value": lam, "residual_bound": bound}}
+    info = {"method": f"{i_top['method']}; λ_mem: {i_mem['method']}", "blocks": i_top["blocks"],
+            "basis_size": i_top["basis_size"], "converged": bool(i_top["converged"] and i_mem["converged"]),
+            "change": i_top["change"], "error_estimate": max(i_top["error_estimate"], i_mem["error_estimate"]),
+            "tol": options.lanczos_tol, "max_residual": float(max(r_top.max(initial=0.0), bound)),
+            "shift": i_mem["shift"], "above_shift": i_mem["above_shift"], "window": i_mem["window"]}
     return sp, {"kind": "edges", **info, "edges": edges}

@@ -42,8 +42,8 @@ def parse_args(argv=None):
     a("--method", default="auto", help="auto, lanczos, dense or streamed (see docs/theory.md §3.4)")
     a("--lanczos-tol", type=float, default=1e-8, help="block Lanczos stops when U⁻¹V changes less than this")
     a("--lanczos-steps", type=int, default=64, help="at most this many block-Lanczos steps")
-    a("--spectrum", default="auto", help="auto, exact (eigenvalues of U), edges (its top max(n, d+1) by block "
-                                          "Lanczos), slq (no spectral rows: it cannot resolve them) or none (not computed)")
+    a("--spectrum", default="auto", help="auto, exact (eigenvalues of U), edges (its top d+1 by block Lanczos "
+                                          "and the n-th by LDLᵀ of U − σI), slq (no spectral rows: it cannot resolve them) or none (not computed)")
     a("--slq-probes", type=int, default=16, help="SLQ probe vectors (streamed route)")
     a("--slq-steps", type=int, default=80, help="SLQ Lanczos steps (streamed route)")
     a("--no-theory", action="store_true", help="skip the theory")

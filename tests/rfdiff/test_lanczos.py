@@ -144,6 +144,29 @@ def test_top_eigenvalues_of_the_rf_model_match_dense(small):
         lanczos.top_eigenvalues(pr.train.U, X0[:, :4], 5)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), p=st.integers(40, 160), frac=st.floats(0.05, 0.95), off=st.integers(-6, 6))
+def test_ranked_eigenvalue_is_exact_and_leaves_u_as_it_was(seed, p, frac, off):
+    """The rank-th largest eigenvalue from one LDLᵀ of U − σI (inertia) and shift-invert Lanczos equals the dense
+    one, for a shift a few eigenvalues above or below it; U is restored bit for bit; a shift too far is refused
+    (naming shift) with U restored too."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((p, p))
+    U = A @ A.T / p + np.diag(rng.uniform(0, 1, p))
+    U0 = U.copy()
+    lam = np.sort(np.linalg.eigvalsh(U))[::-1]
+    rank = max(1, min(p, int(frac * p)))
+    near = min(p, max(1, rank + off))
+    shift = 0.5 * (lam[near - 1] + (lam[near] if near < p else lam[near - 1] - 1.0))   # between two eigenvalues
+    val, bound, info = lanczos.ranked_eigenvalue(U, rank, shift, tol=1e-12)
+    assert val == pytest.approx(lam[rank - 1], rel=1e-9, abs=1e-12) and bound < 1e-6
+    assert info["above_shift"] == near and np.array_equal(U, U0)
+    if p > 20:
+        with pytest.raises(ValueError, match="^shift"):
+            lanczos.ranked_eigenvalue(U, 1, float(lam[-1]) - 1.0, max_window=5)
+        assert np.array_equal(U, U0)
+
+
 def test_invalid_inputs_raise(small):
     pr, _, _ = small
     V = pr.train.V

@@ -52,7 +52,10 @@ def test_auto_route_by_size_and_memory():
     # few, wide blocks (small d): one eigendecomposition beats a Krylov basis of about p/2
     assert study.choose_method(RFConfig(d=8, p=4096, n=512), memory=big) == "dense"
     cfg = RFConfig(d=64, p=16384, n=512)
-    assert study.choose_method(cfg, memory=study.memory_estimate(16384, 512, 64, "streamed")) == "streamed"
+    lean = study.memory_estimate(16384, 512, 64, "streamed", spectrum="none")
+    assert study.choose_method(cfg, memory=lean, spectrum="none") == "streamed"
+    # with U formed the edges cost no more memory than the streamed route's top-n Lanczos: Krylov is taken
+    assert study.memory_estimate(16384, 512, 64, "lanczos") < study.memory_estimate(16384, 512, 64, "streamed")
     with pytest.raises(ValueError, match="^p=16384"):
         study.choose_method(cfg, "dense", memory=big // 1024)
     assert study.memory_estimate(1000, 10, 10, "dense") > study.memory_estimate(1000, 10, 10, "lanczos")
@@ -70,8 +73,8 @@ def test_resolve_names_the_route_actually_used():
     o = study.resolve(cfg, study.StudyOptions(), memory=big)
     assert (o.method, o.spectrum) == ("lanczos", "edges")
     assert study.resolve(cfg, o, memory=big) == o
-    lean = study.memory_estimate(16384, 1024, 64, "streamed", n_tau=162)
-    assert study.resolve(cfg, study.StudyOptions(), memory=lean).method == "streamed"
+    lean = study.memory_estimate(16384, 1024, 64, "streamed", n_tau=162, spectrum="slq")
+    assert study.resolve(cfg, study.StudyOptions(spectrum="slq"), memory=lean).method == "streamed"
     assert (study.resolve(RFConfig(d=64, p=4096, n=512), memory=big).spectrum) == "exact"
     assert study.resolve(RFConfig(d=16, p=256, n=64), study.StudyOptions(model="ge")).method == "dense"
     assert study.resolve(cfg, study.StudyOptions(spectrum="slq"), memory=big).spectrum == "slq"
@@ -112,6 +115,25 @@ def test_edges_route_agrees_with_dense(edge_pair):
     bounds = edges.diagnostics["spectrum"]["edges"]
     assert bounds["lambda_mem"]["value"] == pytest.approx(lam[31], rel=1e-6)
     assert abs(bounds["lambda_pop"]["value"] - lam[7]) <= bounds["lambda_pop"]["residual_bound"] + 1e-9 * lam[7]
+
+
+def test_edges_take_the_top_n_when_the_shift_is_too_far(edge_pair, monkeypatch):
+    """λ_mem comes from one LDLᵀ of U − σI (its window of eigenvalues above the shift recorded); when the shift
+    is refused, the top-n block Lanczos gives the same edges and the diagnostics say why."""
+    from rfdiff import lanczos
+    dense, edges = edge_pair
+    assert edges.diagnostics["spectrum"]["window"] >= 1 and "LDLᵀ" in edges.diagnostics["spectrum"]["method"]
+
+    def refuse(*a, **k):
+        raise ValueError("shift 0.1 is 300 eigenvalues from the 32-th largest")
+    monkeypatch.setattr(lanczos, "ranked_eigenvalue", refuse)
+    cfg = RFConfig(d=8, p=512, n=32, n_emp=256)
+    r = study.run(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, 41), method="lanczos", spectrum="edges",
+                                          theory=False))
+    assert "300 eigenvalues" in r.diagnostics["spectrum"]["ldl_fallback"]
+    for k in ("lambda_mem", "lambda_mem_upper", "lambda_pop"):
+        a, b = getattr(dense.simulation.timescales, k), getattr(r.simulation.timescales, k)
+        assert abs(b - a) <= 1e-6 * abs(a), k
 
 
 def test_curves_on_a_long_grid_are_evaluated_in_slices():
