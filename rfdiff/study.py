@@ -211,6 +211,12 @@ def _edge_sizes(p: int, n: int, d: int) -> tuple[int, int]:
     return k, min(p, n + d + max(32, (n + d) // 16))
 
 
+def _ldl_edge(method: str, p: int, n: int, d: int) -> bool:
+    """Whether the "edges" spectrum takes λ_mem from one LDLᵀ of U − σI (:func:`_edges_ldl`): U is formed and the
+    n-th eigenvalue lies below the top d + 1 and above the bottom."""
+    return method != "streamed" and d + 1 < n < p
+
+
 def _auto_spectrum(p: int, method: str) -> str:
     if method == "dense":
         return "exact"
@@ -246,6 +252,13 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
     g += 8 * p * p if _dense_population(p, method) else 0          # Ũ formed (lanczos, p ≤ POP_DENSE_MAX_P)
     if spectrum == "exact":
         spec = 8 * p * p
+    elif spectrum == "edges" and _ldl_edge(method, p, n, d):
+        # U formed: the top d + 1 by Lanczos, then λ_mem by LDLᵀ in U's own memory (_edges_ldl): the largest of
+        # the top-(d+1) basis with its T copies, the two-block Ritz basis of n columns with U times it, and
+        # the inverse Lanczos basis (EDGE_INVERSE_COLUMNS), beside G₀ and the Krylov arrays still held
+        m_t = min(p, EDGE_BLOCKS * (d + 1 + 32))
+        spec = 8 * (max(p * m_t + 4 * m_t * m_t, 4 * p * n + 4 * (2 * n) ** 2, p * EDGE_INVERSE_COLUMNS)
+                    + p * n) + 2 * 8 * p * m
     elif spectrum == "edges":
         _, b = _edge_sizes(p, n, d)
         m_e = min(p, EDGE_BLOCKS * b)
@@ -253,13 +266,6 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
         # blocks and G₀; beside the Krylov stage's three p × m arrays, still held (measured at p = 25600, n = 1600,
         # d = 100: 17.3 GB peak against 16.5 GB from this count, 11.3 GB from the count without them)
         spec = 8 * (p * m_e + 4 * m_e * m_e + 2 * p * b + p * n) + 2 * 8 * p * m
-        if method != "streamed" and d + 1 < n:
-            # U formed: the top d + 1 by Lanczos, then λ_mem by LDLᵀ in U's own memory (_edges_ldl): the largest of
-            # the top-(d+1) basis with its T copies, the two-block Ritz basis of n columns with U times it, and
-            # the inverse Lanczos basis (EDGE_INVERSE_COLUMNS), beside G₀ and the Krylov arrays still held
-            m_t = min(p, EDGE_BLOCKS * (d + 1 + 32))
-            spec = 8 * (max(p * m_t + 4 * m_t * m_t, 4 * p * n + 4 * (2 * n) ** 2, p * EDGE_INVERSE_COLUMNS)
-                        + p * n) + 2 * 8 * p * m
     elif spectrum == "slq":
         spec = 8 * p * slq_columns
     else:
@@ -396,7 +402,7 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
             r = m
         if o.spectrum == "exact":
             out["spectrum"] = 0.0 if o.method == "dense" else 4 / 3 * p ** 3
-        elif o.spectrum == "edges" and o.method != "streamed" and config.d + 1 < config.n:
+        elif o.spectrum == "edges" and _ldl_edge(o.method, config.p, config.n, config.d):
             # _edges_ldl: top d + 1 by Lanczos, two blocks of n from G₀ for the shift, LDLᵀ of U − σI, inverse solves
             m_t = float(min(config.p, EDGE_BLOCKS * (config.d + 1 + 32)))
             out["spectrum"] = 2 * p * p * m_t + 2 * p * m_t * m_t + 4 * 4 / 3 * m_t ** 3 + 4 * p * p * n \
@@ -646,7 +652,8 @@ def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOption
     """
     c = problem.config
     p, n, d = c.p, c.n, c.d
-    if isinstance(U, np.ndarray) and G0 is not None and d + 1 < n < p:
+    formed = "lanczos" if isinstance(U, np.ndarray) else "streamed"     # the route this U stands for
+    if G0 is not None and _ldl_edge(formed, p, n, d):
         try:
             return _edges_ldl(problem, U, G0, options)
         except ValueError as err:             # the shift is too far from λ_mem: the top-n Lanczos below
@@ -654,16 +661,7 @@ def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOption
     else:
         fallback = None
     k, b = _edge_sizes(p, n, d)
-    V = np.asarray(problem.train.V, dtype=np.float64)
-    first = G0 if G0 is not None else None
-    n_rand = b - d - (0 if first is None else first.shape[1])
-    with jax.enable_x64(True):
-        Z = np.asarray(jax.random.normal(stream_key(c.seed, "edges"), (p, max(n_rand, 0)), dtype=jnp.float64))
-    X0 = np.concatenate(([] if first is None else [first]) + [V, Z], axis=1)[:, :b]
-    vals, resid, info = lanczos.top_eigenvalues(U, X0, k, tol=options.lanczos_tol, max_steps=EDGE_MAX_STEPS)
-    if not info["converged"]:
-        warn(f"top-eigenvalue Lanczos stopped at {info['blocks']} blocks with the top {k} Ritz values still changing "
-             f"by {info['change']:.2e} > tol {options.lanczos_tol:.2e}")
+    vals, resid, info = _top(problem, U, k, b, options, G0)
     rest = p - k
     nodes = np.concatenate([[0.0] if rest else [], vals])
     weights = np.concatenate([[rest / p] if rest else [], np.full(k, 1.0 / p)])
@@ -674,6 +672,22 @@ def _edges(problem: RFProblem, U, G0: Optional[np.ndarray], options: StudyOption
         if 1 <= i <= k:
             edges[name] = {"value": float(vals[i - 1]), "residual_bound": float(resid[i - 1])}
     return sp, {"kind": "edges", **info, "edges": edges, **({"ldl_fallback": fallback} if fallback else {})}
+
+
+def _top(problem: RFProblem, U, k: int, b: int, options: StudyOptions, first: Optional[np.ndarray] = None):
+    """The top k eigenvalues of U by block Lanczos from the block [first, V, Z] cut to width b (Z: Gaussian columns
+    of stream ``"edges"``), warning when they did not settle (:func:`rfdiff.lanczos.top_eigenvalues`)."""
+    c = problem.config
+    V = np.asarray(problem.train.V, dtype=np.float64)
+    n_rand = b - c.d - (0 if first is None else first.shape[1])
+    with jax.enable_x64(True):
+        Z = np.asarray(jax.random.normal(stream_key(c.seed, "edges"), (c.p, max(n_rand, 0)), dtype=jnp.float64))
+    X0 = np.concatenate(([] if first is None else [first]) + [V, Z], axis=1)[:, :b]
+    vals, resid, info = lanczos.top_eigenvalues(U, X0, k, tol=options.lanczos_tol, max_steps=EDGE_MAX_STEPS)
+    if not info["converged"]:
+        warn(f"top-eigenvalue Lanczos stopped at {info['blocks']} blocks with the top {k} Ritz values still changing "
+             f"by {info['change']:.2e} > tol {options.lanczos_tol:.2e}")
+    return vals, resid, info
 
 
 def _edges_ldl(problem: RFProblem, U: np.ndarray, G0: np.ndarray, options: StudyOptions) -> tuple[Spectrum, dict]:
@@ -689,17 +703,9 @@ def _edges_ldl(problem: RFProblem, U: np.ndarray, G0: np.ndarray, options: Study
     c = problem.config
     p, n, d = c.p, c.n, c.d
     k = d + 1
-    b = min(p, k + 32)
-    V = np.asarray(problem.train.V, dtype=np.float64)
-    with jax.enable_x64(True):
-        Z = np.asarray(jax.random.normal(stream_key(c.seed, "edges"), (p, max(b - d, 0)), dtype=jnp.float64))
-    top, r_top, i_top = lanczos.top_eigenvalues(U, np.concatenate([V, Z], axis=1)[:, :b], k, tol=options.lanczos_tol,
-                                                max_steps=EDGE_MAX_STEPS)
+    top, r_top, i_top = _top(problem, U, k, min(p, k + 32), options)
     ritz, _, _ = lanczos.top_eigenvalues(U, G0, n, tol=options.lanczos_tol, max_steps=2)
     lam, bound, i_mem = lanczos.ranked_eigenvalue(U, n, float(ritz[n - 1]), tol=options.lanczos_tol)
-    if not i_top["converged"]:
-        warn(f"top-eigenvalue Lanczos stopped at {i_top['blocks']} blocks with the top {k} Ritz values still changing "
-             f"by {i_top['change']:.2e} > tol {options.lanczos_tol:.2e}")
     lump = n - d - 2                           # ranks d + 2 … n − 1: not resolved, put at λ_mem
     nodes = np.concatenate([[0.0, lam], [lam] if lump else [], top[::-1]])
     weights = np.concatenate([[(p - n) / p, 1.0 / p], [lump / p] if lump else [], np.full(k, 1.0 / p)])

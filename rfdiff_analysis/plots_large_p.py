@@ -81,7 +81,7 @@ def _approach_panel(ax, S, pp: float, colors) -> None:
         lo = np.array([x.lo if math.isfinite(x.lo) and x.lo > 0 else x.value for x in e])
         hi = np.array([x.hi if math.isfinite(x.hi) else x.value for x in e])
         ax.errorbar(ns, y, yerr=[y - lo, hi - y], fmt="o-", color=colors[k % len(colors)], ms=5, capsize=2, lw=1,
-                    label=f"ψ_n {a.psi_n_lo:g}→{a.psi_n_hi:g} (d = {', '.join(str(d) for d, i in zip(a.ds, range(len(a.ds))) if i in ok)})")
+                    label=f"ψ_n {a.psi_n_lo:g}→{a.psi_n_hi:g} (d = {', '.join(str(a.ds[i]) for i in ok)})")
     ax.axhline(S.tolerance, color="gray", ls="--", lw=1, label=f"tolerance {S.tolerance:g}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

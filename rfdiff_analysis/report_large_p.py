@@ -116,8 +116,8 @@ def forecasts(summary, rungs) -> list[str]:
     """The extrapolations' forecast of each local exponent at the rungs not yet simulated (from the rungs that ran)."""
     from rfdiff.pipelines.large_p import forecast
     S, out = summary, []
-    fitted = {(x.model, x.psi_p, x.quantity, x.psi_n_lo, x.psi_n_hi) for x in S.extrapolations
-              if x.fit.a is not None and math.isfinite(x.fit.a.value)}
+    fitted = sorted((x for x in S.extrapolations if math.isfinite(x.fit.a.value)),
+                    key=lambda x: (x.model, x.psi_p, x.psi_n_lo))
     if not fitted or not rungs:
         return out
     out += ["The extrapolations' forecast of the local exponents at those rungs (`rfdiff.pipelines.large_p.forecast`: "
@@ -125,12 +125,12 @@ def forecasts(summary, rungs) -> list[str]:
             "theory's; when a rung lands its measured exponent is set against this:", "",
             "| quantity | model | ψ_p | d | ψ_n pair | forecast | theory d → ∞ |", "|---|---|---|---|---|---|---|"]
     for q in ("tau_mem", "tau_gen"):
-        for m, pp, q2, lo, hi in sorted(k for k in fitted if k[2] == q):
-            x = S.extrapolation(m, pp, q, lo)
+        for x in (x for x in fitted if x.quantity == q):
             for r in rungs:
-                if r.psi_p == pp:
-                    out.append(f"| {QUANTITY_NAMES[q]} | {m} | {pp:g} | {r.d} | {lo:g} → {hi:g} | "
-                               f"{_ci(forecast(S, m, pp, q, lo, r.d))} | {_f(x.theory)} |")
+                if r.psi_p == x.psi_p:
+                    out.append(f"| {QUANTITY_NAMES[q]} | {x.model} | {x.psi_p:g} | {r.d} | {x.psi_n_lo:g} → "
+                               f"{x.psi_n_hi:g} | {_ci(forecast(S, x.model, x.psi_p, q, x.psi_n_lo, r.d))} | "
+                               f"{_f(x.theory)} |")
     return out + [""]
 
 

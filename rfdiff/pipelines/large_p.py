@@ -422,6 +422,17 @@ class LargePSummary:
         raise KeyError(f"no extrapolation model={model}, psi_p={psi_p:g}, quantity={quantity}, psi_n_lo={psi_n_lo:g}")
 
 
+def _series(locs, model: str, psi_p: float, quantity: str, psi_n_lo: float) -> list:
+    """The local exponents of one (model, ψ_p, quantity, ψ_n pair), small d first."""
+    return sorted((x for x in locs if (x.model, x.psi_p, x.quantity, x.psi_n_lo) ==
+                   (model, float(psi_p), quantity, float(psi_n_lo))), key=lambda x: x.d)
+
+
+def _seed_points(series) -> tuple[list, list]:
+    """(d, value) of every seed of a :func:`_series`, as the two lists a finite-size fit takes."""
+    return [x.d for x in series for _ in x.per_seed], [v for x in series for v in x.per_seed]
+
+
 def _route(method: str, diagnostics: Sequence[dict]) -> str:
     """The exact model's route on one rung, with the Krylov basis and whether it met its tolerance on every unit."""
     dyn = [g.get("dynamics", {}) for g in diagnostics]
@@ -544,19 +555,15 @@ def summarize(results: Mapping[Label, StudyResult], preset: Optional[Preset] = N
         for m in models:
             for q in QUANTITIES:
                 for j in range(len(pns) - 1):
-                    sel = [x for x in locs if (x.model, x.psi_p, x.quantity, x.psi_n_lo) == (m, pp, q, pns[j])]
-                    sel.sort(key=lambda x: x.d)
-                    xs = [x.d for x in sel for _ in x.per_seed]
-                    ys = [v for x in sel for v in x.per_seed]
-                    fit = fit_finite_size(xs, ys)
+                    sel = _series(locs, m, pp, q, pns[j])
+                    fit = fit_finite_size(*_seed_points(sel))
                     ref = sel[-1].theory               # the d → ∞ theory: the same at every rung
                     close = [abs(x.value.value - ref) <= TOLERANCE for x in sel]
                     first = next((k for k in range(len(sel)) if all(close[k:])), None)
                     forecast = None
                     if len(sel) >= 3:
-                        below_d, below_y = zip(*[(x.d, v) for x in sel[:-1] for v in x.per_seed])
-                        forecast = forecast_finite_size(fit_finite_size(below_d, below_y), below_d, below_y,
-                                                        float(sel[-1].d))
+                        below = _seed_points(sel[:-1])
+                        forecast = forecast_finite_size(fit_finite_size(*below), *below, float(sel[-1].d))
                     exps.append(Extrapolation(m, pp, q, pns[j], pns[j + 1], fit, ref, tuple(ds), TOLERANCE,
                                               None if first is None else sel[first].d,
                                               _d_within(fit, ref, TOLERANCE), forecast))
@@ -601,8 +608,7 @@ def approach(summary: LargePSummary, model: str = "exact", quantity: str = "tau_
     keys = sorted({(x.psi_p, x.psi_n_lo, x.psi_n_hi) for x in summary.local_exponents
                    if (x.model, x.quantity) == (model, quantity)})
     for pp, lo, hi in keys:
-        sel = sorted((x for x in summary.local_exponents if (x.model, x.quantity, x.psi_p, x.psi_n_lo) ==
-                      (model, quantity, pp, lo)), key=lambda x: x.d)
+        sel = _series(summary.local_exponents, model, pp, quantity, lo)
         exc = tuple(Estimate(x.value.value - x.theory, x.value.lo - x.theory, x.value.hi - x.theory,
                              x.value.level, x.value.n, "local exponent − theory's") for x in sel)
         ns = tuple(float(lo * x.d) for x in sel)
@@ -623,11 +629,8 @@ def forecast(summary: LargePSummary, model: str, psi_p: float, quantity: str, ps
     """The extrapolation's forecast of one local exponent at rung ``d`` (:func:`rfdiff.stats.forecast_finite_size`
     on every (d, seed) point the summary fitted), with its interval; written before that rung runs."""
     x = summary.extrapolation(model, psi_p, quantity, psi_n_lo)
-    sel = [y for y in summary.local_exponents if (y.model, y.psi_p, y.quantity, y.psi_n_lo) ==
-           (model, float(psi_p), quantity, float(psi_n_lo))]
-    ds = [y.d for y in sel for _ in y.per_seed]
-    ys = [v for y in sel for v in y.per_seed]
-    return forecast_finite_size(x.fit, ds, ys, float(_d("d", d)))
+    points = _seed_points(_series(summary.local_exponents, model, psi_p, quantity, psi_n_lo))
+    return forecast_finite_size(x.fit, *points, float(_d("d", d)))
 
 
 # ----------------------------------------------------------------------------------------------
