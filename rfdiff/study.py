@@ -212,9 +212,10 @@ def _edge_sizes(p: int, n: int, d: int) -> tuple[int, int]:
 
 
 def _ldl_edge(method: str, p: int, n: int, d: int) -> bool:
-    """Whether the "edges" spectrum takes λ_mem from one LDLᵀ of U − σI (:func:`_edges_ldl`): U is formed and the
-    n-th eigenvalue lies below the top d + 1 and above the bottom."""
-    return method != "streamed" and d + 1 < n < p
+    """Whether the "edges" spectrum takes λ_mem from one LDLᵀ of U − σI (:func:`_edges_ldl`): U is formed by the
+    Krylov route (the dense route's "edges" take the top n from its U: it has no G₀ kept) and the n-th eigenvalue
+    lies below the top d + 1 and above the bottom."""
+    return method == "lanczos" and d + 1 < n < p
 
 
 def _auto_spectrum(p: int, method: str) -> str:
@@ -368,9 +369,9 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
     * matrices: (K + 1) p² n + p² d (U) + (K̃ + 1) p² (+ 2 p² d on the dense route, Ũ formed);
     * dynamics, dense: 9 p³ (eigenvectors) + 4 p³ (QᵀŨQ); Krylov: 2 p² m (U·K) + 2 p m² (reorthogonalisation)
       + 2 p² m + 2 p² d (Ũ streamed through the Ritz basis) + 2 p m² (its projection) + 9 m³;
-    * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"`` with U formed:
+    * spectrum: (4/3) p³ (``"exact"``, eigenvalues only; free on the dense route); ``"edges"`` on the Krylov route:
       the top d + 1 by Lanczos (as below with m_t = 7 blocks of d + 33), 4 p² n + 8 p n² for the shift, p³/3 for
-      the LDLᵀ and 2 p² per solved column (768 budgeted); ``"edges"`` streamed:
+      the LDLᵀ and 2 p² per solved column (768 budgeted); ``"edges"`` elsewhere (the top n):
       2 p² m_e + 2 p m_e² + (4/3) m_e³ per checked block (≈ 4 of them) ; ``"slq"``: 2 p² · probes · steps;
       ``"none"``: 0;
     * curves: 2 n_tau r² (fᵀ H f for r modes) + O(n_tau r).

@@ -117,6 +117,25 @@ def test_edges_route_agrees_with_dense(edge_pair):
     assert abs(bounds["lambda_pop"]["value"] - lam[7]) <= bounds["lambda_pop"]["residual_bound"] + 1e-9 * lam[7]
 
 
+def test_route_cost_prices_the_edge_method_the_run_takes(edge_pair):
+    """The operation count and the memory estimate price the edge method that runs: the LDLᵀ edge on the Krylov
+    route (U formed, G₀ kept), the top-n Lanczos on the dense route and the streamed one."""
+    cfg = RFConfig(d=8, p=512, n=32, n_emp=256)
+    taus = study.TauGrid(0.1, 1e7, 41)
+    dense = study.run(cfg, study.StudyOptions(taus=taus, method="dense", spectrum="edges", theory=False))
+    assert "LDLᵀ" not in dense.diagnostics["spectrum"]["method"]
+    assert "LDLᵀ" in edge_pair[1].diagnostics["spectrum"]["method"]
+    cost = {m: study.route_cost(cfg, study.StudyOptions(taus=taus, method=m, spectrum="edges"), memory=10**12)
+            for m in ("dense", "lanczos", "streamed")}
+    p, n, d = 512.0, 32.0, 8.0
+    m_t = min(p, study.EDGE_BLOCKS * (d + 1 + 32))
+    ldl = 2 * p * p * m_t + 2 * p * m_t * m_t + 4 * 4 / 3 * m_t ** 3 + 4 * p * p * n + 2 * p * (2 * n) ** 2 \
+        + p ** 3 / 3 + 2 * p * p * study.EDGE_INVERSE_COLUMNS
+    assert cost["lanczos"]["spectrum"] == pytest.approx(ldl)
+    m_e = min(p, study.EDGE_BLOCKS * (n + d + 32))            # blocks of n + d + max(32, (n + d)/16)
+    assert cost["dense"]["spectrum"] == pytest.approx(2 * p * p * m_e + 2 * p * m_e * m_e + 4 * 4 / 3 * m_e ** 3)
+
+
 def test_edges_take_the_top_n_when_the_shift_is_too_far(edge_pair, monkeypatch):
     """λ_mem comes from one LDLᵀ of U − σI (its window of eigenvalues above the shift recorded); when the shift
     is refused, the top-n block Lanczos gives the same edges and the diagnostics say why."""
