@@ -17,8 +17,10 @@ Rows are merged into benchmarks/results/bench_large_p.json by their size key (``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -92,7 +94,9 @@ def measure(p: int, n: int, d: int, n_tau: int, seed: int, spectrum: str = "auto
 
 def estimate(p: int, n: int, d: int, n_tau: int, rows: dict, rate_gflops: float, note: str = "") -> dict:
     """A-priori operation count, its floor at ``rate_gflops``, and the time it implies at the measured rate × floor
-    ratio of the largest measured row (if any)."""
+    ratio of the largest measured row (if any); then every route (U formed or streamed; spectral edges or none)
+    priced with that row's Mehler order and Krylov depth (blocks of d): operations, floor and memory, so the
+    row says which route meets which target and why."""
     from rfdiff import study
     from rfdiff.model import RFConfig
 
@@ -104,11 +108,26 @@ def estimate(p: int, n: int, d: int, n_tau: int, rows: dict, rate_gflops: float,
            "fits_here": cost["bytes"] <= study.available_memory(), "rate_gflops": rate_gflops,
            "floor_s": cost["total"] / (rate_gflops * 1e9), **({"note": note} if note else {})}
     measured = [r for r in rows.values() if not r.get("estimate_only")]
-    if measured:
-        ref = max(measured, key=lambda r: r["p"])
-        rate = 1e9 * np.mean(ref["gemm_gflops_before_after"])
-        out["extrapolated_s"] = out["flops"] / rate * ref["ratio_to_floor"]
-        out["extrapolated_from"] = f"p={ref['p']}: {ref['gemm_gflops_before_after']} GF/s, ratio {ref['ratio_to_floor']:.2f}"
+    if not measured:
+        return out
+    ref = max(measured, key=lambda r: r["p"])
+    rate = 1e9 * np.mean(ref["gemm_gflops_before_after"])
+    out["extrapolated_s"] = out["flops"] / rate * ref["ratio_to_floor"]
+    out["extrapolated_from"] = f"p={ref['p']}: {ref['gemm_gflops_before_after']} GF/s, ratio {ref['ratio_to_floor']:.2f}"
+    order = int(ref["mehler_order"])
+    blocks = int(re.search(r"\((\d+) blocks", ref["krylov"]).group(1))
+    out["routes_at"] = f"Mehler order {order} and {blocks} Krylov blocks of d (measured at p={ref['p']})"
+    out["routes"] = {}
+    for method in ("lanczos", "streamed"):
+        for spectrum in ("none", "edges"):
+            o = dataclasses.replace(opts, method=method, spectrum=spectrum)
+            c = study.route_cost(cfg, o, order=order, pop_order=order, basis=min(p, blocks * d), memory=1 << 50)
+            mem = study.memory_estimate(p, n, d, method, max_order=order, basis_blocks=blocks, n_tau=n_tau + 1,
+                                        spectrum=spectrum)
+            out["routes"][f"{method}/{spectrum}"] = {
+                "flops": c["total"], "floor_s": c["total"] / (rate_gflops * 1e9),
+                "extrapolated_s": c["total"] / rate * ref["ratio_to_floor"], "memory_estimate_gb": mem / 1e9,
+                "stages_flops": {k: c[k] for k in ("matrices", "dynamics", "spectrum", "curves")}}
     return out
 
 
