@@ -43,19 +43,34 @@ def _ci(e, fmt=_f) -> str:
 def approach_section(summary, quantity: str = "tau_mem") -> list[str]:
     """The section "What sets the approach": each pair's excess over the theory's local exponent against n of its
     smaller ψ_n (:func:`rfdiff.pipelines.large_p.approach`), and where the last measured slope would carry it."""
-    from rfdiff.pipelines.large_p import approach
+    from rfdiff.pipelines.large_p import approach, collapse_forecast
     rows = approach(summary, "exact", quantity)
     if not rows or max(len(a.ds) for a in rows) < 2:
         return []
     name = QUANTITY_NAMES[quantity]
     out = [f"## What sets the approach ({name}, exact model)", "",
            f"The exact model's local exponent minus the d → ∞ theory's, for each ψ_n pair, against n = ψ_n d of the "
-           f"pair's smaller ψ_n (sorted by n: pairs at the same n and different d sit together). 95 % intervals.", "",
-           "| n | ψ_n pair | d | exponent − theory's |", "|---|---|---|---|"]
-    cells = sorted(((n, a.psi_n_lo, a.psi_n_hi, d, e) for a in rows for n, d, e in zip(a.ns, a.ds, a.excess)),
+           f"pair's smaller ψ_n (sorted by n: pairs at the same n and different d sit together). 95 % intervals. "
+           f"If the excess depends on n alone, the other rungs foresee it: the last column is "
+           f"`rfdiff.pipelines.large_p.collapse_forecast` with this row's rung left out (ln excess interpolated in "
+           f"ln n over the other rungs' pairs, the end slope carried on beyond them; its interval carries their "
+           f"intervals, not the rule's own error, which this column measures).", "",
+           "| n | ψ_n pair | d | exponent − theory's | forecast from the other rungs (collapse in n) |",
+           "|---|---|---|---|---|"]
+    cells = sorted(((n, a.psi_n_lo, a.psi_n_hi, d, e, a.psi_p) for a in rows for n, d, e in zip(a.ns, a.ds, a.excess)),
                    key=lambda r: (r[0], r[1]))
-    for n, lo, hi, d, e in cells:
-        out.append(f"| {n:g} | {lo:g} → {hi:g} | {d} | {_ci(e)} |")
+    hits = []
+    for n, lo, hi, d, e, pp in cells:
+        f = collapse_forecast(summary, pp, n, exclude_d=d, quantity=quantity)
+        if math.isfinite(f.lo) and math.isfinite(f.hi):
+            hits.append(f.lo <= e.hi and e.lo <= f.hi)
+            tag = " (intervals overlap)" if hits[-1] else " (missed)"
+        else:
+            tag = ""
+        out.append(f"| {n:g} | {lo:g} → {hi:g} | {d} | {_ci(e)} | {_ci(f)}{tag} |")
+    if hits:
+        out += ["", f"Left out one rung at a time, the collapse in n foresees {sum(hits)} of {len(hits)} points "
+                    f"(intervals overlap)."]
     out += ["", f"Carried on from the two largest d at the last measured slope d ln(excess)/d ln n (an extrapolation of "
                 f"one slope, not a fit), the excess reaches the tolerance {summary.tolerance:g} at:", "",
             "| ψ_n pair | last slope | n | d |", "|---|---|---|---|"]
@@ -134,6 +149,30 @@ def forecasts(summary, rungs) -> list[str]:
     return out + [""]
 
 
+def collapse_forecasts(summary, rungs, quantity: str = "tau_mem") -> list[str]:
+    """The collapse in n's forecast of each pair's excess at the rungs not yet simulated, and the exponent it implies
+    (the theory's plus the excess), from every rung that ran (:func:`rfdiff.pipelines.large_p.collapse_forecast`)."""
+    from rfdiff.pipelines.large_p import approach, collapse_forecast
+    rows = [a for a in approach(summary, "exact", quantity) if len(a.ds) >= 2]
+    if not rows or not rungs:
+        return []
+    theory = {(x.psi_p, x.psi_n_lo): x.theory for x in summary.local_exponents
+              if (x.model, x.quantity) == ("exact", quantity)}
+    out = [f"The collapse in n's forecast at those rungs (`rfdiff.pipelines.large_p.collapse_forecast` over every rung "
+           f"that ran: the exact model's excess over the theory's {QUANTITY_NAMES[quantity]} exponent read off at "
+           f"n = ψ_n d, if it depends on n alone), and the local exponent it implies:", "",
+           "| ψ_p | d | ψ_n pair | n | excess forecast | exponent forecast | theory d → ∞ |", "|---|---|---|---|---|---|---|"]
+    for r in rungs:
+        for a in (a for a in rows if a.psi_p == r.psi_p):
+            n = a.psi_n_lo * r.d
+            f = collapse_forecast(summary, a.psi_p, n, quantity=quantity)
+            t = theory[(a.psi_p, a.psi_n_lo)]
+            implied = type(f)(f.value + t, f.lo + t, f.hi + t, f.level, f.n, f.method)
+            out.append(f"| {a.psi_p:g} | {r.d} | {a.psi_n_lo:g} → {a.psi_n_hi:g} | {n:g} | {_ci(f)} | {_ci(implied)} | "
+                       f"{_f(t)} |")
+    return out + [""]
+
+
 def predictions(rungs, summary=None) -> list[str]:
     """The section "Predictions for the rungs not yet simulated" from :func:`rfdiff.pipelines.large_p.predict_missing`'s
     rungs (and, with ``summary``, the extrapolations' forecasts for them: :func:`forecasts`)."""
@@ -172,7 +211,7 @@ def predictions(rungs, summary=None) -> list[str]:
                 out.append(f"| {r.psi_p:g} | {r.d} | {pn:g} | {_g(v, 5)} | {src} |")
         out.append("")
     if summary is not None:
-        out += forecasts(summary, rungs)
+        out += forecasts(summary, rungs) + collapse_forecasts(summary, rungs)
     out += ["Cost of these predictions (wall seconds when this report was written, on whatever else that machine was running): "
             + "; ".join(f"d = {r.d}: theory columns {r.seconds_theory:.1f} s"
                         + (f", L_train(∞) {r.seconds_train_loss:.1f} s" if r.train_loss_inf else "") for r in rungs)

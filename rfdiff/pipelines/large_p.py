@@ -625,6 +625,48 @@ def approach(summary: LargePSummary, model: str = "exact", quantity: str = "tau_
     return tuple(out)
 
 
+def collapse_forecast(summary: LargePSummary, psi_p: float, n: float, exclude_d: Optional[int] = None,
+                      model: str = "exact", quantity: str = "tau_mem") -> Estimate:
+    """The excess over the theory's local exponent at n training points if it depends on n alone (docs/finite_size.md,
+    "What sets the approach"), read off the pairs of every rung but ``exclude_d``.
+
+    At each measured n (n = ψ_n d of a pair's smaller ψ_n) the excess is the geometric mean over the pairs there;
+    ln(excess) is interpolated linearly in ln n between the two nearest measured n, the last (first) slope carried
+    on beyond the largest (smallest). The interval is spanned by the same rule on the lowest lower bound and on the
+    highest upper bound at each n (ordered: carried on by their own slopes they may cross); a bound is NaN where a
+    value it needs is not positive. It carries the measured points' intervals, not the error of the rule itself:
+    leaving each rung out in turn and setting it against its forecast (the report's table) measures that. A forecast, not a fit: with
+    ``exclude_d`` the rung it is set against took no part in it.
+    """
+    pts: dict[float, list[Estimate]] = {}
+    for a in approach(summary, model, quantity):
+        if a.psi_p == psi_p:
+            for nn, d, e in zip(a.ns, a.ds, a.excess):
+                if d != exclude_d:
+                    pts.setdefault(nn, []).append(e)
+    ns = np.array(sorted(pts))
+    if ns.size < 2:
+        return Estimate(math.nan, method="collapse in n: fewer than two measured n")
+    x0 = math.log(n)
+
+    def curve(vals) -> float:
+        vals = np.asarray(vals, dtype=float)
+        k = int(np.clip(np.searchsorted(ns, n), 1, ns.size - 1))
+        if not (vals[k - 1] > 0 and vals[k] > 0):
+            return math.nan
+        x, y = np.log(ns[[k - 1, k]]), np.log(vals[[k - 1, k]])
+        return float(np.exp(y[0] + (y[1] - y[0]) / (x[1] - x[0]) * (x0 - x[0])))
+
+    mid = [math.exp(np.mean(np.log([e.value for e in pts[m]]))) if all(e.value > 0 for e in pts[m]) else math.nan
+           for m in ns]
+    lo = [min(e.lo for e in pts[m]) for m in ns]
+    hi = [max(e.hi for e in pts[m]) for m in ns]
+    bounds = sorted((curve(lo), curve(hi)))      # the two bound curves, carried on by their own slopes, may cross
+    return Estimate(curve(mid), *bounds, 0.95, int(sum(len(v) for v in pts.values())),
+                    f"collapse in n: ln(excess) against ln n over {ns.size} measured n"
+                    + (f", rung d = {exclude_d} left out" if exclude_d is not None else ""))
+
+
 def forecast(summary: LargePSummary, model: str, psi_p: float, quantity: str, psi_n_lo: float, d: int) -> Estimate:
     """The extrapolation's forecast of one local exponent at rung ``d`` (:func:`rfdiff.stats.forecast_finite_size`
     on every (d, seed) point the summary fitted), with its interval; written before that rung runs."""

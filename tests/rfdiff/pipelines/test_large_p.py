@@ -197,6 +197,34 @@ def test_approach_in_n_of_an_excess_set_by_n():
     assert "## What sets the approach (τ_mem, exact model)" in text and "| 64 | 2 → 4 | 32 |" in text
 
 
+def test_the_collapse_forecast_foresees_an_excess_set_by_n_and_misses_one_set_by_d():
+    """Excess 10/n (n = ψ_n d of a pair's smaller ψ_n): every rung left out is foreseen by the others to the grid
+    reading, at a new rung too, and the report counts every point foreseen. Excess 5/d for every pair instead: the
+    pair at the same n from another d carries a different excess, and the forecast misses by far."""
+    from large_p_fakes import side
+    from rfdiff_analysis import report_large_p
+    scatter = lambda lab: 1 + 1e-3 * math.sin(1.7 * lab.seed + lab.psi_n)          # noqa: E731  (seed to seed)
+    laws = {"n": lambda lab: 1000.0 * lab.psi_n * math.exp(-2 * 10.0 * math.log(2) / (lab.psi_n * lab.d)) * scatter(lab),
+            "d": lambda lab: 1000.0 * lab.psi_n ** (1 + 5.0 / lab.d) * scatter(lab)}
+    for by, law in laws.items():
+        res = {lab: dataclasses.replace(result(lab, u), simulation=side(u, law(lab), 10.0))
+               for lab, u in lp.plan(TINY).items()}
+        S = lp.summarize(res, TINY)
+        for a in lp.approach(S):
+            for n, d, e in zip(a.ns, a.ds, a.excess):
+                f = lp.collapse_forecast(S, 64.0, n, exclude_d=d)
+                assert f.lo <= f.hi and "left out" in f.method
+                if by == "n":
+                    assert f.value == pytest.approx(10.0 / n, abs=5e-3)
+        if by == "n":
+            assert lp.collapse_forecast(S, 64.0, 400.0).value == pytest.approx(10.0 / 400, abs=5e-3)
+            text = report_large_p.section(S, command="test")
+            assert "the collapse in n foresees 6 of 6 points" in text
+        else:
+            f = lp.collapse_forecast(S, 64.0, 32.0, exclude_d=16)   # 2 → 4 at d = 16: 5/16; 4 → 8 at d = 8: 5/8
+            assert f.value == pytest.approx(5.0 / 8, rel=0.05) and not f.contains(5.0 / 16)
+
+
 def test_summarize_refuses_a_missing_label():
     res = fake(TINY)
     gone = lp.Label(16, 64.0, 4.0, "ge", 1)
