@@ -69,9 +69,12 @@ def large_p_figure(summary):
 
 def _approach_panel(ax, S, pp: float, colors) -> None:
     """The exact model's excess over the theory's τ_mem exponent against n of each pair's smaller ψ_n (log-log),
-    with the tolerance: the report's "What sets the approach" (:func:`rfdiff.pipelines.large_p.approach`)."""
-    from rfdiff.pipelines.large_p import approach
-    for k, a in enumerate(x for x in approach(S) if x.psi_p == pp):
+    with the tolerance: the report's "What sets the approach" (:func:`rfdiff.pipelines.large_p.approach`). Grey: the
+    collapse in n over every rung (:func:`rfdiff.pipelines.large_p.collapse_forecast`, carried on to twice the
+    largest n) and, open, each point's forecast with its own rung left out."""
+    from rfdiff.pipelines.large_p import approach, collapse_forecast
+    rows = [x for x in approach(S) if x.psi_p == pp]
+    for k, a in enumerate(rows):
         ok = [i for i, e in enumerate(a.excess) if e.value > 0]
         if not ok:
             continue
@@ -82,6 +85,16 @@ def _approach_panel(ax, S, pp: float, colors) -> None:
         hi = np.array([x.hi if math.isfinite(x.hi) else x.value for x in e])
         ax.errorbar(ns, y, yerr=[y - lo, hi - y], fmt="o-", color=colors[k % len(colors)], ms=5, capsize=2, lw=1,
                     label=f"ψ_n {a.psi_n_lo:g}→{a.psi_n_hi:g} (d = {', '.join(str(a.ds[i]) for i in ok)})")
+        held = [collapse_forecast(S, pp, a.ns[i], exclude_d=a.ds[i]) for i in ok]
+        fine = [j for j, f in enumerate(held) if f.value > 0]
+        if fine:
+            ax.plot(ns[fine] * 1.06, [held[j].value for j in fine], "o", mfc="none", color=colors[k % len(colors)],
+                    ms=5, alpha=0.7, label="its forecast, rung left out" if k == len(rows) - 1 else None)
+    every = sorted({n for a in rows for n in a.ns})
+    if len(every) >= 2:
+        grid = np.geomspace(every[0], 2 * every[-1], 60)
+        line = np.array([collapse_forecast(S, pp, n).value for n in grid])
+        ax.plot(grid, line, "-", color="gray", lw=1, alpha=0.7, label="collapse in n (all rungs)")
     ax.axhline(S.tolerance, color="gray", ls="--", lw=1, label=f"tolerance {S.tolerance:g}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
