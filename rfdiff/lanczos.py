@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._util import check_array, check_positive, check_positive_int, check_symmetric, warn
+from ._util import check_array, check_positive, check_positive_int, check_symmetric, row_chunks, warn
 from .dynamics import ExactDynamics
 from .matrices import ROW_BLOCK
 from .population import Population, check_population
@@ -168,13 +168,17 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
 
     K, T = block_lanczos(as_matmat(U), V, max_steps, stop=stop)
     theta, S = np.linalg.eigh(T)
-    basis = K @ S
+    basis = K
+    for sl in row_chunks(p, block):         # the Ritz basis K S in K's own memory, a row block at a time
+        basis[sl] = basis[sl] @ S
     Z = basis.T @ V
     n_neg = int(np.sum(theta < 0))
     theta = np.maximum(theta, 0.0)
     H = g = g_emp = None
     if pop is not None:
-        P = basis.T @ _apply(pop.U, basis, block)
+        P = np.zeros((basis.shape[1], basis.shape[1]))
+        for sl in row_chunks(p, block):     # Bᵀ Ũ B by row blocks of Ũ: no p × m product held
+            P += basis[sl].T @ (_rows(pop.U, sl) @ basis)
         P = 0.5 * (P + P.T)
         H = (Z @ Z.T) * P
         g = np.sum(Z * (basis.T @ np.asarray(pop.V, dtype=np.float64)), axis=1)
@@ -192,13 +196,13 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
                          pop.emp_sq if pop is not None and pop.has_emp else None, n_neg, info)
 
 
-def _apply(M, X, block):
-    """M X for a dense matrix, a Mehler plan, or a list of weighted plans [(π_c, plan_c)] (rows streamed)."""
+def _rows(M, sl: slice) -> np.ndarray:
+    """Rows ``sl`` of M: a dense matrix, a Mehler plan, or a list of weighted plans [(π_c, plan_c)]."""
     if isinstance(M, (list, tuple)):
-        return sum(pi_c * plan.matmat(X, block) for pi_c, plan in M)
-    if hasattr(M, "matmat"):
-        return M.matmat(X, block)
-    return np.asarray(M, dtype=np.float64) @ X
+        return sum(pi_c * plan.rows(sl) for pi_c, plan in M)
+    if hasattr(M, "rows"):
+        return M.rows(sl)
+    return np.asarray(M[sl], dtype=np.float64)
 
 
 def top_eigenvalues(U, X0: np.ndarray, k: int, *, tol: float = 1e-8, max_steps: int = 16,

@@ -210,6 +210,44 @@ class MehlerPlan:
         """U X streamed in row blocks (U is never stored)."""
         return np.concatenate([self.rows(sl) @ X for sl in row_chunks(self.p, max(1, block))])
 
+    def upper(self, block: int = ROW_BLOCK) -> "UpperRows":
+        """U held as its upper row blocks (half of a dense U's memory; :class:`UpperRows`), diagonal exact: the
+        blocks :meth:`dense` computes, kept instead of mirrored."""
+        starts, blocks = [], []
+        for sl in row_chunks(self.p, max(1, block)):
+            blk = mehler_rows(self.G, self.w, self.F, sl, slice(sl.start, self.p))
+            b = sl.stop - sl.start
+            blk[:, :b] = 0.5 * (blk[:, :b] + blk[:, :b].T)
+            blk[np.arange(b), np.arange(b)] = self.diag[sl]
+            starts.append(sl.start)
+            blocks.append(blk)
+        return UpperRows(self.p, tuple(starts), tuple(blocks))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class UpperRows:
+    """A symmetric (p, p) matrix held as its upper row blocks, ``blocks[i] = M[s_i:s_i + b_i, s_i:]`` (docs/theory.md
+    §3.4): p²/2 numbers instead of p², products at the cost of a dense one,
+    ``(M X)[s_i:] += M_i X[s_i:]`` and ``(M X)[s_i + b_i:] += M_i[:, b_i:]ᵀ X[s_i:s_i + b_i]`` per block."""
+
+    p: int
+    starts: tuple
+    blocks: tuple
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(b.nbytes for b in self.blocks))
+
+    def matmat(self, X: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
+        """M X (``block`` is the blocks' own; accepted for the interface of :meth:`MehlerPlan.matmat`)."""
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.zeros((self.p,) + X.shape[1:])
+        for s, B in zip(self.starts, self.blocks):
+            b = B.shape[0]
+            Y[s:s + b] += B @ X[s:]
+            Y[s + b:] += B[:, b:].T @ X[s:s + b]
+        return Y
+
 
 def _quad_change(act, M, s, w, F, K, Q, Q2, idx):
     """Largest relative change of the sub-block Mehler sum, of Σ_ν ω_ν g_1 (V) and of the exact

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import dynamics, lanczos
 from ._util import check_positive, check_positive_int, stream_key, warn
-from .matrices import FeatureMoments
+from .matrices import ROW_BLOCK, FeatureMoments
 from .resources import device_memory
 from .model import RFConfig, RFProblem, build_problem, data_law
 from .model import draw
@@ -218,6 +218,13 @@ def _ldl_edge(method: str, p: int, n: int, d: int) -> bool:
     return method == "lanczos" and d + 1 < n < p
 
 
+def _upper_rows(method: str, spectrum: str, p: int, n: int, d: int) -> bool:
+    """Whether the Krylov route holds U as its upper row blocks (:class:`rfdiff.matrices.UpperRows`, p²/2 numbers)
+    rather than dense: when nothing downstream needs the dense array, i.e. the spectrum is neither ``"exact"``
+    (LAPACK) nor ``"edges"`` by one LDLᵀ of U − σI in U's memory (:func:`_ldl_edge`) (docs/theory.md §3.4)."""
+    return method == "lanczos" and spectrum != "exact" and not (spectrum == "edges" and _ldl_edge(method, p, n, d))
+
+
 def _auto_spectrum(p: int, method: str) -> str:
     if method == "dense":
         return "exact"
@@ -230,12 +237,13 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
                     n_tau: int = 0, spectrum: str = "auto", slq_columns: int = 16 * 80) -> int:
     """Peak bytes of one route (float64), stage by stage (docs/theory.md §3.4).
 
-    Mehler factors g_k while U is built: (max_order + 2) p n; Krylov stage: basis, Ritz basis and Ũ·basis,
-    3 p m (m = min(p, ``basis_blocks``·d)); spectrum stage: a copy of U for LAPACK (``"exact"``), or the
+    Mehler factors g_k while U is built: (max_order + 2) p n; Krylov stage: the basis p m (m = min(p,
+    ``basis_blocks``·d); the Ritz basis is formed in its memory and Ũ enters by row blocks); spectrum stage: a copy of U for LAPACK (``"exact"``), or the
     top-eigenvalue Lanczos basis p m_e, T and its copies (4 m_e²), two blocks, G₀ and the Krylov stage's arrays
     (``"edges"``, m_e = 7 blocks of n + d + o), or the SLQ basis; τ grid: 4 arrays of at most ``GRID_CHUNK`` elements (``n_tau`` × modes,
     p or m, evaluated in slices: :func:`curves_chunked`) and 8 output curves of ``n_tau`` points.
-    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p²; lanczos: U, and Ũ up to p = POP_DENSE_MAX_P (streamed beyond);
+    dense: U, Ũ, eigenvectors Q, QᵀŨQ, H and temporaries ≈ 7 p²; lanczos: U (p², or p²/2 as upper row blocks where
+    the spectrum needs no dense U: :func:`_upper_rows`), and Ũ up to p = POP_DENSE_MAX_P (streamed beyond);
     streamed: no p × p array.
     """
     p, n, d, n_tau = int(p), int(n), int(d), int(n_tau)
@@ -271,9 +279,12 @@ def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, ba
         spec = 8 * p * slq_columns
     else:
         spec = 0
-    stages = max(3 * 8 * p * m, 8 * p * m + spec, 8 * p * m + grid(m))
+    # Krylov stage: the basis (the Ritz basis is formed in its memory) and row blocks of Ũ (with the Mehler
+    # temporaries of a streamed Ũ); then the spectrum or the τ grid beside the basis
+    stages = max(8 * p * m + 4 * 8 * ROW_BLOCK * p, 8 * p * m + spec, 8 * p * m + grid(m))
     if method == "lanczos":
-        return 8 * p * p + max(g, 8 * p * n + stages)
+        u = 4 * p * (p + ROW_BLOCK) if _upper_rows(method, spectrum, p, n, d) else 8 * p * p
+        return u + max(g, 8 * p * n + stages)
     return g + stages + 8 * 1024 * p * 2
 
 
@@ -573,9 +584,11 @@ def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact
             G0 = problem.train_plan.G[0].copy()       # the start block of the top-eigenvalue Lanczos
         if method == "lanczos":                       # U formed from its plan, whose g_k are then freed
             plan = problem.train_plan
+            half = _upper_rows(method, spectrum_kind, config.p, config.n, config.d)
             problem = dataclasses.replace(problem, train_plan=None, train=FeatureMoments(
-                plan.dense(), problem.train.V, plan.order, plan.error,
+                plan.upper() if half else plan.dense(), problem.train.V, plan.order, plan.error,
                 {"method": "mehler", **plan.info, "tol": config.tol, "converged": bool(plan.error < config.tol)}))
+            diag["U_storage"] = "upper row blocks (p²/2)" if half else "dense (p²)"
             del plan
         diag["matrices"] = {"train_order": problem.train.order, "train_trunc_error": problem.train.trunc_error,
                             "train_quad_order": problem.train.info.get("quad_order"),

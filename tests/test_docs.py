@@ -41,6 +41,17 @@ def _citations() -> dict[str, list[str]]:
     return found
 
 
+def test_the_docs_hold_no_control_characters():
+    """A backslash sequence written through an unescaped string (\\rm, \\top, \\nu) turns into a control character
+    and breaks the formula without a word: no text file of the docs holds one but the newline."""
+    files = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "figures").glob("*.md"))]
+    for path in files:
+        text = path.read_bytes().decode("utf-8")
+        bad = sorted({f"{ord(c):#04x}" for c in text if ord(c) < 32 and c != "\n"})
+        assert not bad, f"{path.relative_to(ROOT)}: control characters {bad}"
+
+
 def test_headings_are_numbered_sections():
     heads = _headings()
     assert {"1", "2", "3", "4", "5", "6", "7"} <= heads and "4.3" in heads and "6.1" in heads

@@ -137,3 +137,19 @@ def test_training_set_refused_by_name(X):
     """Bad training sets: a one-line ValueError naming X, before any computation (property-based)."""
     with pytest.raises(ValueError, match="X"):
         matrices.train_matrices(np.ones((8, 4)), X, 0.1)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(p=st.integers(3, 90), block=st.integers(1, 40), cols=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_upper_row_blocks_hold_half_of_u_and_multiply_as_u(p, block, cols, seed):
+    """U held as its upper row blocks (rfdiff.matrices.UpperRows): every block is the dense U's rows from its own
+    diagonal on, the product equals the dense U's to rounding, and it holds about half of U's numbers."""
+    rng = np.random.default_rng(seed)
+    W, X = rng.standard_normal((p, 4)), rng.standard_normal((6, 4))
+    plan, _ = matrices.train_plan_and_V(W, X, 0.3)
+    U, H = plan.dense(), plan.upper(block=block)
+    for s, B in zip(H.starts, H.blocks):
+        np.testing.assert_allclose(B, U[s:s + B.shape[0], s:], rtol=1e-13, atol=1e-15)
+    Z = rng.standard_normal((p, cols))
+    np.testing.assert_allclose(H.matmat(Z), U @ Z, rtol=1e-12, atol=1e-13 * np.abs(U).max())
+    assert H.nbytes <= 0.5 * U.nbytes + 8 * p * block
