@@ -32,6 +32,9 @@ from .diffusion import delta
 # Rows per block of the Mehler sums: the Horner passes over a 256 × p block stay in cache (at p = 4096 the
 # dense U and Ũ took 0.66 s and 0.16 s with 256 rows against 0.90 s and 0.26 s with 1024, medians of 3)
 ROW_BLOCK = 256
+# The largest Mehler order the training plan may choose (its tol decides below it); the memory budget of a route
+# assumes it until the order is probed (rfdiff.study.choose_method)
+MAX_ORDER = 12
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -259,6 +262,28 @@ def _quad_change(act, M, s, w, F, K, Q, Q2, idx):
     return max(float(np.linalg.norm(b - a) / max(np.linalg.norm(b), 1e-300)) for a, b in zip(*parts))
 
 
+def _select(act, M, s, w, F, tol: float, max_order: int, quad_order: Optional[int], idx: np.ndarray):
+    """Gauss–Hermite size Q, its error, the Mehler term norms and the order (K, error) chosen on the rows ``idx``
+    (:func:`mehler_plan`)."""
+    Q, quad_err = (quad_order or 16), 0.0
+    if act.smoothed is None:
+        while True:
+            Q2 = min(240, int(Q * 1.5))
+            quad_err = _quad_change(act, M, s, w, F, max_order, Q, Q2, idx) if Q2 > Q else 0.0
+            if quad_err < tol / 10 or Q2 == Q:
+                break
+            Q = Q2
+    Gs, _ = smoothed_rows(act, M[idx], s[idx], max_order, Q)
+    norms, _ = _term_norms(Gs, w, F[idx], np.arange(idx.size))
+    K, err = _choose_order(norms, tol)
+    return Q, quad_err, norms, K, err
+
+
+def _sample_rows(p: int, sample_rows: int) -> np.ndarray:
+    """The rows on which the order and the quadrature are chosen (the same for a given p)."""
+    return np.sort(np.random.default_rng(0).choice(p, size=min(p, sample_rows), replace=False))
+
+
 def mehler_plan(act, M, weights, F, tol: float, max_order: int, quad_order: Optional[int] = None,
                 sample_rows: int = 256) -> MehlerPlan:
     """Plan for Σ_ν ω_ν E[σ(h)σ(h)ᵀ], h ~ N(M[:, ν], F Fᵀ): quadrature size and Mehler order chosen for ``tol``.
@@ -273,24 +298,28 @@ def mehler_plan(act, M, weights, F, tol: float, max_order: int, quad_order: Opti
     M = np.asarray(M, dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    p = M.shape[0]
     s = np.sqrt(np.sum(F * F, axis=1))
-    idx = np.sort(np.random.default_rng(0).choice(p, size=min(p, sample_rows), replace=False))
-    Q, quad_err = (quad_order or 16), 0.0
-    if act.smoothed is None:
-        while True:
-            Q2 = min(240, int(Q * 1.5))
-            quad_err = _quad_change(act, M, s, w, F, max_order, Q, Q2, idx) if Q2 > Q else 0.0
-            if quad_err < tol / 10 or Q2 == Q:
-                break
-            Q = Q2
-    Gs, _ = smoothed_rows(act, M[idx], s[idx], max_order, Q)
-    norms, _ = _term_norms(Gs, w, F[idx], np.arange(idx.size))
-    K, err = _choose_order(norms, tol)
+    Q, quad_err, norms, K, err = _select(act, M, s, w, F, tol, max_order, quad_order, _sample_rows(M.shape[0], sample_rows))
     G, m2 = smoothed_rows(act, M, s, K if K >= 1 else 1, Q)
     g1 = G[1] @ w
     info = {"term_norms": [float(x) for x in norms], "quad_order": int(Q), "quad_error": float(quad_err)}
     return MehlerPlan(np.ascontiguousarray(G[: K + 1]), w, F, m2 @ w, g1, int(K), float(err + quad_err), info)
+
+
+@x64
+def train_order(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = MAX_ORDER,
+                quad_order: Optional[int] = None, sample_rows: int = 256) -> int:
+    """The Mehler order K of the training U that :func:`train_plan_and_V` will choose, from its sample rows alone
+    (p·n work: for sizing a route's memory, (K + 2) p n for the factors, before any p × n array exists)."""
+    W, t, act = _validate_common(W, t, activation)
+    X = np.asarray(check_finite_array("X", X), dtype=np.float64)
+    p, d = W.shape
+    idx = _sample_rows(p, sample_rows)
+    M = math.exp(-t) * (W[idx] @ X.T) / math.sqrt(d)
+    F = math.sqrt(delta(t)) * W[idx] / math.sqrt(d)
+    w = np.full(X.shape[0], 1.0 / X.shape[0])
+    return int(_select(act, M, np.sqrt(np.sum(F * F, axis=1)), w, F, tol, max_order, quad_order,
+                       np.arange(idx.size))[3])
 
 
 def _warn_if_not_converged(what, err, tol, max_order):
@@ -309,7 +338,7 @@ def _validate_common(W, t, activation):
 
 
 @x64
-def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = 12,
+def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = MAX_ORDER,
                      quad_order: Optional[int] = None, sample_rows: int = 256) -> tuple[MehlerPlan, np.ndarray]:
     """The Mehler plan of the training U and the exact V (docs/theory.md §2.3–2.4), U not formed.
 
@@ -332,7 +361,7 @@ def train_plan_and_V(W, X, t: float, activation="tanh", tol: float = 1e-8, max_o
 
 
 @x64
-def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = 12,
+def train_matrices(W, X, t: float, activation="tanh", tol: float = 1e-8, max_order: int = MAX_ORDER,
                    quad_order: Optional[int] = None, block: int = ROW_BLOCK, sample_rows: int = 256) -> FeatureMoments:
     """Exact noise-averaged U = (1/n)Σ_ν E_ξ φ_νφ_νᵀ and V = (1/n)Σ_ν E_ξ φ_ν ξᵀ (docs/theory.md §2.3–2.4).
 

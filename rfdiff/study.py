@@ -48,7 +48,7 @@ import numpy as np
 
 from . import dynamics, lanczos
 from ._util import check_positive, check_positive_int, stream_key, warn
-from .matrices import ROW_BLOCK, FeatureMoments
+from .matrices import MAX_ORDER, ROW_BLOCK, FeatureMoments, train_order
 from .resources import device_memory
 from .model import RFConfig, RFProblem, build_problem, data_law
 from .model import draw
@@ -233,7 +233,7 @@ def _auto_spectrum(p: int, method: str) -> str:
     return "edges"
 
 
-def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = 12, basis_blocks: int = 40, *,
+def memory_estimate(p: int, n: int, d: int, method: str, max_order: int = MAX_ORDER, basis_blocks: int = 40, *,
                     n_tau: int = 0, spectrum: str = "auto", slq_columns: int = 16 * 80) -> int:
     """Peak bytes of one route (float64), stage by stage (docs/theory.md §3.4).
 
@@ -308,16 +308,21 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
     """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory`` (module docstring).
 
     The memory needed includes the spectrum's stage and ``n_tau`` points of the τ grid
-    (:func:`memory_estimate`). Raises ValueError (naming ``p``) when even the streamed route does not
-    fit, or when an explicitly requested route does not.
+    (:func:`memory_estimate`). The Mehler factors are budgeted at the largest order (12) first; where no route
+    fits that budget, the order the training plan will choose is probed on its sample rows
+    (:func:`rfdiff.matrices.train_order`, p·n work) and the routes are sized with it. Raises ValueError (naming
+    ``p``) when even the streamed route does not fit, or when an explicitly requested route does not.
     """
     memory = available_memory() if memory is None else memory
+    order = [MAX_ORDER]
 
-    def need(m):
-        spec = spectrum if not (spectrum == "exact" and m == "streamed") else "edges"
-        return memory_estimate(config.p, config.n, config.d, m, n_tau=n_tau, spectrum=spec)
+    def need(m, spec=spectrum):
+        spec = spec if not (spec == "exact" and m == "streamed") else "edges"
+        return memory_estimate(config.p, config.n, config.d, m, max_order=order[0], n_tau=n_tau, spectrum=spec)
 
-    if method == "auto":
+    def pick():
+        if method != "auto":
+            return method if need(method) <= memory else None
         # the Krylov basis that resolves the curves holds about half of p (module docstring), i.e. about
         # p/(2d) blocks: beyond ``max_steps`` of them (small d) one eigendecomposition is the better route
         krylov_ok = 0.5 * config.p / config.d <= max_steps
@@ -326,11 +331,23 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
         for m in (("dense",) if dense_first else ()) + ("lanczos",) + (() if spectrum == "exact" else ("streamed",)):
             if need(m) <= memory:
                 return m
-        method = "streamed"
-    if need(method) > memory:
-        raise ValueError(f"p={config.p}: the {method} route needs about {need(method) / 1e9:.1f} GB "
-                         f"(n={config.n}, d={config.d}, n_tau={n_tau}) but {memory / 1e9:.1f} GB are available")
-    return method
+        return None
+
+    chosen = pick()
+    if chosen is None:
+        dr = draw(config)
+        order[0] = train_order(dr.W, dr.X, config.t, config.activation, tol=config.tol, max_order=MAX_ORDER)
+        del dr
+        chosen = pick()
+    if chosen is not None:
+        return chosen
+    m = "streamed" if method == "auto" else method
+    hint = ""
+    if spectrum not in ("none", "slq") and m != "dense" and need("lanczos", "none") <= memory:
+        hint = f"; without the spectrum (spectrum='none') the lanczos route needs {need('lanczos', 'none') / 1e9:.1f} GB"
+    raise ValueError(f"p={config.p}: the {m} route needs about {need(m) / 1e9:.1f} GB "
+                     f"(n={config.n}, d={config.d}, n_tau={n_tau}, Mehler order budget {order[0]}) but "
+                     f"{memory / 1e9:.1f} GB are available{hint}")
 
 
 def choose_spectrum(config: RFConfig, method: str, spectrum: str = "auto") -> str:

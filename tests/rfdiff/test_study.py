@@ -279,3 +279,25 @@ def test_route_cost_counts_the_theorys_memory_of_the_tau_grid():
     assert fine >= study.THEORY_BYTES_PER_TAU * study.N_TAU_MAX
     bare = study.route_cost(cfg, study.StudyOptions(taus=study.TauGrid(0.1, 1e7, study.N_TAU_MAX), theory=False))
     assert bare["bytes"] < fine
+
+
+def test_the_route_is_sized_with_the_probed_mehler_order_where_the_budget_does_not_fit():
+    """The Mehler factors are budgeted at order 12; where that does not fit, the order the plan will choose is probed
+    on its sample rows (the plan's own) and the route sized with it. Where only dropping the spectrum would fit,
+    the error says so."""
+    from rfdiff import matrices
+    from rfdiff.model import draw
+    cfg = RFConfig(d=64, p=4096, n=1024)
+    dr = draw(cfg)
+    K = matrices.train_order(dr.W, dr.X, cfg.t)
+    plan, _ = matrices.train_plan_and_V(dr.W[:512], dr.X, cfg.t)       # any p: the probe reads the plan's rows
+    assert K < matrices.MAX_ORDER
+    assert matrices.train_order(dr.W[:512], dr.X, cfg.t) == plan.order
+    est = {k: study.memory_estimate(4096, 1024, 64, "lanczos", max_order=k, spectrum="none", n_tau=162)
+           for k in (K, matrices.MAX_ORDER)}
+    assert est[K] < est[matrices.MAX_ORDER]
+    mem = (est[K] + est[matrices.MAX_ORDER]) // 2
+    assert study.choose_method(cfg, "lanczos", mem, n_tau=162, spectrum="none") == "lanczos"
+    edges = study.memory_estimate(4096, 1024, 64, "lanczos", max_order=K, spectrum="edges", n_tau=162)
+    with pytest.raises(ValueError, match=r"^p=4096: .*without the spectrum \(spectrum='none'\)"):
+        study.choose_method(cfg, "lanczos", (est[K] + edges) // 2, n_tau=162, spectrum="edges")
