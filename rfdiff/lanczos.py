@@ -169,7 +169,7 @@ def krylov_dynamics(U, V, t: float, *, tol: float = 1e-10, max_steps: int = 64, 
     K, T = block_lanczos(as_matmat(U), V, max_steps, stop=stop)
     theta, S = np.linalg.eigh(T)
     basis = K
-    for sl in row_chunks(p, block):         # the Ritz basis K S in K's own memory, a row block at a time
+    for sl in row_chunks(p, 4 * block):     # the Ritz basis K S in K's own memory, a row block at a time
         basis[sl] = basis[sl] @ S
     Z = basis.T @ V
     n_neg = int(np.sum(theta < 0))
