@@ -335,9 +335,7 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
 
     chosen = pick()
     if chosen is None:
-        dr = draw(config)
-        order[0] = train_order(dr.W, dr.X, config.t, config.activation, tol=config.tol, max_order=MAX_ORDER)
-        del dr
+        order[0] = _probe_order(config)
         chosen = pick()
     if chosen is not None:
         return chosen
@@ -348,6 +346,12 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
     raise ValueError(f"p={config.p}: the {m} route needs about {need(m) / 1e9:.1f} GB "
                      f"(n={config.n}, d={config.d}, n_tau={n_tau}, Mehler order budget {order[0]}) but "
                      f"{memory / 1e9:.1f} GB are available{hint}")
+
+
+def _probe_order(config: RFConfig) -> int:
+    """The Mehler order the training plan of ``config`` will choose (:func:`rfdiff.matrices.train_order`)."""
+    dr = draw(config)
+    return train_order(dr.W, dr.X, config.t, config.activation, tol=config.tol, max_order=MAX_ORDER)
 
 
 def choose_spectrum(config: RFConfig, method: str, spectrum: str = "auto") -> str:
@@ -444,8 +448,12 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
             out["spectrum"] = 0.0
         out["curves"] = 2 * n_tau * r * r
     out["total"] = sum(out.values())
-    out["bytes"] = 0 if o.model == "ge" else memory_estimate(config.p, config.n, config.d, o.method,
-                                                            n_tau=int(n_tau), spectrum=o.spectrum)
+    out["bytes"] = 0
+    if o.model != "ge":     # sized as choose_method sized it: the order-12 budget, or the probed order where that did not fit
+        out["bytes"] = memory_estimate(config.p, config.n, config.d, o.method, n_tau=int(n_tau), spectrum=o.spectrum)
+        if out["bytes"] > (available_memory() if memory is None else memory):
+            out["bytes"] = memory_estimate(config.p, config.n, config.d, o.method, max_order=_probe_order(config),
+                                           n_tau=int(n_tau), spectrum=o.spectrum)
     if o.theory and config.data.kind not in NO_THEORY:      # the theory runs after the simulation
         out["bytes"] = max(out["bytes"], THEORY_BYTES_PER_TAU * int(n_tau) + THEORY_BYTES)
     out["method"], out["spectrum_method"] = o.method, o.spectrum

@@ -298,6 +298,8 @@ def test_the_route_is_sized_with_the_probed_mehler_order_where_the_budget_does_n
     assert est[K] < est[matrices.MAX_ORDER]
     mem = (est[K] + est[matrices.MAX_ORDER]) // 2
     assert study.choose_method(cfg, "lanczos", mem, n_tau=162, spectrum="none") == "lanczos"
+    opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, 161), method="lanczos", spectrum="none", theory=False)
+    assert study.route_cost(cfg, opts, memory=mem)["bytes"] == est[K]          # printed as it was sized
     edges = study.memory_estimate(4096, 1024, 64, "lanczos", max_order=K, spectrum="edges", n_tau=162)
     with pytest.raises(ValueError, match=r"^p=4096: .*without the spectrum \(spectrum='none'\)"):
         study.choose_method(cfg, "lanczos", (est[K] + edges) // 2, n_tau=162, spectrum="edges")
