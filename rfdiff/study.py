@@ -308,9 +308,10 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
     """The route for ``config``: ``method`` itself, or under ``"auto"`` the fastest one that fits in ``memory`` (module docstring).
 
     The memory needed includes the spectrum's stage and ``n_tau`` points of the τ grid
-    (:func:`memory_estimate`). The Mehler factors are budgeted at the largest order (12) first; where no route
-    fits that budget, the order the training plan will choose is probed on its sample rows
-    (:func:`rfdiff.matrices.train_order`, p·n work) and the routes are sized with it. Raises ValueError (naming
+    (:func:`memory_estimate`). The Mehler factors are budgeted at the largest order (12) first; where a route
+    does not fit that budget, the order the training plan will choose is probed on its sample rows
+    (:func:`rfdiff.matrices.train_order`, p·n work, once) and that route and the slower ones are sized with it,
+    so a faster route is never passed over for a budget the plan would not use. Raises ValueError (naming
     ``p``) when even the streamed route does not fit, or when an explicitly requested route does not.
     """
     memory = available_memory() if memory is None else memory
@@ -320,25 +321,26 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
         spec = spec if not (spec == "exact" and m == "streamed") else "edges"
         return memory_estimate(config.p, config.n, config.d, m, max_order=order[0], n_tau=n_tau, spectrum=spec)
 
-    def pick():
-        if method != "auto":
-            return method if need(method) <= memory else None
+    def fits(m):
+        if need(m) <= memory:
+            return True
+        if order[0] == MAX_ORDER:           # sized again with the order the plan will choose (probed once)
+            order[0] = _probe_order(config)
+            return need(m) <= memory
+        return False
+
+    if method != "auto":
+        if fits(method):
+            return method
+    else:
         # the Krylov basis that resolves the curves holds about half of p (module docstring), i.e. about
         # p/(2d) blocks: beyond ``max_steps`` of them (small d) one eigendecomposition is the better route
         krylov_ok = 0.5 * config.p / config.d <= max_steps
         dense_first = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu" or \
             (not krylov_ok and config.p <= EXACT_SPECTRUM_MAX_P)
         for m in (("dense",) if dense_first else ()) + ("lanczos",) + (() if spectrum == "exact" else ("streamed",)):
-            if need(m) <= memory:
+            if fits(m):
                 return m
-        return None
-
-    chosen = pick()
-    if chosen is None:
-        order[0] = _probe_order(config)
-        chosen = pick()
-    if chosen is not None:
-        return chosen
     m = "streamed" if method == "auto" else method
     hint = ""
     if spectrum not in ("none", "slq") and m != "dense" and need("lanczos", "none") <= memory:

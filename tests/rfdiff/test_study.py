@@ -41,6 +41,14 @@ def test_study_options_are_valid_or_refused_by_name(eta, method, lt):
         assert str(err).split()[0] in ("eta", "method", "lanczos_tol")
 
 
+def _order(cfg):
+    """The Mehler order the training plan of ``cfg`` chooses (what the route is sized with beyond the budget)."""
+    from rfdiff import matrices
+    from rfdiff.model import draw
+    dr = draw(cfg)
+    return matrices.train_order(dr.W, dr.X, cfg.t)
+
+
 def test_auto_route_by_size_and_memory():
     """On CPU: dense eigendecomposition up to p = 3000, then Krylov while U fits, then streamed; a route that
     does not fit is refused naming p."""
@@ -52,7 +60,8 @@ def test_auto_route_by_size_and_memory():
     # few, wide blocks (small d): one eigendecomposition beats a Krylov basis of about p/2
     assert study.choose_method(RFConfig(d=8, p=4096, n=512), memory=big) == "dense"
     cfg = RFConfig(d=64, p=16384, n=512)
-    lean = study.memory_estimate(16384, 512, 64, "streamed", spectrum="none")
+    K = _order(cfg)           # a route that does not fit the order-12 budget is sized with the plan's own order
+    lean = study.memory_estimate(16384, 512, 64, "streamed", spectrum="none", max_order=K)
     assert study.choose_method(cfg, memory=lean, spectrum="none") == "streamed"
     # with U formed the edges cost no more memory than the streamed route's top-n Lanczos: Krylov is taken
     assert study.memory_estimate(16384, 512, 64, "lanczos") < study.memory_estimate(16384, 512, 64, "streamed")
@@ -73,7 +82,7 @@ def test_resolve_names_the_route_actually_used():
     o = study.resolve(cfg, study.StudyOptions(), memory=big)
     assert (o.method, o.spectrum) == ("lanczos", "edges")
     assert study.resolve(cfg, o, memory=big) == o
-    lean = study.memory_estimate(16384, 1024, 64, "streamed", n_tau=162, spectrum="slq")
+    lean = study.memory_estimate(16384, 1024, 64, "streamed", n_tau=162, spectrum="slq", max_order=_order(cfg))
     assert study.resolve(cfg, study.StudyOptions(spectrum="slq"), memory=lean).method == "streamed"
     assert (study.resolve(RFConfig(d=64, p=4096, n=512), memory=big).spectrum) == "exact"
     assert study.resolve(RFConfig(d=16, p=256, n=64), study.StudyOptions(model="ge")).method == "dense"
@@ -298,6 +307,11 @@ def test_the_route_is_sized_with_the_probed_mehler_order_where_the_budget_does_n
     assert est[K] < est[matrices.MAX_ORDER]
     mem = (est[K] + est[matrices.MAX_ORDER]) // 2
     assert study.choose_method(cfg, "lanczos", mem, n_tau=162, spectrum="none") == "lanczos"
+    # under auto too: the faster route is not passed over for the streamed one on the order-12 budget
+    streamed = study.memory_estimate(4096, 1024, 64, "streamed", spectrum="none", n_tau=162)
+    assert streamed < est[matrices.MAX_ORDER]
+    mem = (streamed + est[matrices.MAX_ORDER]) // 2              # streamed fits the budget, lanczos only its order
+    assert study.choose_method(cfg, "auto", mem, n_tau=162, spectrum="none") == "lanczos"
     opts = study.StudyOptions(taus=study.TauGrid(0.1, 1e7, 161), method="lanczos", spectrum="none", theory=False)
     assert study.route_cost(cfg, opts, memory=mem)["bytes"] == est[K]          # printed as it was sized
     edges = study.memory_estimate(4096, 1024, 64, "lanczos", max_order=K, spectrum="edges", n_tau=162)
