@@ -601,11 +601,14 @@ def _run(config, options, method, tell, timings, diag, lap, spectrum_kind="exact
     else:
         diag["method"] = method
         diag["spectrum_method"] = spectrum_kind
-        diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method,
-                                                        n_tau=options.taus.n_tau + 1, spectrum=spectrum_kind)
         tell("matrices")
         problem = build_problem(config, dense_population=_dense_population(config.p, method),
                                 dense_train=(method == "dense"))
+        # the route's estimate at the Mehler order its plan chose (the order-12 budget sized the route unless it
+        # did not fit: choose_method)
+        order = (problem.train_plan or problem.train).order
+        diag["memory_estimate_bytes"] = memory_estimate(config.p, config.n, config.d, method, max_order=order,
+                                                        n_tau=options.taus.n_tau + 1, spectrum=spectrum_kind)
         G0 = None
         if method != "dense" and spectrum_kind == "edges":
             G0 = problem.train_plan.G[0].copy()       # the start block of the top-eigenvalue Lanczos
