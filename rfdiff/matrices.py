@@ -194,19 +194,23 @@ class MehlerPlan:
         out[idx - sl.start, idx] = self.diag[sl]
         return out
 
+    def _upper_blocks(self, block: int):
+        """The upper row blocks ``(sl, U[sl, sl.start:])``, their diagonal square symmetrised and the diagonal exact."""
+        for sl in row_chunks(self.p, max(1, block)):
+            blk = mehler_rows(self.G, self.w, self.F, sl, slice(sl.start, self.p))
+            b = sl.stop - sl.start
+            blk[:, :b] = 0.5 * (blk[:, :b] + blk[:, :b].T)
+            blk[np.arange(b), np.arange(b)] = self.diag[sl]
+            yield sl, blk
+
     def dense(self, block: int = ROW_BLOCK, out: Optional[np.ndarray] = None, scale: float = 1.0) -> np.ndarray:
         """U as a dense (p, p) array: upper row blocks computed, mirrored, diagonal exact (adds ``scale``·U to ``out``)."""
         p = self.p
         U = np.zeros((p, p)) if out is None else out
-        for sl in row_chunks(p, max(1, block)):
-            blk = mehler_rows(self.G, self.w, self.F, sl, slice(sl.start, p))
-            b = sl.stop - sl.start
-            blk[:, :b] = 0.5 * (blk[:, :b] + blk[:, :b].T)
-            blk[np.arange(b), np.arange(b)] = 0.0       # the exact diagonal is added below
+        for sl, blk in self._upper_blocks(block):
             blk *= scale
             U[sl, sl.start:] += blk
-            U[sl.stop:, sl] += blk[:, b:].T
-        U[np.diag_indices(p)] += scale * self.diag
+            U[sl.stop:, sl] += blk[:, sl.stop - sl.start:].T
         return U
 
     def matmat(self, X: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
@@ -216,15 +220,8 @@ class MehlerPlan:
     def upper(self, block: int = ROW_BLOCK) -> "UpperRows":
         """U held as its upper row blocks (half of a dense U's memory; :class:`UpperRows`), diagonal exact: the
         blocks :meth:`dense` computes, kept instead of mirrored."""
-        starts, blocks = [], []
-        for sl in row_chunks(self.p, max(1, block)):
-            blk = mehler_rows(self.G, self.w, self.F, sl, slice(sl.start, self.p))
-            b = sl.stop - sl.start
-            blk[:, :b] = 0.5 * (blk[:, :b] + blk[:, :b].T)
-            blk[np.arange(b), np.arange(b)] = self.diag[sl]
-            starts.append(sl.start)
-            blocks.append(blk)
-        return UpperRows(self.p, tuple(starts), tuple(blocks))
+        starts, blocks = zip(*((sl.start, blk) for sl, blk in self._upper_blocks(block)))
+        return UpperRows(self.p, starts, blocks)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
