@@ -37,6 +37,7 @@ actually used (what a cache key must name); :func:`route_cost` gives its bytes a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -309,28 +310,19 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
 
     The memory needed includes the spectrum's stage and ``n_tau`` points of the τ grid
     (:func:`memory_estimate`). The Mehler factors are budgeted at the largest order (12) first; where a route
-    does not fit that budget, the order the training plan will choose is probed on its sample rows
-    (:func:`rfdiff.matrices.train_order`, p·n work, once) and that route and the slower ones are sized with it,
-    so a faster route is never passed over for a budget the plan would not use. Raises ValueError (naming
+    does not fit that budget, it is sized with the order the training plan will choose, probed on the plan's sample
+    rows (:func:`_sized`; p·n work, once per configuration), so a faster route is never passed over for a budget
+    the plan would not use. Raises ValueError (naming
     ``p``) when even the streamed route does not fit, or when an explicitly requested route does not.
     """
     memory = available_memory() if memory is None else memory
-    order = [MAX_ORDER]
 
     def need(m, spec=spectrum):
         spec = spec if not (spec == "exact" and m == "streamed") else "edges"
-        return memory_estimate(config.p, config.n, config.d, m, max_order=order[0], n_tau=n_tau, spectrum=spec)
-
-    def fits(m):
-        if need(m) <= memory:
-            return True
-        if order[0] == MAX_ORDER:           # sized again with the order the plan will choose (probed once)
-            order[0] = _probe_order(config)
-            return need(m) <= memory
-        return False
+        return _sized(config, m, spec, n_tau, memory)
 
     if method != "auto":
-        if fits(method):
+        if need(method)[0] <= memory:
             return method
     else:
         # the Krylov basis that resolves the curves holds about half of p (module docstring), i.e. about
@@ -339,19 +331,33 @@ def choose_method(config: RFConfig, method: str = "auto", memory: Optional[int] 
         dense_first = config.p <= DENSE_MAX_P or jax.default_backend() != "cpu" or \
             (not krylov_ok and config.p <= EXACT_SPECTRUM_MAX_P)
         for m in (("dense",) if dense_first else ()) + ("lanczos",) + (() if spectrum == "exact" else ("streamed",)):
-            if fits(m):
+            if need(m)[0] <= memory:
                 return m
     m = "streamed" if method == "auto" else method
-    hint = ""
-    if spectrum not in ("none", "slq") and m != "dense" and need("lanczos", "none") <= memory:
-        hint = f"; without the spectrum (spectrum='none') the lanczos route needs {need('lanczos', 'none') / 1e9:.1f} GB"
-    raise ValueError(f"p={config.p}: the {m} route needs about {need(m) / 1e9:.1f} GB "
-                     f"(n={config.n}, d={config.d}, n_tau={n_tau}, Mehler order budget {order[0]}) but "
+    (size, order), hint = need(m), ""
+    if spectrum not in ("none", "slq") and m != "dense" and need("lanczos", "none")[0] <= memory:
+        hint = f"; without the spectrum (spectrum='none') the lanczos route needs {need('lanczos', 'none')[0] / 1e9:.1f} GB"
+    raise ValueError(f"p={config.p}: the {m} route needs about {size / 1e9:.1f} GB "
+                     f"(n={config.n}, d={config.d}, n_tau={n_tau}, Mehler order budget {order}) but "
                      f"{memory / 1e9:.1f} GB are available{hint}")
 
 
+def _sized(config: RFConfig, method: str, spectrum: str, n_tau: int, memory: int) -> tuple[int, int]:
+    """(bytes, Mehler order) a route is sized with: the order-12 budget where that fits in ``memory``, else the order
+    the training plan will choose (:func:`_probe_order`) — the rule of :func:`choose_method` and :func:`route_cost`."""
+    size = memory_estimate(config.p, config.n, config.d, method, n_tau=n_tau, spectrum=spectrum)
+    if size <= memory:
+        return size, MAX_ORDER
+    order = _probe_order(config)
+    return memory_estimate(config.p, config.n, config.d, method, max_order=order, n_tau=n_tau,
+                           spectrum=spectrum), order
+
+
+@functools.lru_cache(maxsize=256)
 def _probe_order(config: RFConfig) -> int:
-    """The Mehler order the training plan of ``config`` will choose (:func:`rfdiff.matrices.train_order`)."""
+    """The Mehler order the training plan of ``config`` will choose (:func:`rfdiff.matrices.train_order`; a function
+    of the configuration alone, kept per configuration: the route is sized by ``resolve`` and again by
+    :func:`route_cost` and the sweeps' estimates)."""
     dr = draw(config)
     return train_order(dr.W, dr.X, config.t, config.activation, tol=config.tol, max_order=MAX_ORDER)
 
@@ -450,12 +456,8 @@ def route_cost(config: RFConfig, options: "StudyOptions", order: int = 8, basis:
             out["spectrum"] = 0.0
         out["curves"] = 2 * n_tau * r * r
     out["total"] = sum(out.values())
-    out["bytes"] = 0
-    if o.model != "ge":     # sized as choose_method sized it: the order-12 budget, or the probed order where that did not fit
-        out["bytes"] = memory_estimate(config.p, config.n, config.d, o.method, n_tau=int(n_tau), spectrum=o.spectrum)
-        if out["bytes"] > (available_memory() if memory is None else memory):
-            out["bytes"] = memory_estimate(config.p, config.n, config.d, o.method, max_order=_probe_order(config),
-                                           n_tau=int(n_tau), spectrum=o.spectrum)
+    out["bytes"] = 0 if o.model == "ge" else _sized(config, o.method, o.spectrum, int(n_tau),
+                                                    available_memory() if memory is None else memory)[0]
     if o.theory and config.data.kind not in NO_THEORY:      # the theory runs after the simulation
         out["bytes"] = max(out["bytes"], THEORY_BYTES_PER_TAU * int(n_tau) + THEORY_BYTES)
     out["method"], out["spectrum_method"] = o.method, o.spectrum
